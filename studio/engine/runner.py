@@ -1,0 +1,113 @@
+"""Request + leased pipeline -> pipeline keyword arguments -> images.
+
+Knows how each family is driven (negative prompt, true CFG, max_sequence_length, scheduler);
+knows nothing of Gradio, files or the gallery.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+from studio.engine.callbacks import StepCallback
+from studio.errors import InvalidRequest
+from studio.models.catalog import Family
+from studio.requests import GenerationRequest
+
+# A1111 sampler names -> (diffusers scheduler class, extra config). Flow-matching families
+# (FLUX, SD3) have one sampler: their own FlowMatchEuler.
+SD_SAMPLERS: dict[str, tuple[str, dict]] = {
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DDIM": ("DDIMScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+}
+FLOW_SAMPLERS = {"Euler": ("FlowMatchEulerDiscreteScheduler", {})}
+
+
+def samplers_for(family: Family) -> list[str]:
+    return list(FLOW_SAMPLERS if _is_flow(family) else SD_SAMPLERS)
+
+
+def _is_flow(family: Family) -> bool:
+    return family.name.startswith(("flux", "sd3"))
+
+
+def check_sampler(family: Family, name: str) -> None:
+    if name not in samplers_for(family):
+        raise InvalidRequest("scheduler", f"{family.label} offers {samplers_for(family)}, got {name!r}")
+
+
+@contextmanager
+def scheduler_set(pipe, family: Family, name: str):
+    """Swap the pipeline's scheduler for one call; put the original back after."""
+    table = FLOW_SAMPLERS if _is_flow(family) else SD_SAMPLERS
+    original = pipe.scheduler
+    cls_name, extra = table[name]
+    if type(original).__name__ == cls_name and not extra:
+        yield
+        return
+    import diffusers
+
+    pipe.scheduler = getattr(diffusers, cls_name).from_config(original.config, **extra)
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+
+
+def count_tokens(pipe, family: Family, text: str) -> int:
+    tokenizer = getattr(pipe, family.token_encoder, None) or getattr(pipe, "tokenizer", None)
+    if tokenizer is None:
+        return 0
+    ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+    return len(ids)
+
+
+def check_prompt_length(pipe, family: Family, request: GenerationRequest, limit: int) -> None:
+    """Refuse a prompt the encoder would silently cut (CLIP: 75 + 2 specials; T5: its max length)."""
+    usable = limit - 2 if family.token_encoder == "tokenizer" and limit == 77 else limit - 1
+    for field, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
+        if not text:
+            continue
+        n = count_tokens(pipe, family, text)
+        if n > usable:
+            raise InvalidRequest(field, f"is {n} tokens long; {family.label} reads at most {usable} and would "
+                                        f"silently drop the rest. Shorten it.")
+
+
+def pipeline_kwargs(family: Family, request: GenerationRequest, *, max_sequence_length: int | None,
+                    true_cfg_scale: float | None = None) -> dict:
+    kw: dict = {
+        "prompt": request.prompt,
+        "height": request.height,
+        "width": request.width,
+        "num_inference_steps": request.steps,
+        "guidance_scale": request.guidance,
+        "num_images_per_prompt": request.batch_size,
+        "output_type": "pil",
+    }
+    if max_sequence_length is not None and family.max_sequence_length is not None:
+        kw["max_sequence_length"] = max_sequence_length
+    if request.negative_prompt:
+        if family.negative == "negative_prompt":
+            kw["negative_prompt"] = request.negative_prompt
+        elif family.negative == "true_cfg":
+            kw["negative_prompt"] = request.negative_prompt
+            kw["true_cfg_scale"] = true_cfg_scale or family.true_cfg_scale
+        else:
+            raise InvalidRequest("negative_prompt", f"{family.label} does not use a negative prompt; leave it empty")
+    return kw
+
+
+def run(pipe, family: Family, request: GenerationRequest, *, seeds: list[int], callback: StepCallback,
+        max_sequence_length: int | None) -> list:
+    """One pipeline call: ``request.batch_size`` images, one seeded CPU generator each."""
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    kwargs = pipeline_kwargs(family, request, max_sequence_length=max_sequence_length)
+    with scheduler_set(pipe, family, request.scheduler), torch.inference_mode():
+        out = pipe(**kwargs, generator=generators, callback_on_step_end=callback)
+    return list(out.images)

@@ -1,0 +1,224 @@
+"""What can be used now: the catalog, the user's models folder and the hub cache.
+
+Every entry says where it comes from and whether it can load now; when it cannot, ``reason``
+says how to get it. Scanning reads file headers only (no torch, no weights).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.config import Settings
+from studio.errors import ModelUnavailable
+from studio.models.catalog import FAMILIES, HUB_MODELS, TINY_RANDOM, Family, ModelSpec, detect_family
+
+DEMO_ID = "demo"
+PIPELINE_FAMILIES = {
+    "FluxPipeline": "flux-schnell", "Flux2Pipeline": "flux2", "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusionPipeline": "sd15", "StableDiffusion3Pipeline": "sd3",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    spec: ModelSpec
+    family: Family
+    available: bool
+    reason: str = ""                 # why not available, and how to fix it
+    where: str = ""                  # folder, file or hub repo
+    defaults: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def label(self) -> str:
+        return self.spec.display
+
+    def default(self, name: str):
+        """Model override (studio.json, catalog) first, then the family's."""
+        if name in self.defaults:
+            return self.defaults[name]
+        return getattr(self.family, name)
+
+
+def safetensors_keys(path: Path) -> set[str]:
+    """Tensor names from a .safetensors header, without reading the weights."""
+    with path.open("rb") as handle:
+        (size,) = struct.unpack("<Q", handle.read(8))
+        if size > 100_000_000:
+            raise ValueError(f"{path.name}: header of {size} bytes is not a safetensors header")
+        header = json.loads(handle.read(size))
+    return {k for k in header if k != "__metadata__"}
+
+
+def _sidecar(path: Path) -> dict:
+    """``studio.json`` in a folder, or ``<stem>.json`` beside a single file: the user's word."""
+    side = path / "studio.json" if path.is_dir() else path.with_suffix(".json")
+    if side.is_file():
+        try:
+            return json.loads(side.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            return {"_error": f"{side.name} is not valid JSON ({err})"}
+    return {}
+
+
+def _defaults_from(meta: dict) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key in ("default_steps", "default_guidance", "max_sequence_length", "token_limit", "display_scale"):
+        if key in meta:
+            out[key] = meta[key]
+    if "width" in meta and "height" in meta:
+        out["default_size"] = (int(meta["width"]), int(meta["height"]))
+    if "max_sequence_length" in meta and "token_limit" not in meta:
+        out["token_limit"] = meta["max_sequence_length"]
+    return out
+
+
+class Registry:
+    def __init__(self, settings: Settings, hub_models: tuple[ModelSpec, ...] = HUB_MODELS,
+                 demo_dir: Path | None = None) -> None:
+        self._settings = settings
+        self._hub_models = hub_models
+        self._demo_dir = demo_dir if demo_dir is not None else settings.models_dir / "demo"
+
+    # -- listing ---------------------------------------------------------------------------
+    def entries(self) -> list[ModelEntry]:
+        out = []
+        demo = self._folder_entry(self._demo_dir, model_id=DEMO_ID)
+        if demo is not None:
+            out.append(demo)
+        out.append(ModelEntry(TINY_RANDOM, FAMILIES[TINY_RANDOM.family], True, where="built from configs",
+                              defaults=dict(TINY_RANDOM.defaults)))
+        out.extend(self._local_entries())
+        out.extend(self._hub_entry(spec) for spec in self._hub_models)
+        return out
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entries()]
+
+    def default_id(self) -> str:
+        if self._settings.default_model:
+            return self._settings.default_model
+        for entry in self.entries():
+            if entry.id == DEMO_ID and entry.available:
+                return DEMO_ID
+        return TINY_RANDOM.id
+
+    def get(self, model_id: str) -> ModelEntry:
+        model_id = model_id or self.default_id()
+        entries = self.entries()
+        for entry in entries:
+            if entry.id == model_id:
+                return entry
+        known = ", ".join(e.id for e in entries)
+        raise ModelUnavailable(f"unknown model {model_id!r}. Known models: {known}. Put local checkpoints in "
+                               f"{self._settings.models_dir / 'checkpoints'} (a .safetensors file or a diffusers folder).")
+
+    def require(self, model_id: str) -> ModelEntry:
+        entry = self.get(model_id)
+        if not entry.available:
+            raise ModelUnavailable(f"{entry.label} cannot be loaded now: {entry.reason}")
+        return entry
+
+    # -- sources ---------------------------------------------------------------------------
+    def _folder_entry(self, folder: Path, model_id: str) -> ModelEntry | None:
+        index = folder / "model_index.json"
+        if not index.is_file():
+            return None
+        meta = _sidecar(folder)
+        try:
+            class_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+        except json.JSONDecodeError:
+            class_name = ""
+        family_name = meta.get("family") or PIPELINE_FAMILIES.get(class_name)
+        if family_name == "flux-schnell" and "family" not in meta and _flux_has_guidance(folder):
+            family_name = "flux-dev"
+        label = meta.get("label") or f"{model_id} ({folder})"
+        spec = ModelSpec(model_id, family_name or "unknown", str(folder), kind="folder", label=label,
+                         defaults=_defaults_from(meta))
+        if meta.get("_error"):
+            return ModelEntry(spec, FAMILIES["sdxl"], False, reason=meta["_error"], where=str(folder))
+        if family_name not in FAMILIES:
+            return ModelEntry(spec, FAMILIES["sdxl"], False, where=str(folder),
+                              reason=f"pipeline {class_name or '?'} is not supported; add studio.json with "
+                                     f'{{"family": one of {sorted(FAMILIES)}}} to the folder')
+        return ModelEntry(spec, FAMILIES[family_name], True, where=str(folder), defaults=spec.defaults)
+
+    def _local_entries(self) -> list[ModelEntry]:
+        folder = self._settings.models_dir / "checkpoints"
+        if not folder.is_dir():
+            return []
+        out = []
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("."):
+                continue
+            if path.is_dir():
+                entry = self._folder_entry(path, model_id=path.name)
+                if entry is not None:
+                    out.append(entry)
+            elif path.suffix == ".safetensors":
+                out.append(self._file_entry(path))
+        return out
+
+    def _file_entry(self, path: Path) -> ModelEntry:
+        meta = _sidecar(path)
+        family_name = meta.get("family")
+        reason = ""
+        if not family_name:
+            try:
+                family_name = detect_family(frozenset(safetensors_keys(path)))
+            except (OSError, ValueError) as err:
+                reason = f"{path.name} cannot be read as safetensors ({err})"
+        spec = ModelSpec(path.stem, family_name or "unknown", str(path), kind="single_file",
+                         label=meta.get("label") or f"{path.stem} ({path.name})", defaults=_defaults_from(meta),
+                         note=meta.get("config", ""))
+        if family_name not in FAMILIES:
+            reason = reason or (f"could not tell the family of {path.name} from its keys; add {path.stem}.json "
+                                f'beside it with {{"family": one of {sorted(FAMILIES)}}}')
+            return ModelEntry(spec, FAMILIES["sdxl"], False, reason=reason, where=str(path))
+        family = FAMILIES[family_name]
+        config = meta.get("config") or family.base_repo
+        # a single file needs its family's configs (and for FLUX, the text encoders and VAE)
+        ok, why = self._hub_ready(config) if not Path(config).is_dir() else (True, "")
+        return ModelEntry(spec, family, ok, reason=why and f"{path.name} needs the configs of {config}: {why}",
+                          where=str(path), defaults=spec.defaults)
+
+    def _hub_entry(self, spec: ModelSpec) -> ModelEntry:
+        ok, why = self._hub_ready(spec.source)
+        if not ok and spec.gated:
+            why += f" ({spec.note})"
+        return ModelEntry(spec, FAMILIES[spec.family], ok, reason=why, where=f"hub: {spec.source}",
+                          defaults=dict(spec.defaults))
+
+    def _hub_ready(self, repo: str) -> tuple[bool, str]:
+        if hub_cached(repo):
+            return True, ""
+        if self._settings.offline:
+            return False, (f"{repo} is not in the local Hugging Face cache and the studio is offline. On a machine "
+                           f"with network run `hf download {repo}` (same HF_HOME), or start without --offline "
+                           f"/ HF_HUB_OFFLINE to download it on first use.")
+        return True, "not downloaded yet: the first use downloads it (several GB)"
+
+
+def hub_cached(repo: str) -> bool:
+    """Is a snapshot of ``repo`` (its model_index.json) in the local hub cache?"""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo, "model_index.json")
+        return isinstance(found, str)
+    except Exception:  # noqa: BLE001 - a malformed cache or repo id means "not cached"
+        return False
+
+
+def _flux_has_guidance(folder: Path) -> bool:
+    cfg = folder / "transformer" / "config.json"
+    try:
+        return bool(json.loads(cfg.read_text(encoding="utf-8")).get("guidance_embeds"))
+    except (OSError, json.JSONDecodeError):
+        return False

@@ -1,0 +1,171 @@
+"""Tiny real pipelines built from configs, offline: the install check and the tests' models.
+
+Everything is random but deterministic (``seed``); tokenizers are made in memory (a CLIP
+byte-level BPE vocab and a T5 unigram vocab), so nothing touches the hub. The pipelines are the
+stock diffusers classes; saved with ``save_pretrained`` they load back through the studio's own
+loader exactly like a hub model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+WORDS = ("a", "an", "the", "red", "green", "blue", "yellow", "white", "black", "cat", "dog",
+         "circle", "square", "triangle", "photo", "of", "on", "in", "at", "with", "background")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def clip_tokenizer(model_max_length: int = 77):
+    """A byte-level BPE tokenizer of the CLIP kind: every byte, plus whole words of WORDS."""
+    from transformers import CLIPTokenizer
+
+    chars = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for piece in chars + [c + "</w>" for c in chars]:
+        vocab.setdefault(piece, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for word in WORDS:  # merge left to right: r e -> re, re d</w> -> red</w>
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            a, b = parts[0], parts[1]
+            merges.append((a, b))
+            vocab.setdefault(a + b, len(vocab))
+            parts = [a + b] + parts[2:]
+    merges = list(dict.fromkeys(merges))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab.setdefault(special, len(vocab))
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+
+
+def t5_tokenizer(model_max_length: int = 512):
+    """A unigram tokenizer of the T5 kind: letters, digits, punctuation and WORDS."""
+    from transformers import T5TokenizerFast
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    for word in WORDS:
+        pieces.append(("▁" + word, -1.0))
+    for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?'\"()-_/":
+        pieces.append((ch, -5.0))
+        pieces.append(("▁" + ch, -4.0))
+    seen: set[str] = set()
+    vocab = [p for p in pieces if not (p[0] in seen or seen.add(p[0]))]
+    return T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+
+
+def _clip_text(vocab_size: int, hidden: int, projection: bool = False, seed: int = 0):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    cfg = CLIPTextConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
+                         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=77,
+                         projection_dim=hidden, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
+                         pad_token_id=vocab_size - 1, hidden_act="gelu")
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(cfg).eval()
+
+
+def _t5_text(vocab_size: int, d_model: int, seed: int = 0):
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=vocab_size, d_model=d_model, d_ff=d_model * 2, d_kv=8, num_layers=2,
+                   num_heads=2, relative_attention_num_buckets=8, decoder_start_token_id=0,
+                   pad_token_id=0, eos_token_id=1)
+    return T5EncoderModel(cfg).eval()
+
+
+def build_tiny_flux_pipeline(seed: int = 0, *, guidance_embeds: bool = False, max_length: int = 32):
+    """FluxPipeline: ~100k-parameter transformer, VAE with scale factor 8, 32-wide encoders."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    tok, tok2 = clip_tokenizer(77), t5_tokenizer(max_length)
+    text_encoder = _clip_text(len(tok), 32, seed=seed)
+    text_encoder_2 = _t5_text(len(tok2), 32, seed=seed + 1)
+    torch.manual_seed(seed + 2)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4,
+                        sample_size=64, use_quant_conv=False, use_post_quant_conv=False,
+                        scaling_factor=1.0, shift_factor=0.0).eval()
+    torch.manual_seed(seed + 3)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, out_channels=None, num_layers=1,
+                                         num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+                                         joint_attention_dim=32, pooled_projection_dim=32,
+                                         guidance_embeds=guidance_embeds, axes_dims_rope=(4, 6, 6)).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
+    return FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tok,
+                        text_encoder_2=text_encoder_2, tokenizer_2=tok2, transformer=transformer)
+
+
+def _sd_vae(seed: int):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                         block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4,
+                         sample_size=64).eval()
+
+
+def _sd_scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                  num_train_timesteps=1000, timestep_spacing="leading", steps_offset=1)
+
+
+def build_tiny_sd15_pipeline(seed: int = 0):
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+
+    tok = clip_tokenizer(77)
+    text_encoder = _clip_text(len(tok), 32, seed=seed)
+    torch.manual_seed(seed + 1)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32), norm_num_groups=8,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                cross_attention_dim=32, attention_head_dim=4).eval()
+    return StableDiffusionPipeline(vae=_sd_vae(seed + 2), text_encoder=text_encoder, tokenizer=tok, unet=unet,
+                                   scheduler=_sd_scheduler(), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+
+
+def build_tiny_sdxl_pipeline(seed: int = 0):
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+
+    tok, tok2 = clip_tokenizer(77), clip_tokenizer(77)
+    text_encoder = _clip_text(len(tok), 32, seed=seed)
+    text_encoder_2 = _clip_text(len(tok2), 32, projection=True, seed=seed + 1)
+    torch.manual_seed(seed + 2)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32), norm_num_groups=8,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                cross_attention_dim=64, attention_head_dim=(2, 4), use_linear_projection=True,
+                                addition_embed_type="text_time", addition_time_embed_dim=8,
+                                transformer_layers_per_block=(1, 1),
+                                projection_class_embeddings_input_dim=6 * 8 + 32).eval()
+    return StableDiffusionXLPipeline(vae=_sd_vae(seed + 3), text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=tok, tokenizer_2=tok2, unet=unet, scheduler=_sd_scheduler(),
+                                     force_zeros_for_empty_prompt=True)
+
+
+BUILDERS = {"flux": build_tiny_flux_pipeline, "sd15": build_tiny_sd15_pipeline, "sdxl": build_tiny_sdxl_pipeline}
+
+
+def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
+    folder = Path(folder)
+    BUILDERS[kind](seed).save_pretrained(folder, safe_serialization=True)
+    return folder

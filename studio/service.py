@@ -1,0 +1,122 @@
+"""Studio: the one object the UI holds. ``generate(request, on_progress, cancel)``.
+
+Flow (ARCHITECTURE.md): registry -> resolved request -> lease from the model manager ->
+runner with per-step callback -> images written by the sink (files, then the gallery) ->
+result. Torch stays in ``models/`` and ``engine/``; Gradio never comes here.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from studio.engine import runner
+from studio.engine.callbacks import ProgressFn, StepCallback
+from studio.errors import Cancelled, InvalidRequest, OutOfMemory
+from studio.models.registry import ModelEntry, Registry
+from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage
+
+
+class ImageSink(Protocol):
+    """Where finished images go. ``save`` writes every image or none (raises)."""
+
+    def save(self, request: GenerationRequest, images: list, seeds: list[int], *, entry: ModelEntry,
+             timings: dict[str, float]) -> list[SavedImage]: ...
+
+
+class Studio:
+    def __init__(self, registry: Registry, models, sink: ImageSink, *,
+                 seed_source: Callable[[], int] | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.registry, self.models, self.sink = registry, models, sink
+        self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
+        self._clock = clock
+
+    # -- what the UI asks before generating ----------------------------------------------------
+    def entry(self, model_id: str = "") -> ModelEntry:
+        return self.registry.require(model_id)
+
+    def defaults(self, model_id: str = "") -> dict[str, object]:
+        entry = self.registry.get(model_id)
+        width, height = entry.default("default_size")
+        return {"model_id": entry.id, "steps": entry.default("default_steps"),
+                "guidance": entry.default("default_guidance"), "width": width, "height": height,
+                "negative": entry.family.supports_negative, "sampler": entry.family.sampler,
+                "samplers": runner.samplers_for(entry.family), "guidance_label": entry.family.guidance_label,
+                "display_scale": entry.default("display_scale") if "display_scale" in entry.defaults else 1,
+                "token_limit": entry.default("token_limit")}
+
+    def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, GenerationRequest]:
+        entry = self.registry.require(request.model_id)
+        width, height = entry.default("default_size")
+        resolved = request.resolved(model_id=entry.id, width=width, height=height,
+                                    steps=int(entry.default("default_steps")),
+                                    guidance=float(entry.default("default_guidance")),
+                                    seed=self._seed_source(), scheduler=entry.family.sampler)
+        resolved = resolved.replace(model_id=entry.id)
+        runner.check_sampler(entry.family, resolved.scheduler)
+        if resolved.negative_prompt and not entry.family.supports_negative:
+            raise InvalidRequest("negative_prompt", f"{entry.family.label} does not use a negative prompt; leave it empty")
+        if request.task.value not in {t.value for t in entry.family.pipelines}:
+            raise InvalidRequest("task", f"{entry.family.label} has no {request.task.value} pipeline")
+        return entry, resolved
+
+    # -- the one generation path -----------------------------------------------------------------
+    def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        started = self._clock()
+        entry, req = self.resolve(request)
+        timings: dict[str, float] = {}
+        images: list = []
+        seeds: list[int] = []
+        saved: list[SavedImage] = []
+        msl = entry.default("max_sequence_length")
+        t0 = self._clock()
+        try:
+            with self.models.lease(entry, req.task) as pipe:
+                timings["load"] = self._clock() - t0
+                runner.check_prompt_length(pipe, entry.family, req, int(entry.default("token_limit")))
+                for batch in range(req.batch_count):
+                    batch_seeds = [req.seed_of(batch, i) for i in range(req.batch_size)]
+                    callback = StepCallback(total=req.steps, batch=batch, batches=req.batch_count,
+                                            started=started, on_progress=on_progress, cancel=cancel,
+                                            clock=self._clock)
+                    if cancel is not None and cancel.is_set():
+                        return self._cancelled(req, images, seeds, saved, timings, 0, batch)
+                    t1 = self._clock()
+                    out = runner.run(pipe, entry.family, req, seeds=batch_seeds, callback=callback,
+                                     max_sequence_length=msl)
+                    timings["generate"] = timings.get("generate", 0.0) + self._clock() - t1
+                    if callback.cancelled:
+                        return self._cancelled(req, images, seeds, saved, timings, callback.steps_done, batch)
+                    t2 = self._clock()
+                    saved += self.sink.save(req, out, batch_seeds, entry=entry, timings=dict(timings))
+                    timings["save"] = timings.get("save", 0.0) + self._clock() - t2
+                    images += out
+                    seeds += batch_seeds
+        except Exception as err:
+            if _is_oom(err):
+                self.models.release_all()
+                raise OutOfMemory(f"out of memory generating {req.width}x{req.height} with {entry.label}; "
+                                  "try a smaller size or batch, or --placement model_offload") from err
+            raise
+        timings["total"] = self._clock() - started
+        return GenerationResult(req, tuple(images), tuple(seeds), tuple(saved), tuple(timings.items()),
+                                message=f"{len(images)} image(s) in {timings['total']:.1f} s, seed {req.seed}")
+
+    def _cancelled(self, req, images, seeds, saved, timings, steps_done, batch) -> GenerationResult:
+        kept = f"; kept the {len(images)} finished image(s)" if images else "; nothing was saved"
+        return GenerationResult(req, tuple(images), tuple(seeds), tuple(saved), tuple(timings.items()),
+                                cancelled=True,
+                                message=f"cancelled at step {steps_done}/{req.steps} of batch {batch + 1}{kept}")
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, torch.OutOfMemoryError)
+
+
+__all__ = ["Studio", "ImageSink", "Cancelled"]

@@ -1,0 +1,22 @@
+"""Wires the real services from Settings (app.py and the tests' server use it)."""
+
+from __future__ import annotations
+
+from studio.config import Settings
+from studio.gallery.sink import FolderSink
+from studio.models.loader import Loader
+from studio.models.manager import ModelManager
+from studio.models.memory import pick_device, pick_dtype
+from studio.models.registry import Registry
+from studio.service import Studio
+
+
+def build_studio(settings: Settings) -> Studio:
+    device = pick_device(settings.device)
+    dtype = pick_dtype(device, settings.dtype)
+    registry = Registry(settings)
+    loader = Loader(dtype=dtype, device=device, offline=settings.offline,
+                    builtin_dir=settings.models_dir / ".builtin", quantize=settings.quantize)
+    models = ModelManager(loader)
+    sink = FolderSink(settings.outputs_dir)
+    return Studio(registry, models, sink)
