@@ -1,0 +1,48 @@
+"""Composition root: CLI + environment -> Settings -> services -> UI -> launch.
+
+    python app.py [--listen] [--port 7860] [--share] [--auth user:pass] [--models-dir DIR]
+                  [--outputs-dir DIR] [--device auto|cuda|cpu|mps] [--dtype auto|float32|...]
+                  [--offline] [--default-model ID]
+
+Every flag has an environment twin: STUDIO_<FLAG> (e.g. STUDIO_PORT=7861).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from studio.config import settings_from
+    from studio.errors import StudioError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from(sys.argv[1:] if argv is None else argv)
+    except StudioError as err:
+        print(f"app.py: {err}", file=sys.stderr)
+        return 2
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # before diffusers/huggingface_hub are imported
+
+    from studio.ui.app import build_app, launch_kwargs
+    from studio.wiring import build_studio
+
+    try:
+        studio = build_studio(settings)
+    except StudioError as err:
+        print(f"app.py: {err}", file=sys.stderr)
+        return 2
+    demo = build_app(studio, settings)
+    print(f"Studio on http://{settings.host}:{settings.port}  (models: {settings.models_dir}, "
+          f"outputs: {settings.outputs_dir}, default model: {studio.registry.default_id()})", flush=True)
+    demo.launch(**launch_kwargs(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

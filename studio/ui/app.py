@@ -1,0 +1,77 @@
+"""build_app(studio, settings) -> gr.Blocks: the tabs, the one GPU queue, the launch options."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from studio.config import Settings
+from studio.requests import GenerationRequest, Task
+from studio.service import Studio
+
+log = logging.getLogger(__name__)
+
+# Tabs in display order: module name under studio.ui. A tab whose module is absent is skipped,
+# so rooms can land one at a time.
+TABS = ("tab_txt2img", "tab_gallery", "tab_pnginfo", "tab_models")
+
+CSS = """
+.studio-images img { image-rendering: pixelated; }
+footer { display: none !important; }
+"""
+
+
+@dataclass
+class UiContext:
+    """What tabs share: settings, the generation forms (for "send to"), the tabs component."""
+
+    settings: Settings
+    concurrency: int = 1
+    forms: dict = field(default_factory=dict)       # Task -> GenerationForm
+    tabs: gr.Tabs | None = None
+
+    def send_to_outputs(self, task: Task = Task.TXT2IMG) -> list:
+        """Components a "send to <task>" event must list as outputs (the tab switch first)."""
+        return [self.tabs] + self.forms[task].fill_outputs
+
+    def send_to(self, request: GenerationRequest, task: Task = Task.TXT2IMG) -> list:
+        """Values for ``send_to_outputs(task)``: switch to the tab and fill its widgets."""
+        return [gr.Tabs(selected=task.value)] + self.forms[task].fill(request)
+
+
+def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS) -> gr.Blocks:
+    ctx = UiContext(settings=settings, concurrency=settings.concurrency)
+    default = studio.registry.get(studio.registry.default_id())
+    with gr.Blocks(title="Studio") as demo:
+        gr.Markdown(f"## Studio  \nDefault model: **{default.label}** · device "
+                    f"`{studio.models.describe_device() if hasattr(studio.models, 'describe_device') else settings.device}`")
+        with gr.Tabs() as ctx.tabs:
+            for name in tabs:
+                try:
+                    module = importlib.import_module(f"studio.ui.{name}")
+                except ModuleNotFoundError as err:
+                    if err.name == f"studio.ui.{name}":
+                        log.info("tab %s not present; skipped", name)
+                        continue
+                    raise
+                module.build(studio, ctx)
+    demo.queue(default_concurrency_limit=settings.concurrency)
+    demo.studio_context = ctx  # for tests
+    return demo
+
+
+def launch_kwargs(settings: Settings) -> dict:
+    return dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=list(settings.auth) or None,
+        allowed_paths=[str(settings.outputs_dir)],
+        css=CSS,
+        theme=gr.themes.Soft(),
+        ssr_mode=False,
+        show_error=True,
+    )

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny real pipelines saved once per session, studios wired like app.py."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import socket  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # two cores, often both busy: one thread is far faster for tiny models
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """A models folder whose checkpoints/ holds tiny FLUX, SDXL and SD1.5 diffusers folders."""
+    from studio.models.tiny import save_tiny
+
+    root = tmp_path_factory.mktemp("models")
+    for kind in ("flux", "sdxl", "sd15"):
+        save_tiny(kind, root / "checkpoints" / f"tiny-{kind}", seed=0)
+    (root / "checkpoints" / "tiny-flux" / "studio.json").write_text(
+        '{"family": "flux-schnell", "max_sequence_length": 32, "default_steps": 4, "width": 64, "height": 64}')
+    for name in ("tiny-sdxl", "tiny-sd15"):
+        (root / "checkpoints" / name / "studio.json").write_text('{"width": 64, "height": 64, "default_steps": 4}')
+    return root
+
+
+@pytest.fixture
+def make_studio(tiny_models_dir, tmp_path):
+    """Build a Studio exactly as app.py does, on the tiny models and a fresh outputs folder."""
+    from studio.config import Settings
+    from studio.wiring import build_studio
+
+    def make(**overrides):
+        settings = Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path / "outputs", offline=True,
+                            device="cpu", **overrides)
+        return build_studio(settings)
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*.png")) if Path(folder).exists() else []

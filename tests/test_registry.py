@@ -1,0 +1,74 @@
+import json
+import struct
+
+import pytest
+
+from studio.config import Settings
+from studio.errors import ModelUnavailable
+from studio.models.catalog import FAMILIES, detect_family
+from studio.models.registry import Registry
+
+
+def write_fake_safetensors(path, keys):
+    """A valid safetensors header naming ``keys`` (1-element tensors): enough for detection."""
+    header, offset = {}, 0
+    for key in keys:
+        header[key] = {"dtype": "F16", "shape": [1], "data_offsets": [offset, offset + 2]}
+        offset += 2
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * offset)
+
+
+@pytest.mark.parametrize("keys, family", [
+    ({"double_blocks.0.img_attn.qkv.weight"}, "flux-schnell"),
+    ({"model.diffusion_model.double_blocks.0.img_attn.qkv.weight",
+      "model.diffusion_model.guidance_in.in_layer.weight"}, "flux-dev"),
+    ({"transformer_blocks.0.attn.to_q.weight", "single_transformer_blocks.0.proj_out.weight"}, "flux-schnell"),
+    ({"model.diffusion_model.label_emb.0.0.weight", "model.diffusion_model.input_blocks.0.0.weight"}, "sdxl"),
+    ({"model.diffusion_model.input_blocks.0.0.weight",
+      "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"}, "sd15"),
+    ({"model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight"}, "sd3"),
+    ({"something.else"}, None),
+])
+def test_family_from_keys(keys, family):
+    assert detect_family(frozenset(keys)) == family
+
+
+def test_local_checkpoints_are_listed_with_their_family(tmp_path):
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    write_fake_safetensors(ckpt / "myxl.safetensors", ["model.diffusion_model.label_emb.0.0.weight"])
+    write_fake_safetensors(ckpt / "mystery.safetensors", ["foo.bar"])
+    write_fake_safetensors(ckpt / "named.safetensors", ["foo.bar"])
+    (ckpt / "named.json").write_text('{"family": "sd15"}')
+    reg = Registry(Settings(models_dir=tmp_path, offline=False))
+    assert reg.get("myxl").family.name == "sdxl"
+    assert reg.get("named").family.name == "sd15"
+    mystery = reg.get("mystery")
+    assert not mystery.available and "mystery.json" in mystery.reason
+
+
+def test_offline_hub_model_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    reg = Registry(Settings(models_dir=tmp_path, offline=True))
+    entry = reg.get("flux-schnell")
+    assert not entry.available
+    with pytest.raises(ModelUnavailable, match="hf download black-forest-labs/FLUX.1-schnell"):
+        reg.require("flux-schnell")
+
+
+def test_unknown_model_lists_known_ones(tmp_path):
+    reg = Registry(Settings(models_dir=tmp_path, offline=True))
+    with pytest.raises(ModelUnavailable, match="unknown model 'nope'.*tiny-random"):
+        reg.require("nope")
+
+
+def test_default_is_tiny_random_without_demo(tmp_path):
+    reg = Registry(Settings(models_dir=tmp_path, offline=True))
+    assert reg.default_id() == "tiny-random"
+
+
+def test_catalog_defaults_match_the_families():
+    schnell, dev = FAMILIES["flux-schnell"], FAMILIES["flux-dev"]
+    assert (schnell.default_steps, schnell.default_guidance, schnell.max_sequence_length) == (4, 0.0, 256)
+    assert (dev.default_steps, dev.default_guidance, dev.negative) == (28, 3.5, "true_cfg")

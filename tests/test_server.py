@@ -1,0 +1,98 @@
+"""A real studio server on 127.0.0.1, driven by gradio_client and by headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from PIL import Image
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tiny_models_dir, tmp_path_factory):
+    from studio.config import Settings
+    from studio.ui.app import build_app, launch_kwargs
+    from studio.wiring import build_studio
+
+    out = tmp_path_factory.mktemp("server-outputs")
+    settings = Settings(models_dir=tiny_models_dir, outputs_dir=out, offline=True, device="cpu",
+                        port=free_port(), default_model="tiny-flux")
+    demo = build_app(build_studio(settings), settings)
+    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{settings.port}/", settings
+    demo.close()
+
+
+def test_txt2img_endpoint_with_only_a_prompt(server):
+    from gradio_client import Client
+
+    url, settings = server
+    client = Client(url, verbose=False)
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/txt2img"]
+    names = [p["parameter_name"] for p in api["parameters"]]
+    assert names == ["prompt", "negative_prompt", "model", "width", "height", "steps", "guidance", "seed",
+                     "batch_count", "batch_size"]
+    assert all(p["parameter_has_default"] for p in api["parameters"][1:])
+    gallery, seed, info = client.predict("a red circle", api_name="/txt2img")
+    assert len(gallery) == 1 and isinstance(seed, (int, float)) and seed >= 0
+    with Image.open(gallery[0]["image"]) as im:
+        assert im.size == (64, 64)                       # the native image, not the enlarged view
+        assert f"Seed: {int(seed)}" in im.info["parameters"]
+    assert f"seed {int(seed)}" in info
+
+
+def test_fixed_seed_and_batch_through_the_api(server):
+    from gradio_client import Client
+
+    client = Client(server[0], verbose=False)
+    gallery, seed, _ = client.predict("a cat", seed=123, batch_size=2, api_name="/txt2img")
+    assert seed == 123 and [g["caption"] for g in gallery] == ["seed 123", "seed 124"]
+
+
+def test_invalid_request_is_a_clear_error(server):
+    from gradio_client import Client
+
+    client = Client(server[0], verbose=False)
+    with pytest.raises(Exception, match="width: must be a multiple of 16, got 70"):
+        client.predict("x", width=70, api_name="/txt2img")
+    with pytest.raises(Exception, match="less than minimum value 1"):   # gradio's own slider bound
+        client.predict("x", steps=0, api_name="/txt2img")
+    with pytest.raises(Exception, match="unknown model"):
+        client.predict("x", model="tiny-sd15-nope", api_name="/txt2img")
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (launch.sh test installs it)")
+def test_browser_click_generate_shows_an_image(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, settings = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--headless", "--no-sandbox", "--disable-gpu",
+                                          "--disable-background-networking", "--disable-component-update",
+                                          "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_label("Prompt", exact=True).fill("a green square")
+        page.locator("#txt2img-generate").click()
+        img = page.locator("#txt2img-images img").first
+        img.wait_for(state="visible", timeout=60_000)
+        deadline = time.time() + 30
+        while "seed" not in page.locator("#txt2img-info").inner_text() and time.time() < deadline:
+            time.sleep(0.2)
+        info = page.locator("#txt2img-info").inner_text()
+        box = img.bounding_box()
+        page.screenshot(path=str(tmp_path / "txt2img.png"))
+        browser.close()
+    assert "1 image(s)" in info
+    assert box["width"] >= 128, "a 64 px image is shown enlarged"
+    files = list(settings.outputs_dir.rglob("*.png"))
+    assert any(Image.open(f).size == (64, 64) for f in files)
