@@ -6,7 +6,7 @@ from studio.config import Settings
 from studio.gallery.sink import FolderSink
 from studio.models.loader import Loader
 from studio.models.manager import ModelManager
-from studio.models.memory import pick_device, pick_dtype
+from studio.models.memory import GB, Device, default_cpu_budget, pick_device, pick_dtype
 from studio.models.registry import Registry
 from studio.service import Studio
 
@@ -17,6 +17,7 @@ def build_studio(settings: Settings) -> Studio:
     registry = Registry(settings)
     loader = Loader(dtype=dtype, device=device, offline=settings.offline,
                     builtin_dir=settings.models_dir / ".builtin", quantize=settings.quantize)
-    models = ModelManager(loader)
+    models = ModelManager(loader, device=Device(device), cpu_budget=default_cpu_budget(settings.cpu_budget_gb),
+                          gpu_reserve=int(settings.gpu_reserve_gb * GB), placement=settings.placement)
     sink = FolderSink(settings.outputs_dir)
     return Studio(registry, models, sink)

@@ -1,8 +1,18 @@
 """The only place that calls ``from_pretrained`` / ``from_single_file`` / quantization.
 
 ``Loader.load(entry)`` returns the family's txt2img pipeline on the CPU in the studio's dtype;
-the model manager decides where it lives next. Every failure becomes a ``ModelUnavailable``
-(or ``UnsupportedOnDevice``) whose message says what to do.
+the model manager decides where it lives next and asks the loader to do it (``place``,
+``unplace``), to derive task pipelines (``derive``: ``from_pipe``, shared weights) and to read
+ControlNets / LoRAs / IP-Adapters (``load_component``). Every failure becomes a
+``ModelUnavailable`` (or ``UnsupportedOnDevice``) whose message says what to do.
+
+Placements, heaviest first (``PLACEMENTS``):
+
+- ``gpu``: every component on the accelerator (fastest; needs the whole model in VRAM)
+- ``model_offload``: one component at a time on the accelerator (``enable_model_cpu_offload``)
+- ``group_offload``: blocks streamed to the accelerator (``enable_group_offload``, block level)
+- ``sequential_offload``: layer by layer (``enable_sequential_cpu_offload``; slowest, least VRAM)
+- ``cpu``: no accelerator; the pipeline runs where it was loaded
 """
 
 from __future__ import annotations
@@ -21,6 +31,36 @@ from studio.requests import Task
 log = logging.getLogger(__name__)
 
 
+PLACEMENTS = ("gpu", "model_offload", "group_offload", "sequential_offload")
+COMPONENT_KINDS = ("controlnet", "lora", "ip_adapter")
+
+
+def lighter(placement: str) -> str | None:
+    """The next placement that needs less accelerator memory, or None."""
+    if placement not in PLACEMENTS:
+        return None
+    i = PLACEMENTS.index(placement)
+    return PLACEMENTS[i + 1] if i + 1 < len(PLACEMENTS) else None
+
+
+def nf4_config(dtype: torch.dtype):
+    """NF4 for the FLUX transformer and T5 (bitsandbytes 4-bit through diffusers; CUDA only)."""
+    from diffusers import PipelineQuantizationConfig
+
+    return PipelineQuantizationConfig(
+        quant_backend="bitsandbytes_4bit",
+        quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype},
+        components_to_quantize=["transformer", "text_encoder_2"],
+    )
+
+
+def check_quantize(quantize: str, device: str) -> None:
+    if quantize == "nf4" and not device.startswith("cuda"):
+        raise UnsupportedOnDevice(f"--quantize nf4 needs a CUDA GPU, and this studio runs on {device!r} "
+                                  "(bitsandbytes 4-bit through diffusers refuses to load without one); "
+                                  "drop --quantize nf4, or use --placement model_offload on a small GPU")
+
+
 def pipeline_class(name: str):
     import diffusers
 
@@ -34,9 +74,7 @@ class Loader:
         self.builtin_dir = builtin_dir
         self.quantize = quantize
         self._builtin_lock = threading.Lock()
-        if quantize == "nf4" and not device.startswith("cuda"):
-            raise UnsupportedOnDevice("--quantize nf4 needs a CUDA GPU (bitsandbytes 4-bit through diffusers "
-                                      "refuses to load without one); drop --quantize on this machine")
+        check_quantize(quantize, device)
 
     def load(self, entry: ModelEntry, task: Task = Task.TXT2IMG):
         cls = pipeline_class(entry.family.pipeline_class(task))
@@ -62,19 +100,9 @@ class Loader:
     def _quantization(self, cls):
         if self.quantize != "nf4":
             return {}
-        from diffusers import BitsAndBytesConfig as DiffusersBnb
-        from diffusers import PipelineQuantizationConfig
-
         if "Flux" not in cls.__name__:
             raise UnsupportedOnDevice("NF4 is offered for FLUX models only; drop --quantize nf4 for this model")
-        cfg = PipelineQuantizationConfig(
-            quant_backend="bitsandbytes_4bit",
-            quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
-                          "bnb_4bit_compute_dtype": self.dtype},
-            components_to_quantize=["transformer", "text_encoder_2"],
-        )
-        del DiffusersBnb
-        return {"quantization_config": cfg}
+        return {"quantization_config": nf4_config(self.dtype)}
 
     def _from_pretrained(self, cls, source: str | Path, *, local: bool):
         log.info("loading %s from %s", cls.__name__, source)
@@ -114,6 +142,123 @@ class Loader:
                     shutil.rmtree(folder)
                 tmp.rename(folder)
         return folder
+
+
+    # -- what the manager asks besides load -----------------------------------------------------
+    def estimate_bytes(self, entry: ModelEntry) -> int:
+        """Bytes the weights will take once loaded, from the files (0 when unknown: hub, not cached)."""
+        kind = entry.spec.kind
+        if kind in ("folder", "single_file"):
+            path = Path(entry.spec.source)
+        elif kind == "builtin":
+            path = self.builtin_dir / entry.id
+        else:
+            path = _hub_snapshot(entry.spec.source)
+        if path is None or not path.exists():
+            return 0
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin")]
+        total = sum(p.stat().st_size for p in files if p.is_file())
+        if self.quantize == "nf4":
+            total //= 3   # transformer + T5 (most of a FLUX model) at ~4.5 bits instead of 16
+        return total
+
+    def place(self, pipe, placement: str) -> None:
+        """Put a CPU pipeline where ``placement`` says (see the module doc)."""
+        if placement in ("cpu", "none"):
+            return
+        device = torch.device(self.device)
+        if placement == "gpu":
+            pipe.to(device)
+        elif placement == "model_offload":
+            pipe.enable_model_cpu_offload(device=device)
+        elif placement == "sequential_offload":
+            pipe.enable_sequential_cpu_offload(device=device)
+        elif placement == "group_offload":
+            pipe.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
+                                      offload_type="block_level", num_blocks_per_group=1)
+        else:
+            raise ValueError(f"unknown placement {placement!r}; one of {PLACEMENTS}")
+
+    def unplace(self, pipe, placement: str) -> bool:
+        """Bring a placed pipeline back to the CPU. False when that cannot be undone (group offload,
+        4-bit weights): the manager then drops the model instead of demoting it."""
+        if placement in ("cpu", "none"):
+            return True
+        if placement == "group_offload" or self.quantize == "nf4":
+            return False
+        if placement in ("model_offload", "sequential_offload"):
+            pipe.remove_all_hooks()
+            if placement == "sequential_offload":
+                return False   # weights were moved to meta by accelerate; a reload is the honest undo
+        pipe.to("cpu")
+        return True
+
+    def derive(self, base, entry: ModelEntry, task: Task, **components):
+        """A task pipeline from the base with ``from_pipe``: same tensors, nothing new allocated.
+
+        The base's dtype is passed on purpose: ``from_pipe`` otherwise casts to float32, which on a
+        bfloat16 model would convert the shared weights in place and double their memory.
+        """
+        cls = pipeline_class(entry.family.pipeline_class(task))
+        pipe = cls.from_pipe(base, dtype=base.dtype, **components)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def load_component(self, kind: str, path: str | Path, family: str = ""):
+        """A ControlNet (model), a LoRA (state dict) or an IP-Adapter (state dict) from a local path."""
+        path = Path(path)
+        if kind not in COMPONENT_KINDS:
+            raise ValueError(f"unknown component kind {kind!r}; one of {COMPONENT_KINDS}")
+        if not path.exists():
+            raise ModelUnavailable(f"{kind} {path} does not exist; put it in the models folder ({kind}/)")
+        try:
+            if kind == "controlnet":
+                import diffusers
+
+                name = "FluxControlNetModel" if family.startswith("flux") else "ControlNetModel"
+                if path.is_dir() and (path / "config.json").is_file():
+                    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+                    name = cfg.get("_class_name", name)
+                cls = getattr(diffusers, name)
+                if path.is_file():
+                    return cls.from_single_file(str(path), dtype=self.dtype, local_files_only=True)
+                return cls.from_pretrained(str(path), dtype=self.dtype, local_files_only=True).eval()
+            from safetensors.torch import load_file
+
+            file = path if path.is_file() else next(iter(sorted(path.glob("*.safetensors"))), None)
+            if file is None:
+                raise ModelUnavailable(f"{kind} {path}: no .safetensors file in it")
+            return {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in load_file(str(file)).items()}
+        except StudioError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise ModelUnavailable(f"{kind} {path} could not be loaded: {err}") from err
+
+    def download(self, entry: ModelEntry, tqdm_class=None) -> Path:
+        """Fetch a hub model into the local cache (huggingface_hub ``snapshot_download``)."""
+        if entry.spec.kind != "hub":
+            raise ModelUnavailable(f"{entry.label} is a local model ({entry.where}); nothing to download")
+        if self.offline:
+            raise ModelUnavailable(f"the studio is offline (--offline / HF_HUB_OFFLINE): {entry.spec.source} cannot be "
+                                   f"downloaded now. On a machine with network run `hf download {entry.spec.source}`.")
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(entry.spec.source, tqdm_class=tqdm_class,
+                                          allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors"],
+                                          ignore_patterns=["*.fp16.*", "*/diffusion_pytorch_model-*.bin"]))
+        except Exception as err:  # noqa: BLE001 - any hub failure: say what to do
+            raise ModelUnavailable(_explain(entry, err, False)) from err
+
+
+def _hub_snapshot(repo: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo, "model_index.json")
+        return Path(found).parent if isinstance(found, str) else None
+    except Exception:  # noqa: BLE001 - not cached
+        return None
 
 
 def _explain(entry: ModelEntry, err: Exception, offline: bool) -> str:

@@ -1,83 +1,620 @@
-"""Leases pipelines: a pipeline in use is locked; base models are cached and reused.
+"""Leases pipelines under a memory budget; shares weights across tasks; swaps models GPU <-> CPU.
 
-Foundation version: one lock for the whole cache, at most ``max_models`` base models kept
-(LRU), task pipelines derived with ``from_pipe`` (shared weights). The memory-budget issue
-grows this into GPU/CPU tiers.
+``with manager.lease(entry, task) as pipe:`` yields a ready pipeline. While the block runs the
+model is *pinned*: it is never demoted, dropped or re-placed. Between leases every base model
+sits in one LRU over two tiers:
+
+- **accelerator** (VRAM): room = ``device.free() - reserve``. A model that needs room demotes the
+  least recently used unpinned models that hold VRAM to the CPU (``pipe.to("cpu")``).
+- **CPU RAM**: the models' measured bytes must stay within ``cpu_budget``. Over it, the least
+  recently used unpinned model is dropped (its tensors freed: nothing else refers to them).
+
+Sizes are measured from the loaded parameters and buffers (``memory.pipeline_bytes``); before a
+load, the file sizes on disk stand in (``loader.estimate_bytes``) to make room ahead.
+
+Placement per model (``loader.PLACEMENTS``): forced by ``placement`` or chosen from size vs room:
+whole on the GPU if it fits, else model offload if its largest component fits, else group
+offload (or sequential). An ``OutOfMemoryError`` while placing or running evicts every unpinned
+model and moves on to the next lighter placement, once; after that ``OutOfMemory`` says what to
+change.
+
+Task pipelines (img2img, inpaint, ControlNet) are derived from the base with ``from_pipe``: same
+tensors, nothing loaded. ControlNets, LoRAs and IP-Adapters are cached entries of their own
+(``component``), counted in the RAM budget, pinned by the leases that use them.
+
+Threads: one condition lock guards the bookkeeping and is never held during a disk load. Two
+requests for one model wait for one load; loads of different models run side by side; a load
+that fails leaves nothing behind (waiters get the error). The lock is held while weights move
+between devices, so two threads never move the same weights at once.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
-from studio.models.loader import Loader, pipeline_class
-from studio.models.memory import empty_cache, pipeline_bytes
+import torch
+
+from studio.errors import InvalidRequest, ModelUnavailable, OutOfMemory, StudioError
+from studio.models.loader import PLACEMENTS, lighter
+from studio.models.memory import Device, component_bytes, fmt_bytes, pipeline_bytes
 from studio.models.registry import ModelEntry
 from studio.requests import Task
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-@dataclass
-class _Cached:
+# Where a model is between leases (the Models tab shows these).
+GPU, OFFLOAD, CPU, DISK = "GPU", "GPU+CPU (offload)", "CPU", "disk"
+
+
+@dataclass(frozen=True, slots=True)
+class LeasePlan:
+    """What a lease needs besides the base model: ControlNets (paths, in unit order), LoRAs
+    ((path, weight) pairs). Each is a cached entry of its own (see ``ModelManager.component``)."""
+
+    controlnets: tuple[str, ...] = ()
+    loras: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(eq=False)
+class _Slot:
     entry: ModelEntry
-    base: object
-    tasks: dict
+    state: str = "loading"             # loading | ready | failed
+    base: Any = None
+    tasks: dict = field(default_factory=dict)     # (task, controlnet keys) -> derived pipeline
+    bytes: int = 0                     # measured once loaded; the estimate while loading
+    largest: int = 0                   # biggest single component (what model offload needs)
+    placement: str = "cpu"             # cpu | gpu | model_offload | group_offload | sequential_offload
+    parked: bool = True                # True: weights on the CPU with no accelerator hooks
+    pins: int = 0
+    hooked: Any = None                 # which pipeline the offload hooks were installed from
+    error: BaseException | None = None
+    loras: set = field(default_factory=set)       # adapter names loaded into the base
+    load_seconds: float = 0.0
+
+    @property
+    def where(self) -> str:
+        if self.parked or self.placement == "cpu":
+            return CPU
+        return GPU if self.placement == "gpu" else OFFLOAD
+
+    def vram(self) -> int:
+        return self.bytes if self.where == GPU else 0
+
+    def ram(self) -> int:
+        return 0 if self.where == GPU else self.bytes
+
+
+@dataclass(eq=False)
+class _Component:
+    kind: str
+    path: str
+    obj: Any
     bytes: int
-    location: str
+    pins: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CachedModel:
+    """One row of ``ModelManager.loaded()``: a plain record the UI may hold."""
+
+    id: str
+    where: str
+    placement: str
+    bytes: int
+    in_use: bool
+    tasks: tuple[str, ...]
+    load_seconds: float
+
+
+def _component_key(kind: str, path: str | Path) -> str:
+    return f"{kind}:{Path(path).expanduser().resolve()}"
 
 
 class ModelManager:
-    def __init__(self, loader: Loader, *, max_models: int = 1) -> None:
+    def __init__(self, loader, *, device: Device | None = None, cpu_budget: int | None = None,
+                 gpu_reserve: int = 1024 ** 3, placement: str = "auto", max_models: int | None = None) -> None:
+        from studio.models.memory import default_cpu_budget
+
         self._loader = loader
+        self.device = device if device is not None else Device(getattr(loader, "device", "cpu"))
+        self.cpu_budget = int(cpu_budget) if cpu_budget is not None else default_cpu_budget(None)
+        self.gpu_reserve = int(gpu_reserve)
+        if placement not in ("auto", *PLACEMENTS):
+            raise InvalidRequest("placement", f"must be auto or one of {PLACEMENTS}, got {placement!r}")
+        self.placement = placement
         self._max = max_models
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._lock = threading.RLock()
+        self._slots: OrderedDict[str, _Slot] = OrderedDict()       # LRU: oldest first
+        self._components: OrderedDict[str, _Component] = OrderedDict()
+        self._component_loading: dict[str, threading.Event] = {}
+        self._cond = threading.Condition(threading.RLock())
+        self.loads = 0                                                # disk loads done (tests, bench)
 
+    # -- the lease --------------------------------------------------------------------------------
     @contextmanager
-    def lease(self, entry: ModelEntry, task: Task = Task.TXT2IMG) -> Iterator[object]:
-        with self._lock:
-            cached = self._get(entry)
-            yield self._task_pipe(cached, task)
+    def lease(self, entry: ModelEntry, task: Task = Task.TXT2IMG, plan: LeasePlan | None = None) -> Iterator[Any]:
+        """The ready pipeline for ``task``; pinned (never evicted) until the block ends.
 
-    def _get(self, entry: ModelEntry) -> _Cached:
-        cached = self._cache.get(entry.id)
-        if cached is not None:
-            self._cache.move_to_end(entry.id)
-            return cached
-        while len(self._cache) >= self._max:
-            self._cache.popitem(last=False)
-            empty_cache()
-        base = self._loader.load(entry, Task.TXT2IMG)
-        base.to(self._loader.device)
-        base.set_progress_bar_config(disable=True)
-        cached = _Cached(entry, base, {}, pipeline_bytes(base), self._loader.device)
-        self._cache[entry.id] = cached
-        return cached
+        An ``OutOfMemoryError`` inside the block evicts every unpinned model, switches this model
+        to the next lighter placement for the next lease, and becomes ``OutOfMemory``.
+        """
+        slot = self._acquire(entry)
+        comps: list[_Component] = []
+        try:
+            comps = self._pin_components(plan, entry)
+            pipe = self._task_pipe(slot, task, plan, comps)
+        except BaseException:
+            self._unpin(slot, comps)
+            raise
+        try:
+            yield pipe
+        except torch.OutOfMemoryError as err:
+            raise self._after_run_oom(slot, err) from err
+        finally:
+            try:
+                self._reset_loras(slot, pipe, plan)
+            finally:
+                self._unpin(slot, comps)
 
-    def _task_pipe(self, cached: _Cached, task: Task):
-        if task is Task.TXT2IMG:
-            return cached.base
-        if task not in cached.tasks:
-            cls = pipeline_class(cached.entry.family.pipeline_class(task))
-            pipe = cls.from_pipe(cached.base)
-            pipe.set_progress_bar_config(disable=True)
-            cached.tasks[task] = pipe
-        return cached.tasks[task]
+    def run(self, entry: ModelEntry, task: Task, fn: Callable[[Any], T], plan: LeasePlan | None = None) -> T:
+        """``fn(pipe)`` under a lease; out of memory once -> the lighter placement, one retry."""
+        try:
+            with self.lease(entry, task, plan) as pipe:
+                return fn(pipe)
+        except OutOfMemory as first:
+            if not getattr(first, "retryable", False):
+                raise
+            log.warning("%s; retrying once", first)
+        with self.lease(entry, task, plan) as pipe:
+            return fn(pipe)
 
-    def loaded(self) -> list[tuple[str, str, int]]:
-        with self._lock:
-            return [(c.entry.id, c.location, c.bytes) for c in self._cache.values()]
+    def load(self, entry: ModelEntry) -> CachedModel:
+        """Load (or touch) a model without running it: the Models tab's Load button."""
+        with self.lease(entry):
+            pass
+        return next(m for m in self.loaded() if m.id == entry.id)
+
+    # -- acquiring: one load per model, waiters share it ---------------------------------------------
+    def _acquire(self, entry: ModelEntry) -> _Slot:
+        with self._cond:
+            slot = self._slots.get(entry.id)
+            if slot is not None:
+                slot.pins += 1
+                self._slots.move_to_end(entry.id)
+                while slot.state == "loading":
+                    self._cond.wait()
+                if slot.state == "failed":
+                    slot.pins -= 1
+                    err = slot.error
+                    if isinstance(err, StudioError):
+                        raise err
+                    raise ModelUnavailable(f"{entry.label} failed to load: {err}") from err
+                try:
+                    self._ensure_placed(slot)
+                except BaseException:
+                    slot.pins -= 1
+                    raise
+                return slot
+            slot = _Slot(entry, pins=1)
+            self._slots[entry.id] = slot
+        try:
+            self._load_into(slot)
+        except BaseException as err:
+            with self._cond:
+                slot.state, slot.error = "failed", err
+                slot.base, slot.tasks = None, {}
+                if self._slots.get(entry.id) is slot:
+                    del self._slots[entry.id]
+                self._cond.notify_all()
+            self.device.empty_cache()
+            raise
+        with self._cond:
+            slot.state = "ready"
+            self._cond.notify_all()
+        return slot
+
+    def _load_into(self, slot: _Slot) -> None:
+        entry = slot.entry
+        estimate = int(self._loader.estimate_bytes(entry) or 0)
+        with self._cond:
+            slot.bytes = estimate                      # a reservation while loading (counted as RAM)
+            self._make_ram_room(0, keep=slot)
+            if self._max is not None:
+                self._trim_count(keep=slot)
+        t0 = time.perf_counter()
+        try:
+            base = self._loader.load(entry)
+        except torch.OutOfMemoryError:                 # e.g. quantizing on the GPU: free VRAM, once more
+            with self._cond:
+                self._evict_all(keep=slot)
+            try:
+                base = self._loader.load(entry)
+            except torch.OutOfMemoryError as err:
+                raise OutOfMemory(f"out of memory loading {entry.label} even after freeing every cached model; "
+                                  f"{self._advice(None)}") from err
+        self.loads += 1
+        if hasattr(base, "set_progress_bar_config"):
+            base.set_progress_bar_config(disable=True)
+        sizes = component_bytes(base)
+        with self._cond:
+            slot.base = base
+            slot.bytes = pipeline_bytes(base)
+            slot.largest = max(sizes.values(), default=0)
+            slot.load_seconds = time.perf_counter() - t0
+            slot.placement, slot.parked = "cpu", True
+            self._make_ram_room(0, keep=slot)          # the real size may exceed the estimate
+            self._ensure_placed(slot)
+        log.info("loaded %s: %s in %.1f s, %s", entry.id, fmt_bytes(slot.bytes), slot.load_seconds, slot.where)
+
+    # -- placement ---------------------------------------------------------------------------------
+    def choose_placement(self, size: int, largest: int, room: int) -> str:
+        """Heaviest placement that fits ``room`` accelerator bytes (or the forced one)."""
+        if not self.device.accelerator:
+            return "cpu"
+        if self.placement != "auto":
+            return self.placement
+        if size <= room:
+            return "gpu"
+        if largest <= room:
+            return "model_offload"
+        return "group_offload"
+
+    def _gpu_room(self, keep: _Slot | None = None) -> int:
+        """Accelerator bytes free now plus what demoting unpinned models would give, minus the reserve."""
+        movable = sum(s.vram() for s in self._slots.values() if s is not keep and s.pins == 0)
+        return self.device.free() + movable - self.gpu_reserve
+
+    def _ensure_placed(self, slot: _Slot) -> None:
+        """Called under the lock with ``slot`` pinned: parked on an accelerator machine -> placed."""
+        if not self.device.accelerator or not slot.parked:
+            return
+        placement = self.choose_placement(slot.bytes, slot.largest, self._gpu_room(keep=slot))
+        self._place(slot, placement)
+
+    def _needs(self, slot: _Slot, placement: str) -> int:
+        return {"gpu": slot.bytes, "model_offload": slot.largest}.get(placement, 0)
+
+    def _place(self, slot: _Slot, placement: str, *, retried: bool = False) -> None:
+        self._make_gpu_room(self._needs(slot, placement), keep=slot)
+        try:
+            self._loader.place(slot.base, placement)
+        except torch.OutOfMemoryError as err:
+            self._undo_partial(slot, placement)
+            self._evict_all(keep=slot)
+            nxt = lighter(placement)
+            if retried or nxt is None:
+                raise OutOfMemory(f"out of memory placing {slot.entry.label} ({fmt_bytes(slot.bytes)}) with "
+                                  f"placement {placement}, after freeing every cached model; "
+                                  f"{self._advice(placement)}") from err
+            log.warning("out of memory placing %s as %s; trying %s", slot.entry.id, placement, nxt)
+            self._place(slot, nxt, retried=True)
+            return
+        slot.placement, slot.parked, slot.hooked = placement, False, slot.base
+        self._make_ram_room(0, keep=slot)
+
+    def _undo_partial(self, slot: _Slot, placement: str) -> None:
+        """After a failed ``place``: weights may be half on the GPU. Back to the CPU, or reload."""
+        try:
+            if self._loader.unplace(slot.base, placement):
+                slot.placement, slot.parked = "cpu", True
+                return
+        except Exception:  # noqa: BLE001 - fall through to a reload
+            log.exception("could not undo a partial placement of %s", slot.entry.id)
+        self._reload(slot)
+
+    def _reload(self, slot: _Slot) -> None:
+        """Offload hooks that cannot be removed: drop the weights and read them again (rare)."""
+        slot.base, slot.tasks, slot.hooked, slot.loras = None, {}, None, set()
+        self.device.empty_cache()
+        slot.base = self._loader.load(slot.entry)
+        self.loads += 1
+        if hasattr(slot.base, "set_progress_bar_config"):
+            slot.base.set_progress_bar_config(disable=True)
+        slot.placement, slot.parked = "cpu", True
+
+    def _advice(self, placement: str | None) -> str:
+        if not self.device.accelerator:
+            return ("try: a smaller width/height or batch size; a lower --cpu-budget-gb so fewer models stay "
+                    "cached; close other programs using RAM")
+        steps = []
+        if placement in (None, "gpu", "model_offload"):
+            steps.append("start with --placement sequential_offload")
+        steps.append("use a smaller width/height or batch size")
+        if getattr(self._loader, "quantize", "none") == "none" and self.device.name.startswith("cuda"):
+            steps.append("for FLUX, --quantize nf4")
+        steps.append("close other programs using the GPU")
+        return "try: " + "; ".join(steps)
+
+    def _after_run_oom(self, slot: _Slot, err: BaseException) -> OutOfMemory:
+        """OOM inside a lease: free everything else, make this model lighter for the next lease."""
+        with self._cond:
+            self._evict_all(keep=slot)
+            current = slot.placement
+            nxt = lighter(current)
+            if nxt is not None and slot.pins == 1:    # nobody else is running on it
+                self._undo_partial(slot, current)
+                try:
+                    self._place(slot, nxt, retried=True)
+                except OutOfMemory as again:
+                    return again
+                oom = OutOfMemory(f"out of memory running {slot.entry.label} with placement {current}; freed the "
+                                  f"other cached models and switched it to {nxt}. Run again; if it fails again, "
+                                  f"{self._advice(nxt)}")
+                oom.retryable = True
+                return oom
+        self.device.empty_cache()
+        return OutOfMemory(f"out of memory running {slot.entry.label} with placement {current}; {self._advice(current)}")
+
+    # -- making room -------------------------------------------------------------------------------
+    def _unpinned_lru(self, keep: _Slot | None) -> list[_Slot]:
+        return [s for s in self._slots.values() if s is not keep and s.pins == 0 and s.state == "ready"]
+
+    def _make_gpu_room(self, needed: int, keep: _Slot | None) -> None:
+        if not self.device.accelerator or needed <= 0:
+            return
+        for victim in self._unpinned_lru(keep):
+            if self.device.free() - self.gpu_reserve >= needed:
+                return
+            if victim.vram():
+                self._demote(victim)
+
+    def _ram_used(self) -> int:
+        return sum(s.ram() for s in self._slots.values()) + sum(c.bytes for c in self._components.values())
+
+    def _make_ram_room(self, needed: int, keep: _Slot | None) -> None:
+        """Drop LRU unpinned models (then unpinned components) until RAM use + needed fits the budget."""
+        for victim in self._unpinned_lru(keep):
+            if self._ram_used() + needed <= self.cpu_budget:
+                return
+            self._drop(victim)
+        for key, comp in list(self._components.items()):
+            if self._ram_used() + needed <= self.cpu_budget:
+                return
+            if comp.pins == 0:
+                self._drop_component(key)
+        if self._ram_used() + needed > self.cpu_budget:
+            log.warning("models in use need %s of RAM, over the %s budget", fmt_bytes(self._ram_used() + needed),
+                        fmt_bytes(self.cpu_budget))
+
+    def _trim_count(self, keep: _Slot) -> None:
+        for victim in self._unpinned_lru(keep):
+            if len(self._slots) <= self._max:
+                return
+            self._drop(victim)
+
+    def _demote(self, slot: _Slot) -> None:
+        """GPU -> CPU (kept, cheap to promote again); when the RAM budget has no room, dropped."""
+        if self._ram_used() + slot.bytes > self.cpu_budget:
+            self._make_ram_room(slot.bytes, keep=slot)
+        if self._ram_used() + slot.bytes > self.cpu_budget:
+            self._drop(slot)
+            return
+        if self._loader.unplace(slot.base, slot.placement):
+            slot.placement, slot.parked = "cpu", True
+            log.info("demoted %s to the CPU", slot.entry.id)
+        else:
+            self._drop(slot)
+        self.device.empty_cache()
+
+    def _drop(self, slot: _Slot) -> None:
+        if self._slots.get(slot.entry.id) is slot:
+            del self._slots[slot.entry.id]
+        slot.base, slot.tasks, slot.hooked = None, {}, None
+        slot.state = "failed"
+        slot.error = ModelUnavailable(f"{slot.entry.label} was evicted; request it again")
+        log.info("dropped %s (%s)", slot.entry.id, fmt_bytes(slot.bytes))
+        self.device.empty_cache()
+
+    def _evict_all(self, keep: _Slot | None) -> None:
+        for victim in self._unpinned_lru(keep):
+            self._drop(victim)
+        for key, comp in list(self._components.items()):
+            if comp.pins == 0:
+                self._drop_component(key)
+        self.device.empty_cache()
+
+    def _unpin(self, slot: _Slot, comps: list[_Component]) -> None:
+        with self._cond:
+            slot.pins -= 1
+            for comp in comps:
+                comp.pins -= 1
+            self._cond.notify_all()
+
+    # -- task pipelines -----------------------------------------------------------------------------
+    def _task_pipe(self, slot: _Slot, task: Task, plan: LeasePlan | None, comps: list[_Component]):
+        controlnets = [c for c in comps if c.kind == "controlnet"]
+        if task is Task.CONTROLNET and not controlnets:
+            raise InvalidRequest("controls", "a ControlNet task needs at least one ControlNet model")
+        key = (task, tuple(id(c.obj) for c in controlnets)) if task is Task.CONTROLNET else (task, ())
+        with self._cond:
+            if task is Task.TXT2IMG:
+                pipe = slot.base
+            else:
+                pipe = slot.tasks.get(key)
+                if pipe is None:
+                    extra = {}
+                    if controlnets:
+                        extra["controlnet"] = controlnets[0].obj if len(controlnets) == 1 else \
+                            _multi_controlnet(slot.entry, [c.obj for c in controlnets])
+                    pipe = self._loader.derive(slot.base, slot.entry, task, **extra)
+                    slot.tasks[key] = pipe
+            if slot.hooked is not pipe and slot.placement not in ("cpu", "gpu") and slot.pins == 1:
+                # offload hooks follow the pipeline's own model sequence (e.g. with its ControlNet)
+                self._loader.place(pipe, slot.placement)
+                slot.hooked = pipe
+            elif slot.placement == "gpu" and controlnets:
+                self._loader.place(pipe, "gpu")
+        self._apply_loras(slot, pipe, plan)
+        return pipe
+
+    def _apply_loras(self, slot: _Slot, pipe, plan: LeasePlan | None) -> None:
+        if not plan or not plan.loras:
+            return
+        names, weights = [], []
+        for path, weight in plan.loras:
+            name = "lora_" + Path(path).stem.replace(".", "_")
+            if name not in slot.loras:
+                state = self.component("lora", path)
+                pipe.load_lora_weights(dict(state), adapter_name=name)
+                slot.loras.add(name)
+            names.append(name)
+            weights.append(float(weight))
+        pipe.set_adapters(names, adapter_weights=weights)
+
+    def _reset_loras(self, slot: _Slot, pipe, plan: LeasePlan | None) -> None:
+        if slot.loras and hasattr(pipe, "set_adapters"):
+            names = sorted(slot.loras)
+            pipe.set_adapters(names, adapter_weights=[0.0] * len(names))
+
+    # -- components: ControlNets, LoRAs, IP-Adapters -------------------------------------------------
+    def component(self, kind: str, path: str | Path, family: str = ""):
+        """A ControlNet model / LoRA or IP-Adapter state dict, loaded once and cached by path."""
+        key = _component_key(kind, path)
+        while True:
+            with self._cond:
+                comp = self._components.get(key)
+                if comp is not None:
+                    self._components.move_to_end(key)
+                    return comp.obj
+                event = self._component_loading.get(key)
+                if event is None:
+                    event = self._component_loading[key] = threading.Event()
+                    break
+            event.wait()
+            with self._cond:
+                if key not in self._components:   # the other load failed: raise our own error
+                    break
+        try:
+            obj = self._loader.load_component(kind, path, family)
+            size = _object_bytes(obj)
+            with self._cond:
+                self._make_ram_room(size, keep=None)
+                self._components[key] = _Component(kind, str(path), obj, size)
+            return obj
+        finally:
+            with self._cond:
+                done = self._component_loading.pop(key, None)
+            if done is not None:
+                done.set()
+
+    def _pin_components(self, plan: LeasePlan | None, entry: ModelEntry) -> list[_Component]:
+        if not plan:
+            return []
+        pinned: list[_Component] = []
+        for path in plan.controlnets:
+            self.component("controlnet", path, entry.family.name)
+            with self._cond:
+                comp = self._components.get(_component_key("controlnet", path))
+                if comp is None:
+                    raise ModelUnavailable(f"ControlNet {path} was evicted while loading; try again")
+                comp.pins += 1
+                pinned.append(comp)
+        return pinned
+
+    def _drop_component(self, key: str) -> None:
+        comp = self._components.pop(key, None)
+        if comp is None:
+            return
+        for slot in self._slots.values():        # derived pipelines that hold it go with it
+            for k in [k for k, p in slot.tasks.items() if any(getattr(p, "controlnet", None) is c
+                                                              for c in (comp.obj,))]:
+                del slot.tasks[k]
+            for k in [k for k in slot.tasks if id(comp.obj) in k[1]]:
+                slot.tasks.pop(k, None)
+
+    def components(self) -> list[tuple[str, str, int, bool]]:
+        with self._cond:
+            return [(c.kind, c.path, c.bytes, c.pins > 0) for c in self._components.values()]
+
+    # -- what the UI asks ----------------------------------------------------------------------------
+    def loaded(self) -> list[CachedModel]:
+        with self._cond:
+            return [CachedModel(s.entry.id, s.where, s.placement, s.bytes, s.pins > 0,
+                                tuple(k[0].value for k in s.tasks), s.load_seconds)
+                    for s in self._slots.values() if s.state == "ready"]
+
+    def where(self, model_id: str) -> str:
+        with self._cond:
+            slot = self._slots.get(model_id)
+            return slot.where if slot is not None and slot.state == "ready" else DISK
 
     def unload(self, model_id: str) -> bool:
-        with self._lock:
-            dropped = self._cache.pop(model_id, None) is not None
-        if dropped:
-            empty_cache()
-        return dropped
+        """Drop a cached model. False when it is not cached; ``ModelUnavailable`` when in use."""
+        with self._cond:
+            slot = self._slots.get(model_id)
+            if slot is None or slot.state != "ready":
+                return False
+            if slot.pins:
+                raise ModelUnavailable(f"{slot.entry.label} is generating now; unload it when it is done")
+            self._drop(slot)
+        return True
 
     def release_all(self) -> None:
-        with self._lock:
-            self._cache.clear()
-        empty_cache()
+        """Drop every model and component that is not in use (after an out-of-memory, or on demand)."""
+        with self._cond:
+            self._evict_all(keep=None)
+
+    def memory(self) -> dict[str, int | str]:
+        """Free/total memory and what the cache holds (bytes)."""
+        from studio.models.memory import ram_memory
+
+        ram = ram_memory()
+        with self._cond:
+            out: dict[str, int | str] = {
+                "device": self.device.name, "ram_free": ram.free, "ram_total": ram.total,
+                "cpu_budget": self.cpu_budget, "cpu_cached": self._ram_used(),
+                "gpu_cached": sum(s.vram() for s in self._slots.values()), "gpu_reserve": self.gpu_reserve,
+            }
+        if self.device.accelerator:
+            out["gpu_free"], out["gpu_total"] = self.device.free(), self.device.total()
+        return out
+
+    def rows(self, entries: list[ModelEntry]) -> list[list]:
+        """The Models tab's table: every registry entry, where it is now, its bytes and placement."""
+        cached = {m.id: m for m in self.loaded()}
+        out = []
+        for entry in entries:
+            m = cached.get(entry.id)
+            if m is not None:
+                where, size, placement = m.where + (" (in use)" if m.in_use else ""), fmt_bytes(m.bytes), m.placement
+            else:
+                where = DISK if entry.available and "not downloaded" not in entry.reason else \
+                    ("not downloaded" if entry.available else "unavailable")
+                try:
+                    est = self._loader.estimate_bytes(entry)
+                except Exception:  # noqa: BLE001 - a listing never fails
+                    est = 0
+                size, placement = (f"~{fmt_bytes(est)} on disk" if est else "?"), "-"
+            out.append([entry.id, entry.family.label, entry.spec.kind, where, size, placement,
+                        entry.reason or entry.where])
+        return out
+
+
+def _multi_controlnet(entry: ModelEntry, models: list):
+    import diffusers
+
+    name = "FluxMultiControlNetModel" if entry.family.name.startswith("flux") else "MultiControlNetModel"
+    if entry.family.name == "sd3":
+        name = "SD3MultiControlNetModel"
+    return getattr(diffusers, name)(models)
+
+
+def _object_bytes(obj) -> int:
+    if isinstance(obj, torch.nn.Module):
+        from studio.models.memory import module_bytes
+
+        return module_bytes(obj)
+    if isinstance(obj, dict):
+        return sum(t.numel() * t.element_size() for t in obj.values() if isinstance(t, torch.Tensor))
+    return 0
+
+
+__all__ = ["ModelManager", "LeasePlan", "CachedModel", "GPU", "OFFLOAD", "CPU", "DISK"]
