@@ -1,0 +1,153 @@
+"""ModelManager on tiny real pipelines: shared weights, real release, ControlNet entries, NF4 refusal."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio.config import Settings
+from studio.errors import ModelUnavailable, UnsupportedOnDevice
+from studio.models.loader import Loader, check_quantize, nf4_config
+from studio.models.manager import CPU, DISK, LeasePlan, ModelManager
+from studio.models.memory import Device, pipeline_bytes, tensor_ptrs
+from studio.models.registry import Registry
+from studio.requests import Task
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_models_dir):
+    return Registry(Settings(models_dir=tiny_models_dir, offline=True, device="cpu"))
+
+
+def make_manager(tmp_path: Path, **kw) -> tuple[ModelManager, Loader]:
+    loader = Loader(dtype=torch.float32, device="cpu", offline=True, builtin_dir=tmp_path / ".builtin")
+    return ModelManager(loader, device=Device("cpu"), **kw), loader
+
+
+@pytest.fixture(scope="module")
+def tiny_controlnet(tiny_models_dir, tmp_path_factory) -> Path:
+    from diffusers import FluxControlNetModel, FluxTransformer2DModel
+
+    transformer = FluxTransformer2DModel.from_pretrained(tiny_models_dir / "checkpoints" / "tiny-flux" / "transformer")
+    cn = FluxControlNetModel.from_transformer(transformer, num_layers=1, num_single_layers=0,
+                                              attention_head_dim=16, num_attention_heads=2)
+    folder = tmp_path_factory.mktemp("cn") / "tiny-flux-cn"
+    cn.save_pretrained(folder)
+    return folder
+
+
+def test_task_pipelines_share_the_very_same_tensors(registry, tmp_path, tiny_controlnet):
+    m, _ = make_manager(tmp_path)
+    flux = registry.require("tiny-flux")
+    plan = LeasePlan(controlnets=(str(tiny_controlnet),))
+    with m.lease(flux) as base:
+        ptrs = tensor_ptrs(base)
+        size = pipeline_bytes(base)
+    for task in (Task.IMG2IMG, Task.INPAINT, Task.CONTROLNET):
+        with m.lease(flux, task, plan if task is Task.CONTROLNET else None) as pipe:
+            assert type(pipe).__name__ == flux.family.pipeline_class(task)
+            assert ptrs <= tensor_ptrs(pipe)                       # every base tensor, same data_ptr
+            if task is Task.CONTROLNET:
+                assert pipe.controlnet is m.component("controlnet", tiny_controlnet)
+    assert m.loads == 1
+    [row] = m.loaded()
+    assert row.bytes == size and set(row.tasks) == {"img2img", "inpaint", "controlnet"}
+
+
+def test_sd15_and_sdxl_derive_too(registry, tmp_path):
+    m, _ = make_manager(tmp_path)
+    for model_id in ("tiny-sd15", "tiny-sdxl"):
+        entry = registry.require(model_id)
+        with m.lease(entry) as base:
+            ptrs = tensor_ptrs(base)
+        with m.lease(entry, Task.INPAINT) as pipe:
+            assert ptrs <= tensor_ptrs(pipe)
+    assert [r.id for r in m.loaded()] == ["tiny-sd15", "tiny-sdxl"]
+
+
+def test_evicted_model_tensors_are_really_released(registry, tmp_path):
+    m, _ = make_manager(tmp_path, cpu_budget=1)            # any second model evicts the first
+    flux = registry.require("tiny-flux")
+    with m.lease(flux) as base:
+        ref_module = weakref.ref(base.transformer)
+        ref_param = weakref.ref(next(base.transformer.parameters()))
+    with m.lease(flux, Task.IMG2IMG):
+        pass
+    del base
+    with m.lease(registry.require("tiny-sd15")):
+        pass
+    gc.collect()
+    assert m.where("tiny-flux") == DISK
+    assert ref_module() is None and ref_param() is None
+
+
+def test_generation_through_a_lease_is_the_raw_pipeline(registry, tmp_path):
+    m, _ = make_manager(tmp_path)
+    flux = registry.require("tiny-flux")
+    kw = dict(prompt="a cat", height=64, width=64, num_inference_steps=2, guidance_scale=0.0,
+              max_sequence_length=32, output_type="np")
+    with m.lease(flux) as pipe:
+        a = pipe(**kw, generator=torch.Generator("cpu").manual_seed(1)).images
+    from diffusers import FluxPipeline
+
+    raw = FluxPipeline.from_pretrained(flux.spec.source)
+    raw.set_progress_bar_config(disable=True)
+    b = raw(**kw, generator=torch.Generator("cpu").manual_seed(1)).images
+    assert abs(a - b).max() < 1e-5
+    assert m.where("tiny-flux") == CPU
+
+
+def test_estimate_is_close_to_measured(registry, tmp_path):
+    m, loader = make_manager(tmp_path)
+    flux = registry.require("tiny-flux")
+    estimate = loader.estimate_bytes(flux)
+    with m.lease(flux):
+        pass
+    measured = m.loaded()[0].bytes
+    assert 0.8 * measured <= estimate <= 1.3 * measured
+
+
+def test_missing_component_is_a_clear_error(registry, tmp_path):
+    m, _ = make_manager(tmp_path)
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        m.component("controlnet", tmp_path / "nope")
+    assert m.components() == []
+
+
+def test_nf4_is_refused_on_cpu_with_a_clear_message(tmp_path):
+    with pytest.raises(UnsupportedOnDevice, match="CUDA"):
+        Loader(dtype=torch.float32, device="cpu", offline=True, builtin_dir=tmp_path, quantize="nf4")
+    with pytest.raises(UnsupportedOnDevice, match="drop --quantize nf4"):
+        check_quantize("nf4", "mps")
+    check_quantize("nf4", "cuda")                               # allowed where it can run
+    check_quantize("none", "cpu")
+
+
+def test_nf4_configuration_targets_flux_transformer_and_t5():
+    cfg = nf4_config(torch.bfloat16)
+    assert cfg.quant_backend == "bitsandbytes_4bit"
+    assert set(cfg.components_to_quantize) == {"transformer", "text_encoder_2"}
+    assert cfg.quant_kwargs["bnb_4bit_quant_type"] == "nf4"
+    assert cfg.quant_kwargs["bnb_4bit_compute_dtype"] is torch.bfloat16
+
+
+def test_offline_download_says_so(registry, tmp_path):
+    _, loader = make_manager(tmp_path)
+    hub = next(e for e in registry.entries() if e.spec.kind == "hub")
+    with pytest.raises(ModelUnavailable, match="offline"):
+        loader.download(hub)
+
+
+def test_studio_wiring_generates_with_the_manager(make_studio):
+    from studio.requests import GenerationRequest
+
+    studio = make_studio()
+    req = GenerationRequest(prompt="a cat", model_id="tiny-flux", steps=2, seed=3)
+    first = studio.generate(req)
+    second = studio.generate(req)
+    assert studio.models.loads == 1
+    assert first.images[0].tobytes() == second.images[0].tobytes()
