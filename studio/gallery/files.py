@@ -1,7 +1,9 @@
-"""Image files: PNG written atomically (temporary name, fsync, rename) with metadata chunks."""
+"""Image files: PNG written atomically (temporary name, fsync, then link/rename) with metadata chunks."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 from datetime import datetime
@@ -10,23 +12,47 @@ from pathlib import Path
 from PIL import Image, PngImagePlugin
 
 
-def write_png(image: Image.Image, path: Path, text: dict[str, str]) -> Path:
-    """Write ``image`` to ``path`` with tEXt/iTXt chunks; no partial file is ever visible."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def encode_png(image: Image.Image, text: dict[str, str]) -> bytes:
+    """PNG bytes with one tEXt chunk per key (iTXt, UTF-8, when the value is not ASCII)."""
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():
         info.add_itxt(key, value) if not value.isascii() else info.add_text(key, value)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_atomic(data: bytes, path: Path, *, exclusive: bool = False) -> Path:
+    """Write ``data`` to ``path`` so that no partial file is ever visible under that name.
+
+    ``exclusive``: never replace an existing file (raises ``FileExistsError``); the file appears
+    by ``os.link``, which fails when the name is taken, instead of ``os.replace``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_png(image: Image.Image, path: Path, text: dict[str, str]) -> Path:
+    """Write ``image`` to ``path`` with tEXt/iTXt chunks; no partial file is ever visible."""
+    return write_atomic(encode_png(image, text), path)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def next_image_path(folder: Path, seed: int, when: datetime | None = None) -> Path:

@@ -1,45 +1,361 @@
-"""A1111 "parameters" text: the lingua franca of PNG metadata between studios.
+"""A1111 "parameters" text: the lingua franca of PNG metadata between studios. Write and parse.
 
-    <prompt>
-    Negative prompt: <negative>
+    <prompt, any number of lines>
+    Negative prompt: <negative, any number of lines>
     Steps: 4, Sampler: Euler, CFG scale: 0.0, Seed: 42, Size: 1024x1024, Model: flux-schnell
+
+Values holding a comma, colon, quote, newline or edge whitespace are written as JSON strings
+(A1111's ``quote``), so any prompt survives ``format -> parse``. ``parse_infotext`` follows
+A1111's own ``parse_generation_parameters``: the last line is the parameter line when it holds
+at least three ``key: value`` pairs, keys it does not know are kept as they are.
+
+``fields_from_infotext`` maps the parsed keys onto ``GenerationRequest`` fields (A1111/Forge
+names: "CFG scale", "Distilled CFG Scale", "Sampler" + "Schedule type", ``<lora:name:w>`` in the
+prompt, ...); ``request_from_infotext`` builds the checked request from them. ComfyUI
+("prompt" API graph) and Fooocus (JSON "parameters") have their own readers below.
 """
 
 from __future__ import annotations
 
-from studio.requests import GenerationRequest
+import ast
+import json
+import re
+from typing import Any
+
+from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec, Task
+
+NEGATIVE = "Negative prompt:"
+# A1111 modules/infotext_utils.py: a key, a colon, then a JSON string or anything up to a comma
+RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+RE_SIZE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
+RE_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?[0-9.]+))?(?::[^>]*)?>")
+SCHEDULE_SUFFIX = {"karras": "Karras", "exponential": "Exponential", "sgm uniform": "SGM Uniform"}
 
 
-def _quote(value: str) -> str:
-    """A1111 quotes a value holding a comma, colon or quote as a JSON string."""
-    import json
-
+def _quote(value: object) -> str:
+    """A1111 quotes a value holding a comma, colon or newline as a JSON string; so do we, and
+    also quotes and edge whitespace, which A1111 would otherwise lose."""
     text = str(value)
-    if "," in text or ":" in text or '"' in text or "\n" in text:
+    if any(c in text for c in ',:"\n\r') or text != text.strip():
         return json.dumps(text, ensure_ascii=False)
     return text
 
 
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        try:
+            return str(json.loads(value))
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _number(value: float | int | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+def _pairs(fields: dict[str, object]) -> str:
+    return ", ".join(f"{key}: {_quote(value)}" for key, value in fields.items() if value is not None)
+
+
 def format_infotext(request: GenerationRequest, seed: int, *, model_label: str | None = None,
                     sampler: str | None = None, extra: dict[str, object] | None = None) -> str:
-    """The A1111 text for one image of a resolved request (its own seed)."""
+    """The A1111 text for one image of a resolved request (its own seed).
+
+    Studio-only facts A1111 has no key for (LoRA weights, ControlNet images, IP-Adapter, the
+    task and input images) get keys of their own; A1111 and Forge keep unknown keys as they are.
+    """
     lines = [request.prompt]
     if request.negative_prompt:
-        lines.append(f"Negative prompt: {request.negative_prompt}")
+        lines.append(f"{NEGATIVE} {request.negative_prompt}")
     fields: dict[str, object] = {
         "Steps": request.steps,
         "Sampler": sampler or request.scheduler or "Euler",
-        "CFG scale": request.guidance,
+        "CFG scale": _number(request.guidance),
         "Seed": seed,
         "Size": f"{request.width}x{request.height}",
         "Model": model_label or request.model_id,
     }
     if request.strength is not None:
-        fields["Denoising strength"] = request.strength
+        fields["Denoising strength"] = _number(request.strength)
+    if request.task is not Task.TXT2IMG:
+        fields["Task"] = request.task.value
+    if request.init_image:
+        fields["Init image"] = request.init_image
+    if request.mask_image:
+        fields["Mask image"] = request.mask_image
     if request.loras:
-        fields["Lora hashes"] = ", ".join(f"{lora.name}: {lora.weight:g}" for lora in request.loras)
+        fields["Loras"] = _format_loras(request.loras)
+    for i, unit in enumerate(request.controls):
+        fields[f"ControlNet {i}"] = _pairs({"Module": unit.control_type, "Image": unit.image,
+                                            "Weight": _number(unit.scale), "Guidance Start": _number(unit.start),
+                                            "Guidance End": _number(unit.end), "Preprocess": unit.preprocess})
+    if request.image_prompt is not None:
+        fields["IP-Adapter"] = _pairs({"Image": request.image_prompt.image,
+                                       "Weight": _number(request.image_prompt.scale)})
     if request.batch_size > 1:
         fields["Batch size"] = request.batch_size
     fields.update(extra or {})
-    lines.append(", ".join(f"{key}: {_quote(str(value))}" for key, value in fields.items() if value is not None))
+    lines.append(_pairs(fields))
     return "\n".join(lines)
+
+
+def parse_params(line: str) -> dict[str, str]:
+    """``"Steps: 20, Sampler: Euler a, Lora hashes: \\"a: 1, b: 2\\""`` -> {key: unquoted value}."""
+    return {key.strip(): _unquote(value) for key, value in RE_PARAM.findall(line)}
+
+
+def parse_infotext(text: str) -> dict[str, str]:
+    """A1111/Forge "parameters" -> ``{"Prompt": ..., "Negative prompt": ..., <key>: <value>, ...}``.
+
+    Values are strings, unquoted; every key is kept, known or not. Never raises on odd input.
+    """
+    lines = (text or "").replace("\r\n", "\n").split("\n")
+    last = lines[-1] if lines else ""
+    params: dict[str, str] = {}
+    if len(RE_PARAM.findall(last)) >= 3:
+        params = parse_params(last)
+        lines = lines[:-1]
+    prompt: list[str] = []
+    negative: list[str] = []
+    in_negative = False
+    for line in lines:
+        if not in_negative and line.startswith(NEGATIVE):
+            in_negative = True
+            line = line[len(NEGATIVE):]
+            line = line[1:] if line.startswith(" ") else line
+        (negative if in_negative else prompt).append(line)
+    out = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
+    out.update(params)
+    return out
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(float(str(value).strip()))
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _format_loras(loras: tuple[LoraSpec, ...]) -> str:
+    """``name: weight, name2: weight2``; a JSON object when a name holds a comma or colon."""
+    if any(c in lora.name for lora in loras for c in ',:"\n') or any(lo.name != lo.name.strip() for lo in loras):
+        return json.dumps({lora.name: lora.weight for lora in loras}, ensure_ascii=False)
+    return ", ".join(f"{lora.name}: {_number(float(lora.weight))}" for lora in loras)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _named_weights(value: str) -> list[LoraSpec]:
+    value = value.strip()
+    pairs: list[tuple[str, Any]] = []
+    if value.startswith("{"):
+        try:
+            pairs = list(json.loads(value).items())
+        except (json.JSONDecodeError, AttributeError):
+            pairs = []
+    else:
+        for item in value.split(","):
+            name, _, weight = item.rpartition(":")
+            pairs.append((name.strip(), weight))
+    out = []
+    for name, weight in pairs:
+        w = _float(weight)
+        if name and w is not None:
+            out.append(LoraSpec(name, w))
+    return out
+
+
+def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
+    """Parsed A1111 keys -> ``GenerationRequest`` keyword arguments (only what is known).
+
+    ``<lora:name:weight>`` tags are taken out of the prompt into ``loras`` (the studio applies
+    LoRAs itself, not through prompt syntax).
+    """
+    p = parse_infotext(parsed) if isinstance(parsed, str) else dict(parsed)
+    prompt = p.get("Prompt", "")
+    loras: dict[str, float] = {}
+    for match in RE_LORA_TAG.finditer(prompt):
+        loras[match.group(1)] = _float(match.group(2)) if match.group(2) else 1.0
+    if loras:
+        prompt = RE_LORA_TAG.sub("", prompt).strip(" ,\n")
+    for spec in _named_weights(p.get("Loras", "")):
+        loras[spec.name] = spec.weight
+    fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": p.get("Negative prompt", "")}
+    if "Task" in p:
+        fields["task"] = p["Task"]
+    elif p.get("Init image"):
+        fields["task"] = Task.IMG2IMG.value
+    if p.get("Model"):
+        fields["model_id"] = p["Model"]
+    size = RE_SIZE.match(p.get("Size", ""))
+    if size:
+        fields["width"], fields["height"] = int(size.group(1)), int(size.group(2))
+    for key, name, conv in (("Steps", "steps", _int), ("Seed", "seed", _int),
+                            ("Denoising strength", "strength", _float), ("Batch size", "batch_size", _int)):
+        value = conv(p[key]) if key in p else None
+        if value is not None:
+            fields[name] = value
+    guidance = _float(p.get("Distilled CFG Scale")) if "Distilled CFG Scale" in p else _float(p.get("CFG scale"))
+    if guidance is not None:
+        fields["guidance"] = guidance
+    if p.get("Sampler"):
+        sampler = p["Sampler"]
+        suffix = SCHEDULE_SUFFIX.get(p.get("Schedule type", "").strip().lower())
+        fields["scheduler"] = f"{sampler} {suffix}" if suffix and not sampler.endswith(suffix) else sampler
+    if p.get("Init image"):
+        fields["init_image"] = p["Init image"]
+    if p.get("Mask image"):
+        fields["mask_image"] = p["Mask image"]
+    if loras:
+        fields["loras"] = tuple(LoraSpec(n, w) for n, w in loras.items())
+    controls = []
+    for i in range(16):
+        raw = p.get(f"ControlNet {i}")
+        if raw is None:
+            break
+        c = parse_params(raw)
+        if c.get("Image"):
+            controls.append(ControlUnit(control_type=c.get("Module", "canny"), image=c["Image"],
+                                        scale=_or(_float(c.get("Weight")), 1.0),
+                                        start=_or(_float(c.get("Guidance Start")), 0.0),
+                                        end=_or(_float(c.get("Guidance End")), 1.0),
+                                        preprocess=c.get("Preprocess", "True") != "False"))
+    if controls:
+        fields["controls"] = tuple(controls)
+    if p.get("IP-Adapter"):
+        ip = parse_params(p["IP-Adapter"])
+        if ip.get("Image"):
+            fields["image_prompt"] = ImagePrompt(ip["Image"], _or(_float(ip.get("Weight")), 0.6))
+    return fields
+
+
+def request_from_infotext(text_or_parsed: str | dict[str, str], **overrides: Any) -> GenerationRequest:
+    """Parsed (or raw) A1111 parameters -> a checked ``GenerationRequest`` (``InvalidRequest``
+    names the field that does not fit, e.g. a size that is not a multiple of 16)."""
+    fields = fields_from_infotext(text_or_parsed)
+    fields.update(overrides)
+    return GenerationRequest(**fields)
+
+
+# -- other studios ------------------------------------------------------------------------------
+def parse_fooocus(text: str) -> dict[str, Any] | None:
+    """Fooocus "parameters" when its metadata scheme is "fooocus": a JSON object."""
+    try:
+        data = json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def fields_from_fooocus(data: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {"prompt": str(data.get("prompt", "")),
+                              "negative_prompt": str(data.get("negative_prompt", ""))}
+    res = data.get("resolution")
+    if isinstance(res, str):
+        try:
+            res = ast.literal_eval(res)
+        except (ValueError, SyntaxError):
+            res = None
+    if isinstance(res, (list, tuple)) and len(res) == 2:
+        fields["width"], fields["height"] = int(res[0]), int(res[1])
+    for key, name, conv in (("steps", "steps", _int), ("seed", "seed", _int),
+                            ("guidance_scale", "guidance", _float)):
+        value = conv(data.get(key)) if key in data else None
+        if value is not None:
+            fields[name] = value
+    if data.get("base_model"):
+        fields["model_id"] = str(data["base_model"]).removesuffix(".safetensors")
+    if data.get("sampler"):
+        fields["scheduler"] = str(data["sampler"])
+    loras = []
+    for item in data.get("loras") or ():
+        if isinstance(item, (list, tuple)) and len(item) >= 2 and _float(item[-1]) is not None:
+            name = str(item[0] if len(item) == 2 else item[1]).removesuffix(".safetensors")
+            if name and name != "None" and name not in {x.name for x in loras}:
+                loras.append(LoraSpec(name, _float(item[-1])))
+    if loras:
+        fields["loras"] = tuple(loras)
+    return fields
+
+
+def _comfy_text(graph: dict[str, Any], ref: Any, depth: int = 0) -> str:
+    """Follow a ComfyUI link ``[node_id, output]`` back to the text that was encoded."""
+    if depth > 20 or not isinstance(ref, list) or not ref:
+        return ""
+    node = graph.get(str(ref[0])) or {}
+    inputs = node.get("inputs") or {}
+    for key in ("text", "text_g", "clip_l", "t5xxl", "prompt"):
+        if isinstance(inputs.get(key), str):
+            return inputs[key]
+    for key in ("conditioning", "conditioning_1", "positive", "text", "clip"):
+        if isinstance(inputs.get(key), list):
+            found = _comfy_text(graph, inputs[key], depth + 1)
+            if found:
+                return found
+    return ""
+
+
+def fields_from_comfyui(prompt_json: str) -> dict[str, Any] | None:
+    """ComfyUI's "prompt" chunk (the API graph that ran) -> request fields, best effort."""
+    try:
+        graph = json.loads(prompt_json)
+    except (TypeError, json.JSONDecodeError):
+        return None
+    if not isinstance(graph, dict):
+        return None
+    nodes = [n for n in graph.values() if isinstance(n, dict)]
+    fields: dict[str, Any] = {}
+    loras: list[LoraSpec] = []
+    for node in nodes:
+        kind, inputs = str(node.get("class_type", "")), node.get("inputs") or {}
+        if kind.startswith("KSampler") or kind == "SamplerCustom":
+            for key, name, conv in (("seed", "seed", _int), ("noise_seed", "seed", _int), ("steps", "steps", _int),
+                                    ("cfg", "guidance", _float), ("denoise", "strength", _float)):
+                if key in inputs and not isinstance(inputs[key], list) and conv(inputs[key]) is not None:
+                    fields[name] = conv(inputs[key])
+            if isinstance(inputs.get("sampler_name"), str):
+                fields["scheduler"] = inputs["sampler_name"]
+            fields["prompt"] = _comfy_text(graph, inputs.get("positive"))
+            fields["negative_prompt"] = _comfy_text(graph, inputs.get("negative"))
+        elif kind in ("RandomNoise",) and not isinstance(inputs.get("noise_seed"), list):
+            fields.setdefault("seed", _int(inputs.get("noise_seed")))
+        elif kind == "BasicScheduler" and not isinstance(inputs.get("steps"), list):
+            fields.setdefault("steps", _int(inputs.get("steps")))
+        elif kind == "FluxGuidance":
+            fields["guidance"] = _float(inputs.get("guidance"))
+        elif kind.startswith(("EmptyLatentImage", "EmptySD3LatentImage", "EmptyFlux")) or kind.startswith("Empty"):
+            if _int(inputs.get("width")) and _int(inputs.get("height")):
+                fields["width"], fields["height"] = _int(inputs["width"]), _int(inputs["height"])
+        elif kind.startswith(("CheckpointLoader", "UNETLoader", "UnetLoader")):
+            name = inputs.get("ckpt_name") or inputs.get("unet_name")
+            if isinstance(name, str):
+                fields["model_id"] = name.rsplit("/", 1)[-1].removesuffix(".safetensors")
+        elif kind.startswith("LoraLoader") and isinstance(inputs.get("lora_name"), str):
+            weight = _float(inputs.get("strength_model"))
+            name = inputs["lora_name"].rsplit("/", 1)[-1].removesuffix(".safetensors")
+            if name not in {x.name for x in loras}:
+                loras.append(LoraSpec(name, 1.0 if weight is None else weight))
+    if "prompt" not in fields:
+        texts = [n["inputs"]["text"] for n in nodes if isinstance((n.get("inputs") or {}).get("text"), str)]
+        if not texts:
+            return None
+        fields["prompt"] = texts[0]
+    if loras:
+        fields["loras"] = tuple(loras)
+    return {k: v for k, v in fields.items() if v is not None}

@@ -1,0 +1,85 @@
+"""Gallery tables: SQLAlchemy 2.0 typed mappings. The migrations beside this file create them.
+
+The ORM classes mirror the newest migration (``migrations/versions``); the migrations, not
+``Base.metadata.create_all``, are what build a database, so an old file upgrades the same way
+a new one is made. One row per image holds the whole resolved request: the columns are the
+fields people filter and sort by, ``request_json`` is the exact request (re-generate uses it).
+
+Full-text search lives in ``images_fts`` (FTS5, external content = ``images``), kept in sync by
+triggers over ``prompt, negative_prompt, model_id, lora_names, tags``; ``lora_names`` and
+``tags`` are denormalised text copies of ``image_loras`` / ``image_tags`` written in the same
+transaction, so the triggers see everything the index needs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    path: Mapped[str] = mapped_column(String(1000), unique=True)     # relative to outputs_dir when inside it
+    sha256: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(20), index=True)
+    model_id: Mapped[str] = mapped_column(String(200), index=True)
+    model_source: Mapped[str] = mapped_column(String(1000), default="")   # hub repo, folder or file
+    model_revision: Mapped[str] = mapped_column(String(100), default="")  # hub commit, or file sha256
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    seed: Mapped[int] = mapped_column(BigInteger, index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[int | None] = mapped_column(Integer)
+    guidance: Mapped[float | None] = mapped_column(Float)
+    scheduler: Mapped[str] = mapped_column(String(100), default="")
+    strength: Mapped[float | None] = mapped_column(Float)
+    loras: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)        # [{name, weight}]
+    controls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)     # [{control_type, scale, image, ...}]
+    image_prompt: Mapped[dict[str, Any] | None] = mapped_column(JSON)              # {image, scale}
+    timings: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    request_json: Mapped[str | None] = mapped_column(Text)       # None: imported without a studio request
+    infotext: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(20), default="studio")   # studio | a1111 | comfyui | fooocus | import
+    favourite: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    missing: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # revision 2
+    lora_names: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="")
+
+    lora_rows: Mapped[list[LoraRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    tag_rows: Mapped[list[TagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+    __table_args__ = (Index("ix_images_size", "width", "height"),)
+
+
+class LoraRow(Base):
+    __tablename__ = "image_loras"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    weight: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_image_loras_name", "name", "image_id"),)
+
+
+class TagRow(Base):
+    __tablename__ = "image_tags"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+    __table_args__ = (Index("ix_image_tags_tag", "tag", "image_id"),)
+
+
+FTS_COLUMNS = ("prompt", "negative_prompt", "model_id", "lora_names", "tags")

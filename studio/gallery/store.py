@@ -1,0 +1,649 @@
+"""GalleryStore: every image findable, re-usable and re-generable. SQLite + the files on disk.
+
+One row per image (``schema.ImageRow``) holding the full resolved request; the store owns its
+transactions and hands out frozen DTOs (``ImageRecord``, ``Page``), never ORM rows.
+
+Files and rows agree:
+* writing (``GallerySink``): PNG written atomically first, then one transaction; if the
+  transaction fails the file is removed.
+* deleting: the file is renamed to ``.deleted-<name>`` first, the row deleted and committed, then
+  the renamed file unlinked; a failed transaction renames the file back.
+* ``reconcile`` (run when the store opens): rows whose file is gone get ``missing = True`` (and
+  lose it when the file comes back), image files under ``outputs_dir`` with no row are imported
+  from their own metadata, leftovers of interrupted writes/deletes are settled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.errors import InvalidRequest
+from studio.gallery import db as gallery_db
+from studio.gallery.infotext import format_infotext
+from studio.gallery.pnginfo import read_image_info
+from studio.gallery.schema import ImageRow, LoraRow, TagRow
+from studio.gallery.search import build_match
+from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+TRASH_PREFIX = ".deleted-"
+TEMP_PREFIX = ".tmp-"
+SORTS = ("newest", "oldest", "relevance", "seed")
+STALE_TEMP_SECONDS = 3600
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _naive_utc(value: datetime | date | None, *, end: bool = False) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, datetime.max.time() if end else datetime.min.time())
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def normalise_tag(tag: str) -> str:
+    """Tags are single words for search: trimmed, inner whitespace and commas become '-'."""
+    cleaned = "-".join(str(tag).replace(",", " ").split())[:100]
+    return cleaned
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- DTOs -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NewImage:
+    """What ``GalleryStore.add`` records. ``from_request`` for studio images, ``from_fields``
+    for imports (foreign metadata need not make a valid request)."""
+
+    path: Path
+    sha256: str
+    task: str
+    model_id: str
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    negative_prompt: str = ""
+    steps: int | None = None
+    guidance: float | None = None
+    scheduler: str = ""
+    strength: float | None = None
+    loras: tuple[LoraSpec, ...] = ()
+    controls: tuple[ControlUnit, ...] = ()
+    image_prompt: ImagePrompt | None = None
+    request_json: str | None = None
+    infotext: str = ""
+    model_source: str = ""
+    model_revision: str = ""
+    timings: tuple[tuple[str, float], ...] = ()
+    created_at: datetime | None = None
+    source: str = "studio"
+    favourite: bool = False
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_request(cls, request: GenerationRequest, *, path: Path, sha256: str, infotext: str = "",
+                     model_source: str = "", model_revision: str = "", timings: dict[str, float] | None = None,
+                     created_at: datetime | None = None, source: str = "studio",
+                     tags: Sequence[str] = ()) -> NewImage:
+        """``request`` must be resolved and carry this image's own seed."""
+        if request.seed is None or request.width is None or request.height is None:
+            raise InvalidRequest("request", "the gallery records resolved requests only (seed and size set)")
+        return cls(path=Path(path), sha256=sha256, task=request.task.value, model_id=request.model_id,
+                   prompt=request.prompt, negative_prompt=request.negative_prompt, seed=request.seed,
+                   width=request.width, height=request.height, steps=request.steps, guidance=request.guidance,
+                   scheduler=request.scheduler or "", strength=request.strength, loras=request.loras,
+                   controls=request.controls, image_prompt=request.image_prompt, request_json=request.to_json(),
+                   infotext=infotext or format_infotext(request, request.seed),
+                   model_source=model_source, model_revision=model_revision,
+                   timings=tuple((timings or {}).items()), created_at=created_at, source=source, tags=tuple(tags))
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any], *, path: Path, sha256: str, width: int, height: int,
+                    infotext: str = "", request_json: str | None = None, source: str = "import",
+                    created_at: datetime | None = None) -> NewImage:
+        task = fields.get("task") or "txt2img"
+        return cls(path=Path(path), sha256=sha256, task=getattr(task, "value", str(task)),
+                   model_id=str(fields.get("model_id") or ""), prompt=str(fields.get("prompt") or ""),
+                   negative_prompt=str(fields.get("negative_prompt") or ""),
+                   seed=int(fields["seed"]) if fields.get("seed") is not None else -1,
+                   width=int(fields.get("width") or width), height=int(fields.get("height") or height),
+                   steps=fields.get("steps"), guidance=fields.get("guidance"),
+                   scheduler=str(fields.get("scheduler") or ""), strength=fields.get("strength"),
+                   loras=tuple(fields.get("loras") or ()), controls=tuple(fields.get("controls") or ()),
+                   image_prompt=fields.get("image_prompt"), request_json=request_json, infotext=infotext,
+                   created_at=created_at, source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    id: int
+    path: str                         # absolute
+    created_at: datetime              # UTC, aware
+    task: str
+    model_id: str
+    prompt: str
+    negative_prompt: str
+    seed: int
+    width: int
+    height: int
+    steps: int | None
+    guidance: float | None
+    scheduler: str
+    strength: float | None
+    loras: tuple[LoraSpec, ...]
+    controls: tuple[ControlUnit, ...]
+    image_prompt: ImagePrompt | None
+    timings: tuple[tuple[str, float], ...]
+    sha256: str
+    infotext: str
+    request_json: str | None
+    model_source: str
+    model_revision: str
+    source: str
+    favourite: bool
+    missing: bool
+    tags: tuple[str, ...]
+
+    @property
+    def request(self) -> GenerationRequest | None:
+        """The exact request that made this image (batch of one, its own seed), when known."""
+        return GenerationRequest.from_json(self.request_json) if self.request_json else None
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "created_at": self.created_at.isoformat(), "task": self.task,
+                "model_id": self.model_id, "model_source": self.model_source, "model_revision": self.model_revision,
+                "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed,
+                "width": self.width, "height": self.height, "steps": self.steps, "guidance": self.guidance,
+                "scheduler": self.scheduler, "strength": self.strength,
+                "loras": [{"name": x.name, "weight": x.weight} for x in self.loras],
+                "controls": [_control_dict(c) for c in self.controls],
+                "image_prompt": {"image": self.image_prompt.image, "scale": self.image_prompt.scale}
+                if self.image_prompt else None,
+                "timings": dict(self.timings), "sha256": self.sha256, "infotext": self.infotext,
+                "request": json.loads(self.request_json) if self.request_json else None, "source": self.source,
+                "favourite": self.favourite, "missing": self.missing, "tags": list(self.tags)}
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryQuery:
+    text: str = ""                    # search box: see studio/gallery/search.py
+    model_id: str | None = None
+    task: str | None = None
+    lora: str | None = None           # exact LoRA name
+    tag: str | None = None            # exact tag
+    favourite: bool | None = None
+    date_from: datetime | date | None = None
+    date_to: datetime | date | None = None      # a date includes that whole day
+    width: int | None = None
+    height: int | None = None
+    missing: bool | None = None       # None: both; False: only images whose file is there
+    sort: str = "newest"              # newest | oldest | relevance | seed
+    page: int = 1                     # 1-based
+    per_page: int = 50
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise InvalidRequest("sort", f"one of {SORTS}, got {self.sort!r}")
+        if self.page < 1 or not 1 <= self.per_page <= 1000:
+            raise InvalidRequest("page", f"page >= 1 and per_page within 1..1000, got {self.page}, {self.per_page}")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: tuple[ImageRecord, ...]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    flagged_missing: int = 0
+    restored: int = 0
+    imported: int = 0
+    cleaned: int = 0
+    errors: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def _control_dict(unit: ControlUnit) -> dict[str, Any]:
+    return {"control_type": unit.control_type, "image": unit.image, "scale": unit.scale, "start": unit.start,
+            "end": unit.end, "preprocess": unit.preprocess}
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+# -- the store ------------------------------------------------------------------------------------
+class GalleryStore:
+    def __init__(self, outputs_dir: Path, db_path: Path | None = None, *, reconcile: bool = True) -> None:
+        self.outputs_dir = Path(outputs_dir).resolve()
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = Path(db_path) if db_path is not None else self.outputs_dir / "gallery.db"
+        self.engine = gallery_db.make_engine(self.db_path)
+        self.migration = gallery_db.migrate(self.engine, self.db_path)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
+        self._write_lock = threading.RLock()
+        self.lock = self._write_lock     # held by GallerySink across file write + row
+        self.last_reconcile = self.reconcile() if reconcile else ReconcileReport()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> GalleryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """One write transaction: commits, or rolls back on error. Serialised in this process
+        (BEGIN IMMEDIATE + busy_timeout serialise against other processes)."""
+        with self._write_lock, self._write.begin() as session:
+            yield session
+
+    # -- paths ---------------------------------------------------------------------------------
+    def stored_path(self, path: Path | str) -> str:
+        """Inside outputs_dir: relative POSIX path (the folder can move); elsewhere absolute."""
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.outputs_dir).as_posix()
+        except ValueError:
+            return str(path)
+
+    def absolute_path(self, stored: str) -> Path:
+        path = Path(stored)
+        return path if path.is_absolute() else self.outputs_dir / path
+
+    # -- write ---------------------------------------------------------------------------------
+    def add(self, image: NewImage) -> int:
+        return self.add_many([image])[0]
+
+    def add_many(self, images: Sequence[NewImage]) -> list[int]:
+        """Record several images in one transaction (all or none)."""
+        with self._writing() as session:
+            rows = [self._row(image) for image in images]
+            session.add_all(rows)
+            session.flush()
+            return [row.id for row in rows]
+
+    def _row(self, image: NewImage) -> ImageRow:
+        tags = sorted({t for t in (normalise_tag(t) for t in image.tags) if t})
+        return ImageRow(
+            created_at=_naive_utc(image.created_at) or utcnow(), path=self.stored_path(image.path),
+            sha256=image.sha256, task=image.task, model_id=image.model_id, model_source=image.model_source,
+            model_revision=image.model_revision, prompt=image.prompt, negative_prompt=image.negative_prompt,
+            seed=image.seed, width=image.width, height=image.height, steps=image.steps, guidance=image.guidance,
+            scheduler=image.scheduler, strength=image.strength,
+            loras=[{"name": x.name, "weight": x.weight} for x in image.loras],
+            controls=[_control_dict(c) for c in image.controls],
+            image_prompt={"image": image.image_prompt.image, "scale": image.image_prompt.scale}
+            if image.image_prompt else None,
+            timings=dict(image.timings), request_json=image.request_json, infotext=image.infotext,
+            source=image.source, favourite=image.favourite, missing=False,
+            lora_names=" ".join(x.name for x in image.loras), tags=" ".join(tags),
+            lora_rows=[LoraRow(name=x.name, weight=x.weight) for x in image.loras],
+            tag_rows=[TagRow(tag=t) for t in tags])
+
+    def set_favourite(self, image_id: int, favourite: bool = True) -> None:
+        with self._writing() as session:
+            self._require(session, image_id).favourite = bool(favourite)
+
+    def set_tags(self, image_id: int, tags: Iterable[str]) -> tuple[str, ...]:
+        clean = sorted({t for t in (normalise_tag(t) for t in tags) if t})
+        with self._writing() as session:
+            row = self._require(session, image_id)
+            row.tag_rows = [TagRow(tag=t) for t in clean]
+            row.tags = " ".join(clean)
+        return tuple(clean)
+
+    def add_tags(self, image_id: int, tags: Iterable[str]) -> tuple[str, ...]:
+        with self._write_lock:
+            current = self._get_or_raise(image_id).tags
+            return self.set_tags(image_id, [*current, *tags])
+
+    def remove_tag(self, image_id: int, tag: str) -> tuple[str, ...]:
+        with self._write_lock:
+            current = self._get_or_raise(image_id).tags
+            return self.set_tags(image_id, [t for t in current if t != normalise_tag(tag)])
+
+    def delete(self, image_ids: Iterable[int]) -> int:
+        """Delete images: file and row, both or neither. Returns how many rows went."""
+        ids = sorted(set(int(i) for i in image_ids))
+        if not ids:
+            return 0
+        with self._write_lock:
+            with self._read() as session:
+                paths = session.execute(select(ImageRow.id, ImageRow.path).where(ImageRow.id.in_(ids))).all()
+            moved: list[tuple[Path, Path]] = []
+            try:
+                for _id, stored in paths:
+                    path = self.absolute_path(stored)
+                    if path.exists():
+                        trash = path.with_name(TRASH_PREFIX + path.name)
+                        os.replace(path, trash)
+                        moved.append((path, trash))
+                with self._writing() as session:
+                    gone = session.execute(delete(ImageRow).where(ImageRow.id.in_(ids))).rowcount
+            except BaseException:
+                for path, trash in moved:
+                    os.replace(trash, path)
+                raise
+            for _path, trash in moved:
+                trash.unlink(missing_ok=True)
+            return int(gone or 0)
+
+    # -- read ----------------------------------------------------------------------------------
+    def get(self, image_id: int) -> ImageRecord | None:
+        with self._read() as session:
+            row = session.get(ImageRow, image_id)
+            return self._record(row) if row is not None else None
+
+    def _get_or_raise(self, image_id: int) -> ImageRecord:
+        record = self.get(image_id)
+        if record is None:
+            raise InvalidRequest("image_id", f"no gallery image {image_id}")
+        return record
+
+    def _require(self, session: Session, image_id: int) -> ImageRow:
+        row = session.get(ImageRow, image_id)
+        if row is None:
+            raise InvalidRequest("image_id", f"no gallery image {image_id}")
+        return row
+
+    def request_of(self, image_id: int) -> GenerationRequest:
+        """The request to make this image again (same seed, batch of one)."""
+        record = self._get_or_raise(image_id)
+        if record.request is None:
+            raise InvalidRequest("image_id", f"image {image_id} was imported without a studio request "
+                                 f"({record.source}); open it in PNG Info to adapt its parameters")
+        return record.request
+
+    def count(self) -> int:
+        with self._read() as session:
+            return int(session.scalar(select(func.count()).select_from(ImageRow)) or 0)
+
+    def search(self, query: GalleryQuery | None = None, **filters: Any) -> Page:
+        """Filtered, sorted, paged. ``search(text="cat", lora="x", page=2)`` works too."""
+        query = query or GalleryQuery(**filters)
+        stmt = self._filtered(query)
+        with self._read() as session:
+            total = int(session.scalar(stmt.with_only_columns(func.count(ImageRow.id)).order_by(None)) or 0)
+            ordered = self._ordered(stmt, query).limit(query.per_page).offset((query.page - 1) * query.per_page)
+            rows = session.scalars(ordered).all()
+            return Page(tuple(self._record(r) for r in rows), total, query.page, query.per_page)
+
+    def page(self, number: int = 1, per_page: int = 50, **filters: Any) -> Page:
+        return self.search(GalleryQuery(page=number, per_page=per_page, **filters))
+
+    def _filtered(self, q: GalleryQuery) -> Select:
+        stmt = select(ImageRow)
+        match = build_match(q.text)
+        if match.positive:
+            stmt = stmt.where(ImageRow.id.in_(
+                text("SELECT rowid FROM images_fts WHERE images_fts MATCH :fts_pos")
+                .bindparams(fts_pos=match.positive).columns(ImageRow.id)))
+        if match.negative:
+            stmt = stmt.where(ImageRow.id.not_in(
+                text("SELECT rowid FROM images_fts WHERE images_fts MATCH :fts_neg")
+                .bindparams(fts_neg=match.negative).columns(ImageRow.id)))
+        if q.model_id:
+            stmt = stmt.where(ImageRow.model_id == q.model_id)
+        if q.task:
+            stmt = stmt.where(ImageRow.task == q.task)
+        if q.lora:
+            stmt = stmt.where(ImageRow.id.in_(select(LoraRow.image_id).where(LoraRow.name == q.lora)))
+        if q.tag:
+            stmt = stmt.where(ImageRow.id.in_(select(TagRow.image_id).where(TagRow.tag == normalise_tag(q.tag))))
+        if q.favourite is not None:
+            stmt = stmt.where(ImageRow.favourite.is_(q.favourite))
+        if q.missing is not None:
+            stmt = stmt.where(ImageRow.missing.is_(q.missing))
+        if q.date_from is not None:
+            stmt = stmt.where(ImageRow.created_at >= _naive_utc(q.date_from))
+        if q.date_to is not None:
+            stmt = stmt.where(ImageRow.created_at <= _naive_utc(q.date_to, end=True))
+        if q.width:
+            stmt = stmt.where(ImageRow.width == q.width)
+        if q.height:
+            stmt = stmt.where(ImageRow.height == q.height)
+        return stmt
+
+    def _ordered(self, stmt: Select, q: GalleryQuery) -> Select:
+        if q.sort == "relevance" and build_match(q.text).positive:
+            rank = text("(SELECT rank FROM images_fts WHERE images_fts MATCH :fts_rank AND rowid = images.id)")
+            return stmt.order_by(rank.bindparams(fts_rank=build_match(q.text).positive), ImageRow.id.desc())
+        if q.sort == "oldest":
+            return stmt.order_by(ImageRow.created_at.asc(), ImageRow.id.asc())
+        if q.sort == "seed":
+            return stmt.order_by(ImageRow.seed.asc(), ImageRow.id.asc())
+        return stmt.order_by(ImageRow.created_at.desc(), ImageRow.id.desc())
+
+    def _distinct(self, column) -> list[str]:  # noqa: ANN001
+        with self._read() as session:
+            return [v for v in session.scalars(select(column).distinct().order_by(column)) if v]
+
+    def model_ids(self) -> list[str]:
+        return self._distinct(ImageRow.model_id)
+
+    def lora_names(self) -> list[str]:
+        return self._distinct(LoraRow.name)
+
+    def tag_names(self) -> list[str]:
+        return self._distinct(TagRow.tag)
+
+    def tasks(self) -> list[str]:
+        return self._distinct(ImageRow.task)
+
+    def _record(self, row: ImageRow) -> ImageRecord:
+        image_prompt = ImagePrompt(**row.image_prompt) if row.image_prompt else None
+        return ImageRecord(
+            id=row.id, path=str(self.absolute_path(row.path)), created_at=_as_utc(row.created_at), task=row.task,
+            model_id=row.model_id, prompt=row.prompt, negative_prompt=row.negative_prompt, seed=row.seed,
+            width=row.width, height=row.height, steps=row.steps, guidance=row.guidance, scheduler=row.scheduler,
+            strength=row.strength, loras=tuple(LoraSpec(x["name"], x["weight"]) for x in row.loras or ()),
+            controls=tuple(ControlUnit(**c) for c in row.controls or ()), image_prompt=image_prompt,
+            timings=tuple((row.timings or {}).items()), sha256=row.sha256, infotext=row.infotext,
+            request_json=row.request_json, model_source=row.model_source, model_revision=row.model_revision,
+            source=row.source, favourite=bool(row.favourite), missing=bool(row.missing),
+            tags=tuple(row.tags.split()) if row.tags else ())
+
+    # -- files without rows, rows without files ------------------------------------------------
+    def reimport(self, path: Path | str) -> int:
+        """(Re-)record a file under outputs from its own metadata; replaces a row for the same path."""
+        path = Path(path).resolve()
+        image = self._new_from_file(path)
+        with self._write_lock:
+            with self._writing() as session:
+                session.execute(delete(ImageRow).where(ImageRow.path == self.stored_path(path)))
+            return self.add(image)
+
+    def import_image(self, path: Path | str, *, tags: Sequence[str] = ()) -> int:
+        """Bring any image into the gallery: copied into ``outputs/imported/`` (unless it already
+        lies under outputs), recorded from its own metadata (studio, A1111, Fooocus, ComfyUI)."""
+        source = Path(path).resolve()
+        if not source.is_file():
+            raise InvalidRequest("path", f"no such image: {source}")
+        if self.stored_path(source) != str(source):          # already under outputs
+            existing = self._id_for_path(self.stored_path(source))
+            return existing if existing is not None else self.reimport(source)
+        folder = self.outputs_dir / "imported"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / source.name
+        n = 1
+        while target.exists():
+            target = folder / f"{source.stem}-{n}{source.suffix}"
+            n += 1
+        tmp = folder / f"{TEMP_PREFIX}{target.name}"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        try:
+            image = self._new_from_file(target)
+            if tags:
+                image = _with(image, tags=tuple(tags))
+            return self.add(image)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+
+    def _id_for_path(self, stored: str) -> int | None:
+        with self._read() as session:
+            return session.scalar(select(ImageRow.id).where(ImageRow.path == stored))
+
+    def _new_from_file(self, path: Path) -> NewImage:
+        info = read_image_info(path)
+        created = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        sha = sha256_file(path)
+        if info.request is not None and info.source == "studio":
+            request = info.request
+            return NewImage.from_request(request, path=path, sha256=sha, infotext=info.infotext,
+                                         created_at=created, source="studio") \
+                if request.seed is not None and request.width and request.height else \
+                NewImage.from_fields(info.fields, path=path, sha256=sha, width=info.width, height=info.height,
+                                     infotext=info.infotext, request_json=request.to_json(), created_at=created)
+        request_json = info.request.to_json() if info.request is not None else None
+        return NewImage.from_fields(info.fields, path=path, sha256=sha, width=info.width, height=info.height,
+                                    infotext=info.infotext, request_json=request_json,
+                                    source=info.source if info.source != "none" else "import", created_at=created)
+
+    def _walk(self) -> tuple[set[str], list[Path], list[Path]]:
+        """Image files under outputs (stored form), plus interrupted deletes and stale temp files."""
+        files: set[str] = set()
+        trash: list[Path] = []
+        temps: list[Path] = []
+        stack = [self.outputs_dir]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if not name.startswith("."):
+                        stack.append(Path(entry.path))
+                elif name.startswith(TRASH_PREFIX):
+                    trash.append(Path(entry.path))
+                elif name.startswith(TEMP_PREFIX):
+                    temps.append(Path(entry.path))
+                elif not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                    files.add(Path(entry.path).relative_to(self.outputs_dir).as_posix())
+        return files, trash, temps
+
+    def reconcile(self) -> ReconcileReport:
+        """Make rows and files agree (see the module doc). Safe to run at any time."""
+        started = time.perf_counter()
+        errors: list[str] = []
+        with self._write_lock:
+            files, trash, temps = self._walk()
+            with self._read() as session:
+                rows = session.execute(select(ImageRow.id, ImageRow.path, ImageRow.missing)).all()
+            known = {path: (image_id, missing) for image_id, path, missing in rows}
+            cleaned = 0
+            for item in trash:        # a delete that stopped half-way: its row decides
+                original = item.with_name(item.name[len(TRASH_PREFIX):])
+                stored = original.relative_to(self.outputs_dir).as_posix()
+                if stored in known and not original.exists():
+                    os.replace(item, original)
+                    files.add(stored)
+                else:
+                    item.unlink(missing_ok=True)
+                    cleaned += 1
+            now = time.time()
+            for item in temps:        # a write that stopped before its rename
+                try:
+                    if now - item.stat().st_mtime > STALE_TEMP_SECONDS:
+                        item.unlink()
+                        cleaned += 1
+                except OSError:
+                    pass
+            gone, back = [], []
+            for stored, (image_id, missing) in known.items():
+                exists = stored in files if not Path(stored).is_absolute() else Path(stored).exists()
+                if not exists and not missing:
+                    gone.append(image_id)
+                elif exists and missing:
+                    back.append(image_id)
+            for ids, flag in ((gone, True), (back, False)):
+                for i in range(0, len(ids), 500):
+                    with self._writing() as session:
+                        session.execute(update(ImageRow).where(ImageRow.id.in_(ids[i:i + 500])).values(missing=flag))
+            imported = 0
+            for stored in sorted(files - known.keys()):
+                try:
+                    self.add(self._new_from_file(self.outputs_dir / stored))
+                    imported += 1
+                except Exception as err:  # noqa: BLE001 - one unreadable file must not stop the pass
+                    errors.append(f"{stored}: {err}")
+        return ReconcileReport(len(gone), len(back), imported, cleaned, tuple(errors),
+                               time.perf_counter() - started)
+
+    # -- export ----------------------------------------------------------------------------------
+    def export_zip(self, image_ids: Iterable[int], destination: Path | str) -> Path:
+        """A zip of the selected images with ``metadata.json`` (every record) and one
+        ``<name>.txt`` infotext per image. Missing files are listed, not fatal."""
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        records = [r for r in (self.get(i) for i in image_ids) if r is not None]
+        tmp = destination.with_name(TEMP_PREFIX + destination.name)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            meta = []
+            for record in records:
+                entry = record.to_dict()
+                name = f"{record.id:06d}-{Path(record.path).name}"
+                if Path(record.path).is_file():
+                    archive.write(record.path, f"images/{name}")
+                    entry["file"] = f"images/{name}"
+                else:
+                    entry["file"] = None
+                if record.infotext:
+                    archive.writestr(f"images/{Path(name).stem}.txt", record.infotext)
+                meta.append(entry)
+            archive.writestr("metadata.json", json.dumps(meta, ensure_ascii=False, indent=1))
+        os.replace(tmp, destination)
+        return destination
+
+
+def _with(image: NewImage, **changes: Any) -> NewImage:
+    import dataclasses
+
+    return dataclasses.replace(image, **changes)
