@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from studio.config import Settings
-from studio.gallery.sink import FolderSink
+from studio.gallery.sink import GallerySink
 from studio.models.loader import Loader
 from studio.models.manager import ModelManager
 from studio.models.memory import GB, Device, default_cpu_budget, pick_device, pick_dtype
@@ -19,5 +19,5 @@ def build_studio(settings: Settings) -> Studio:
                     builtin_dir=settings.models_dir / ".builtin", quantize=settings.quantize)
     models = ModelManager(loader, device=Device(device), cpu_budget=default_cpu_budget(settings.cpu_budget_gb),
                           gpu_reserve=int(settings.gpu_reserve_gb * GB), placement=settings.placement)
-    sink = FolderSink(settings.outputs_dir)
+    sink = GallerySink.open(settings.outputs_dir)
     return Studio(registry, models, sink)

@@ -95,6 +95,11 @@ class GallerySink:
         self._names = threading.Lock()
         self._counters: dict[Path, int] = {}
 
+    @classmethod
+    def open(cls, outputs_dir: Path, db_path: Path | None = None) -> GallerySink:
+        """The studio's sink: opens (migrates, reconciles) ``<outputs_dir>/gallery.db``."""
+        return cls(GalleryStore(Path(outputs_dir), db_path))
+
     def _claim(self, data: bytes, task: str, seed: int) -> Path:
         """Write ``data`` under the next free ``<task>/<day>/<NNNNN>-<seed>.png`` (never overwriting)."""
         day = self.outputs_dir / task / datetime.now().strftime("%Y-%m-%d")
