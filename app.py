@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     from studio.errors import StudioError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "httpx", "urllib3", "diffusers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = settings_from(sys.argv[1:] if argv is None else argv)
     except StudioError as err:
@@ -29,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if settings.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before diffusers/huggingface_hub are imported
 
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     from studio.ui.app import build_app, launch_kwargs
     from studio.wiring import build_studio
 
@@ -38,10 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app.py: {err}", file=sys.stderr)
         return 2
     demo = build_app(studio, settings)
+    _warm_up_in_background(studio)
     print(f"Studio on http://{settings.host}:{settings.port}  (models: {settings.models_dir}, "
           f"outputs: {settings.outputs_dir}, default model: {studio.registry.default_id()})", flush=True)
     demo.launch(**launch_kwargs(settings))
     return 0
+
+
+def _warm_up_in_background(studio) -> None:
+    """Load the default model while the browser opens, so the first click does not wait."""
+    import threading
+
+    def run() -> None:
+        try:
+            studio.warm_up()
+        except Exception as err:  # noqa: BLE001 - the first generate reports it properly
+            logging.getLogger("app").warning("could not preload the default model: %s", err)
+
+    threading.Thread(target=run, name="warm-up", daemon=True).start()
 
 
 if __name__ == "__main__":

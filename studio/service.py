@@ -29,8 +29,10 @@ class ImageSink(Protocol):
 
 class Studio:
     def __init__(self, registry: Registry, models, sink: ImageSink, *,
-                 seed_source: Callable[[], int] | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+                 seed_source: Callable[[], int] | None = None, clock: Callable[[], float] = time.perf_counter,
+                 device_label: str = "") -> None:
         self.registry, self.models, self.sink = registry, models, sink
+        self.device_label = device_label
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
         self._clock = clock
 
@@ -47,6 +49,12 @@ class Studio:
                 "samplers": runner.samplers_for(entry.family), "guidance_label": entry.family.guidance_label,
                 "display_scale": entry.default("display_scale") if "display_scale" in entry.defaults else 1,
                 "token_limit": entry.default("token_limit")}
+
+    def warm_up(self, model_id: str = "") -> None:
+        """Load a model ahead of the first click (app.py runs it in the background at start)."""
+        entry = self.registry.require(model_id)
+        with self.models.lease(entry):
+            pass
 
     def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, GenerationRequest]:
         entry = self.registry.require(request.model_id)
@@ -103,8 +111,10 @@ class Studio:
                                   "try a smaller size or batch, or --placement model_offload") from err
             raise
         timings["total"] = self._clock() - started
+        load = f" (+ {timings['load']:.1f} s loading the model)" if timings.get("load", 0) > 0.5 else ""
+        took = timings["total"] - (timings["load"] if load else 0.0)
         return GenerationResult(req, tuple(images), tuple(seeds), tuple(saved), tuple(timings.items()),
-                                message=f"{len(images)} image(s) in {timings['total']:.1f} s, seed {req.seed}")
+                                message=f"{len(images)} image(s) in {took:.1f} s{load}, seed {req.seed}")
 
     def _cancelled(self, req, images, seeds, saved, timings, steps_done, batch) -> GenerationResult:
         kept = f"; kept the {len(images)} finished image(s)" if images else "; nothing was saved"

@@ -20,4 +20,4 @@ def build_studio(settings: Settings) -> Studio:
     models = ModelManager(loader, device=Device(device), cpu_budget=default_cpu_budget(settings.cpu_budget_gb),
                           gpu_reserve=int(settings.gpu_reserve_gb * GB), placement=settings.placement)
     sink = GallerySink.open(settings.outputs_dir)
-    return Studio(registry, models, sink)
+    return Studio(registry, models, sink, device_label=f"{device} · {str(dtype).removeprefix('torch.')}")

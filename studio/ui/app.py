@@ -46,8 +46,7 @@ def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS) 
     ctx = UiContext(settings=settings, concurrency=settings.concurrency)
     default = studio.registry.get(studio.registry.default_id())
     with gr.Blocks(title="Studio") as demo:
-        gr.Markdown(f"## Studio  \nDefault model: **{default.label}** · device "
-                    f"`{studio.models.describe_device() if hasattr(studio.models, 'describe_device') else settings.device}`")
+        gr.Markdown(f"## Studio  \nDefault model: **{default.label}** · device `{studio.device_label or settings.device}`")
         with gr.Tabs() as ctx.tabs:
             for name in tabs:
                 try:
