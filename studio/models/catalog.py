@@ -132,6 +132,7 @@ class ModelSpec:
     label: str = ""
     note: str = ""
     gated: bool = False
+    config: str = ""                   # single files: hub repo or folder with the configs (default: family's)
     defaults: dict[str, object] = field(default_factory=dict)   # overrides of the family's
 
     @property

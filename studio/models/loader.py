@@ -111,7 +111,7 @@ class Loader:
 
     def _from_single_file(self, cls, entry: ModelEntry):
         path = Path(entry.spec.source)
-        config = entry.spec.note or entry.family.base_repo
+        config = entry.spec.config or entry.family.base_repo
         local = self.offline or Path(config).is_dir()
         keys = safetensors_keys(path)
         has_vae = any(k.startswith(("vae.", "first_stage_model.")) for k in keys)

@@ -176,7 +176,7 @@ class Registry:
                 reason = f"{path.name} cannot be read as safetensors ({err})"
         spec = ModelSpec(path.stem, family_name or "unknown", str(path), kind="single_file",
                          label=meta.get("label") or f"{path.stem} ({path.name})", defaults=_defaults_from(meta),
-                         note=meta.get("config", ""))
+                         config=meta.get("config", ""))
         if family_name not in FAMILIES:
             reason = reason or (f"could not tell the family of {path.name} from its keys; add {path.stem}.json "
                                 f'beside it with {{"family": one of {sorted(FAMILIES)}}}')
