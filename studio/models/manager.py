@@ -577,6 +577,23 @@ class ModelManager:
             out["gpu_free"], out["gpu_total"] = self.device.free(), self.device.total()
         return out
 
+    def summary(self) -> str:
+        """One line for the Models tab: free/total memory and what the cache holds."""
+        m = self.memory()
+        parts = []
+        if "gpu_total" in m:
+            parts.append(f"{m['device']}: {fmt_bytes(m['gpu_free'])} free of {fmt_bytes(m['gpu_total'])} "
+                         f"(models {fmt_bytes(m['gpu_cached'])}, reserve {fmt_bytes(m['gpu_reserve'])})")
+        else:
+            parts.append(f"device {m['device']} (no GPU: models run from RAM)")
+        parts.append(f"RAM: {fmt_bytes(m['ram_free'])} free of {fmt_bytes(m['ram_total'])} "
+                     f"(models {fmt_bytes(m['cpu_cached'])} of a {fmt_bytes(m['cpu_budget'])} budget)")
+        return " · ".join(parts)
+
+    def download(self, entry: ModelEntry, tqdm_class=None):
+        """Fetch a hub model into the local cache (refused with the reason when offline)."""
+        return self._loader.download(entry, tqdm_class=tqdm_class)
+
     def rows(self, entries: list[ModelEntry]) -> list[list]:
         """The Models tab's table: every registry entry, where it is now, its bytes and placement."""
         cached = {m.id: m for m in self.loaded()}
@@ -595,6 +612,15 @@ class ModelManager:
                 size, placement = (f"~{fmt_bytes(est)} on disk" if est else "?"), "-"
             out.append([entry.id, entry.family.label, entry.spec.kind, where, size, placement,
                         entry.reason or entry.where])
+        return out
+
+    ROW_HEADERS = ("model", "family", "source", "where now", "size", "placement", "location / note")
+
+    def component_rows(self) -> list[list]:
+        out = []
+        for kind, path, nbytes, in_use in self.components():
+            out.append([Path(path).name, kind, "component", CPU + (" (in use)" if in_use else ""),
+                        fmt_bytes(nbytes), "-", path])
         return out
 
 

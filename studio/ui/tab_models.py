@@ -1,0 +1,78 @@
+"""Models tab: every model, where it is now (GPU / CPU / disk), its size and placement; load,
+unload, download; free and total memory. Thin: the rows come from ``ModelManager.rows``."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio.errors import ModelUnavailable
+from studio.models.manager import ModelManager
+from studio.ui.errors import shown_as_gr_error
+from studio.ui.widgets import GPU_QUEUE
+
+
+def table(studio) -> list[list]:
+    return studio.models.rows(studio.registry.entries()) + studio.models.component_rows()
+
+
+def refresh(studio):
+    return table(studio), studio.models.summary()
+
+
+def load(studio, model_id: str):
+    if not model_id:
+        raise ModelUnavailable("pick a model first")
+    cached = studio.models.load(studio.registry.require(model_id))
+    return (*refresh(studio), f"Loaded **{model_id}**: {cached.where}, placement `{cached.placement}`, "
+                              f"{cached.load_seconds:.1f} s")
+
+
+def unload(studio, model_id: str):
+    dropped = studio.models.unload(model_id) if model_id else False
+    return (*refresh(studio), f"Unloaded **{model_id}**." if dropped else f"**{model_id or '-'}** was not loaded.")
+
+
+def free_all(studio):
+    studio.models.release_all()
+    return (*refresh(studio), "Freed every model not in use.")
+
+
+def download(studio, model_id: str, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - gradio's idiom
+    entry = studio.registry.get(model_id)
+    progress(0, desc=f"downloading {entry.spec.source}")
+    path = studio.models.download(entry)
+    return (*refresh(studio), f"Downloaded **{model_id}** to `{path}`.")
+
+
+def build(studio, ctx) -> None:
+    offline = getattr(getattr(ctx, "settings", None), "offline", False)
+    with gr.Tab("Models", id="models"):
+        memory = gr.Markdown(studio.models.summary())
+        rows = gr.Dataframe(value=table(studio), headers=list(ModelManager.ROW_HEADERS), interactive=False,
+                            wrap=True, label="Models")
+        with gr.Row():
+            model = gr.Dropdown(choices=studio.registry.ids(), value=studio.registry.default_id(), label="Model",
+                                scale=3)
+            load_btn = gr.Button("Load", variant="primary")
+            unload_btn = gr.Button("Unload")
+            download_btn = gr.Button("Download", interactive=not offline)
+            free_btn = gr.Button("Free all")
+            refresh_btn = gr.Button("Refresh")
+        status = gr.Markdown("Offline: downloads are off (start without --offline / HF_HUB_OFFLINE to download)."
+                             if offline else "")
+        outputs = [rows, memory, status]
+
+        # Load/unload move weights: they wait in the one GPU queue like a generation does.
+        load_btn.click(shown_as_gr_error(lambda m: load(studio, m)), inputs=[model], outputs=outputs,
+                       concurrency_id=GPU_QUEUE, api_name="load_model")
+        unload_btn.click(shown_as_gr_error(lambda m: unload(studio, m)), inputs=[model], outputs=outputs,
+                         concurrency_id=GPU_QUEUE, api_name="unload_model")
+        free_btn.click(shown_as_gr_error(lambda: free_all(studio)), outputs=outputs, concurrency_id=GPU_QUEUE,
+                       api_name="free_models")
+
+        def _download(m, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+            return download(studio, m, progress)
+
+        download_btn.click(shown_as_gr_error(_download), inputs=[model], outputs=outputs, api_name="download_model")
+        refresh_btn.click(shown_as_gr_error(lambda: (*refresh(studio), "")), outputs=outputs,
+                          api_visibility="private")
