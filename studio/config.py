@@ -63,8 +63,14 @@ def _parse_auth(value: str | None) -> tuple[tuple[str, str], ...]:
     """``user:pass``, several separated by commas, or the path of a file with one per line."""
     if not value:
         return ()
-    path = Path(value)
-    text = path.read_text(encoding="utf-8") if ":" not in value or path.is_file() else value
+    path = Path(value).expanduser()
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    elif ":" in value:
+        text = value
+    else:
+        raise InvalidRequest("auth", f"expected user:pass or the path of a file of them, got {value!r} "
+                                     "(no such file, no colon)")
     pairs = []
     for item in text.replace("\n", ",").split(","):
         item = item.strip()
