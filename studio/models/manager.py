@@ -119,6 +119,14 @@ def _component_key(kind: str, path: str | Path) -> str:
     return f"{kind}:{Path(path).expanduser().resolve()}"
 
 
+def _adapter_name(path: str | Path) -> str:
+    import hashlib
+
+    resolved = str(Path(path).expanduser().resolve())
+    stem = "".join(c if c.isalnum() else "_" for c in Path(path).stem)[:40]
+    return f"{stem}_{hashlib.sha1(resolved.encode()).hexdigest()[:8]}"
+
+
 class ModelManager:
     def __init__(self, loader, *, device: Device | None = None, cpu_budget: int | None = None,
                  gpu_reserve: int = 1024 ** 3, placement: str = "auto", max_models: int | None = None) -> None:
@@ -456,23 +464,31 @@ class ModelManager:
         return pipe
 
     def _apply_loras(self, slot: _Slot, pipe, plan: LeasePlan | None) -> None:
+        """Load each LoRA of the plan into the base once (adapter per file), then set this lease's mix."""
         if not plan or not plan.loras:
             return
         names, weights = [], []
         for path, weight in plan.loras:
-            name = "lora_" + Path(path).stem.replace(".", "_")
+            name = _adapter_name(path)
             if name not in slot.loras:
                 state = self.component("lora", path)
-                pipe.load_lora_weights(dict(state), adapter_name=name)
-                slot.loras.add(name)
+                try:
+                    pipe.load_lora_weights(dict(state), adapter_name=name)
+                except (ValueError, KeyError, RuntimeError) as err:
+                    raise ModelUnavailable(f"LoRA {Path(path).name} does not fit {slot.entry.label} "
+                                           f"({slot.entry.family.label}): {err}") from err
+                with self._cond:
+                    slot.loras.add(name)
+                    slot.bytes = pipeline_bytes(slot.base)     # the adapter layers live in the model now
             names.append(name)
             weights.append(float(weight))
+        pipe.enable_lora()
         pipe.set_adapters(names, adapter_weights=weights)
 
     def _reset_loras(self, slot: _Slot, pipe, plan: LeasePlan | None) -> None:
-        if slot.loras and hasattr(pipe, "set_adapters"):
-            names = sorted(slot.loras)
-            pipe.set_adapters(names, adapter_weights=[0.0] * len(names))
+        """After a lease the model is the base again: adapters stay loaded (cheap next time) but off."""
+        if slot.loras and plan and plan.loras and hasattr(pipe, "disable_lora"):
+            pipe.disable_lora()
 
     # -- components: ControlNets, LoRAs, IP-Adapters -------------------------------------------------
     def component(self, kind: str, path: str | Path, family: str = ""):
@@ -523,12 +539,9 @@ class ModelManager:
         comp = self._components.pop(key, None)
         if comp is None:
             return
-        for slot in self._slots.values():        # derived pipelines that hold it go with it
-            for k in [k for k, p in slot.tasks.items() if any(getattr(p, "controlnet", None) is c
-                                                              for c in (comp.obj,))]:
-                del slot.tasks[k]
+        for slot in self._slots.values():        # derived pipelines that hold a ControlNet go with it
             for k in [k for k in slot.tasks if id(comp.obj) in k[1]]:
-                slot.tasks.pop(k, None)
+                del slot.tasks[k]
 
     def components(self) -> list[tuple[str, str, int, bool]]:
         with self._cond:

@@ -151,3 +151,38 @@ def test_studio_wiring_generates_with_the_manager(make_studio):
     second = studio.generate(req)
     assert studio.models.loads == 1
     assert first.images[0].tobytes() == second.images[0].tobytes()
+
+
+@pytest.fixture(scope="module")
+def tiny_sd15_lora(tiny_models_dir, tmp_path_factory) -> Path:
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models_dir / "checkpoints" / "tiny-sd15")
+    torch.manual_seed(5)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    folder = tmp_path_factory.mktemp("lora")
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+                                              weight_name="tiny_style.safetensors")
+    return folder / "tiny_style.safetensors"
+
+
+def test_lora_plan_applies_per_lease_and_the_base_comes_back(registry, tmp_path, tiny_sd15_lora):
+    m, _ = make_manager(tmp_path)
+    sd15 = registry.require("tiny-sd15")
+    kw = dict(prompt="a cat", height=64, width=64, num_inference_steps=2, output_type="np")
+
+    def draw(plan=None):
+        with m.lease(sd15, Task.TXT2IMG, plan) as pipe:
+            return pipe(**kw, generator=torch.Generator("cpu").manual_seed(1)).images
+
+    base = draw()
+    styled = draw(LeasePlan(loras=((str(tiny_sd15_lora), 1.0),)))
+    assert abs(styled - base).max() > 1e-3                       # the LoRA changed the image
+    assert abs(draw() - base).max() < 1e-6                       # next lease without it: the base again
+    assert abs(draw(LeasePlan(loras=((str(tiny_sd15_lora), 0.0),))) - base).max() < 1e-5
+    assert abs(draw(LeasePlan(loras=((str(tiny_sd15_lora), 1.0),))) - styled).max() < 1e-6
+    assert m.loads == 1
+    assert [c[0] for c in m.components()] == ["lora"]

@@ -333,3 +333,31 @@ def test_rows_for_the_models_tab():
 def test_bad_placement_setting_is_refused():
     with pytest.raises(InvalidRequest):
         make(placement="everywhere")
+
+
+def test_concurrent_requests_for_one_component_load_it_once(tmp_path):
+    m, loader, _ = make(delay=0.2)
+    calls = []
+    original = loader.load_component
+
+    def counting(kind, path, family=""):
+        calls.append(path)
+        return original(kind, path, family)
+
+    loader.load_component = counting
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(m.component("controlnet", tmp_path / "cn")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(calls) == 1 and len(got) == 3 and all(g is got[0] for g in got)
+
+
+def test_components_count_in_the_ram_budget_and_go_lru(tmp_path):
+    m, loader, _ = make(cpu=250)                               # each fake ControlNet is 100 bytes
+    m.device.accelerator = False
+    for name in ("x", "y", "z"):
+        m.component("controlnet", tmp_path / name)
+    assert [p for _, p, _, _ in m.components()] == [str(tmp_path / "y"), str(tmp_path / "z")]
