@@ -11,7 +11,7 @@ Placements, heaviest first (``PLACEMENTS``):
 - ``gpu``: every component on the accelerator (fastest; needs the whole model in VRAM)
 - ``model_offload``: one component at a time on the accelerator (``enable_model_cpu_offload``)
 - ``group_offload``: blocks streamed to the accelerator (``enable_group_offload``, block level)
-- ``sequential_offload``: layer by layer (``enable_sequential_cpu_offload``; slowest, least VRAM)
+- ``sequential_offload``: layer by layer (leaf-level group offload; slowest, least VRAM)
 - ``cpu``: no accelerator; the pipeline runs where it was loaded
 """
 
@@ -172,7 +172,11 @@ class Loader:
         elif placement == "model_offload":
             pipe.enable_model_cpu_offload(device=device)
         elif placement == "sequential_offload":
-            pipe.enable_sequential_cpu_offload(device=device)
+            # Layer by layer. Not accelerate's enable_sequential_cpu_offload: with accelerate 1.15 and
+            # transformers 5 its hooks fail on the CLIP text encoder (TypeError in
+            # set_module_tensor_to_device). diffusers' leaf-level group offload does the same job.
+            pipe.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
+                                      offload_type="leaf_level")
         elif placement == "group_offload":
             pipe.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
                                       offload_type="block_level", num_blocks_per_group=1)
@@ -184,12 +188,10 @@ class Loader:
         4-bit weights): the manager then drops the model instead of demoting it."""
         if placement in ("cpu", "none"):
             return True
-        if placement == "group_offload" or self.quantize == "nf4":
-            return False
-        if placement in ("model_offload", "sequential_offload"):
+        if placement in ("group_offload", "sequential_offload") or self.quantize == "nf4":
+            return False       # diffusers has no "disable group offload"; a reload is the honest undo
+        if placement == "model_offload":
             pipe.remove_all_hooks()
-            if placement == "sequential_offload":
-                return False   # weights were moved to meta by accelerate; a reload is the honest undo
         pipe.to("cpu")
         return True
 

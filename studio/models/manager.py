@@ -235,6 +235,8 @@ class ModelManager:
         with self._cond:
             slot.bytes = estimate                      # a reservation while loading (counted as RAM)
             self._make_ram_room(0, keep=slot)
+            if getattr(self._loader, "quantize", "none") != "none":
+                self._make_gpu_room(estimate, keep=slot)   # quantized weights land on the GPU while loading
             if self._max is not None:
                 self._trim_count(keep=slot)
         t0 = time.perf_counter()

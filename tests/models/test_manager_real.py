@@ -13,7 +13,7 @@ from studio.config import Settings
 from studio.errors import ModelUnavailable, UnsupportedOnDevice
 from studio.models.loader import Loader, check_quantize, nf4_config
 from studio.models.manager import CPU, DISK, LeasePlan, ModelManager
-from studio.models.memory import Device, pipeline_bytes, tensor_ptrs
+from studio.models.memory import Device, component_bytes, pipeline_bytes, tensor_ptrs
 from studio.models.registry import Registry
 from studio.requests import Task
 
@@ -186,3 +186,58 @@ def test_lora_plan_applies_per_lease_and_the_base_comes_back(registry, tmp_path,
     assert abs(draw(LeasePlan(loras=((str(tiny_sd15_lora), 1.0),))) - styled).max() < 1e-6
     assert m.loads == 1
     assert [c[0] for c in m.components()] == ["lora"]
+
+
+@pytest.mark.parametrize("placement", ["model_offload", "group_offload", "sequential_offload"])
+def test_offload_placements_drive_the_real_diffusers_apis(registry, tmp_path, placement):
+    """No GPU here: the 'accelerator' is the CPU itself, which exercises the diffusers calls and
+    the undo path (the image must not change, the base must come back or be reloaded)."""
+    loader = Loader(dtype=torch.float32, device="cpu", offline=True, builtin_dir=tmp_path)
+    flux = registry.require("tiny-flux")
+    kw = dict(prompt="a cat", height=64, width=64, num_inference_steps=2, guidance_scale=0.0,
+              max_sequence_length=32, output_type="np")
+    pipe = loader.load(flux)
+    pipe.set_progress_bar_config(disable=True)
+    expected = pipe(**kw, generator=torch.Generator("cpu").manual_seed(1)).images
+    loader.place(pipe, placement)
+    got = pipe(**kw, generator=torch.Generator("cpu").manual_seed(1)).images
+    assert abs(got - expected).max() < 1e-5
+    undone = loader.unplace(pipe, placement)
+    assert undone is (placement == "model_offload")
+    if undone:
+        assert not any(hasattr(c, "_hf_hook") for c in pipe.components.values())
+
+
+class PretendAccelerator(Device):
+    """The CPU dressed as an accelerator with a given amount of free memory: the manager's real
+    placement path (choice, diffusers offload calls, demotion) runs on real pipelines."""
+
+    def __init__(self, free: int) -> None:
+        super().__init__("cpu")
+        self.accelerator, self._free = True, free
+
+    def free(self) -> int:
+        return self._free
+
+    def total(self) -> int:
+        return self._free
+
+
+def test_manager_places_real_pipelines_by_budget_and_images_do_not_change(registry, tmp_path):
+    flux = registry.require("tiny-flux")
+    kw = dict(prompt="a cat", height=64, width=64, num_inference_steps=2, guidance_scale=0.0,
+              max_sequence_length=32, output_type="np")
+    loader = Loader(dtype=torch.float32, device="cpu", offline=True, builtin_dir=tmp_path)
+    probe = ModelManager(loader, device=Device("cpu"))
+    with probe.lease(flux) as pipe:
+        size = pipeline_bytes(pipe)
+        expected = pipe(**kw, generator=torch.Generator("cpu").manual_seed(1)).images
+    largest = max(component_bytes(pipe).values())
+    for free, placement in ((size + 10, "gpu"), (size - 1, "model_offload"), (largest - 1, "group_offload")):
+        m = ModelManager(loader, device=PretendAccelerator(free), gpu_reserve=0)
+        for task in (Task.TXT2IMG, Task.IMG2IMG):
+            with m.lease(flux, task) as pipe:
+                if task is Task.TXT2IMG:
+                    got = pipe(**kw, generator=torch.Generator("cpu").manual_seed(1)).images
+        assert m.loaded()[0].placement == placement
+        assert abs(got - expected).max() < 1e-5, placement
