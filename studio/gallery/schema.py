@@ -83,3 +83,12 @@ class TagRow(Base):
 
 
 FTS_COLUMNS = ("prompt", "negative_prompt", "model_id", "lora_names", "tags")
+
+
+class ScannedDir(Base):
+    """A folder under outputs as the last reconcile saw it (revision 3)."""
+
+    __tablename__ = "scanned_dirs"
+
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)

@@ -29,22 +29,24 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy import Select, delete, func, insert, literal_column, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.errors import InvalidRequest
 from studio.gallery import db as gallery_db
 from studio.gallery.infotext import format_infotext
 from studio.gallery.pnginfo import read_image_info
-from studio.gallery.schema import ImageRow, LoraRow, TagRow
+from studio.gallery.schema import ImageRow, LoraRow, ScannedDir, TagRow
 from studio.gallery.search import build_match
 from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TRASH_PREFIX = ".deleted-"
 TEMP_PREFIX = ".tmp-"
+IMAGES = ImageRow.__table__
 SORTS = ("newest", "oldest", "relevance", "seed")
 STALE_TEMP_SECONDS = 3600
+SCAN_ABOVE = 500            # matches above which a page is found by walking the date index
 
 
 def utcnow() -> datetime:
@@ -239,6 +241,7 @@ class ReconcileReport:
     cleaned: int = 0
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
+    folders_listed: int = 0           # folders whose mtime changed since the last pass (or all, if full)
 
 
 def _control_dict(unit: ControlUnit) -> dict[str, Any]:
@@ -283,11 +286,13 @@ class GalleryStore:
     # -- paths ---------------------------------------------------------------------------------
     def stored_path(self, path: Path | str) -> str:
         """Inside outputs_dir: relative POSIX path (the folder can move); elsewhere absolute."""
-        path = Path(path).resolve()
-        try:
-            return path.relative_to(self.outputs_dir).as_posix()
-        except ValueError:
-            return str(path)
+        text_path = os.path.abspath(path)
+        root = str(self.outputs_dir) + os.sep
+        if not text_path.startswith(root):             # maybe through a symlink: resolve, then decide
+            text_path = str(Path(text_path).resolve())
+        if text_path.startswith(root):
+            return text_path[len(root):].replace(os.sep, "/")
+        return text_path
 
     def absolute_path(self, stored: str) -> Path:
         path = Path(stored)
@@ -298,16 +303,32 @@ class GalleryStore:
         return self.add_many([image])[0]
 
     def add_many(self, images: Sequence[NewImage]) -> list[int]:
-        """Record several images in one transaction (all or none)."""
+        """Record several images in one transaction (all or none). Core inserts, not ORM units of
+        work: one multi-row INSERT ... RETURNING for the images, one for their LoRAs and tags."""
+        if not images:
+            return []
+        values = [self._values(image) for image in images]
         with self._writing() as session:
-            rows = [self._row(image) for image in images]
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows]
+            ids = list(session.execute(
+                insert(IMAGES).returning(IMAGES.c.id, sort_by_parameter_order=True), [v for v, _, _ in values]).scalars())
+            loras = [{"image_id": i, "name": x.name, "weight": x.weight}
+                     for i, (_, image, _) in zip(ids, values, strict=True) for x in image.loras]
+            tags = [{"image_id": i, "tag": t} for i, (_, _, clean) in zip(ids, values, strict=True) for t in clean]
+            if loras:
+                session.execute(insert(LoraRow.__table__), loras)
+            if tags:
+                session.execute(insert(TagRow.__table__), tags)
+            folders = {v["path"].rpartition("/")[0] for v, _, _ in values if not os.path.isabs(v["path"])}
+            session.execute(text("INSERT OR REPLACE INTO scanned_dirs (path, mtime_ns) VALUES (:p, -1)"),
+                            [{"p": f} for f in folders])     # the next reconcile looks at these folders
+            return ids
 
-    def _row(self, image: NewImage) -> ImageRow:
+    def _values(self, image: NewImage) -> tuple[dict[str, Any], NewImage, list[str]]:
         tags = sorted({t for t in (normalise_tag(t) for t in image.tags) if t})
-        return ImageRow(
+        names = [x.name for x in image.loras]
+        if len(set(names)) != len(names):
+            raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
+        row = dict(
             created_at=_naive_utc(image.created_at) or utcnow(), path=self.stored_path(image.path),
             sha256=image.sha256, task=image.task, model_id=image.model_id, model_source=image.model_source,
             model_revision=image.model_revision, prompt=image.prompt, negative_prompt=image.negative_prompt,
@@ -319,9 +340,8 @@ class GalleryStore:
             if image.image_prompt else None,
             timings=dict(image.timings), request_json=image.request_json, infotext=image.infotext,
             source=image.source, favourite=image.favourite, missing=False,
-            lora_names=" ".join(x.name for x in image.loras), tags=" ".join(tags),
-            lora_rows=[LoraRow(name=x.name, weight=x.weight) for x in image.loras],
-            tag_rows=[TagRow(tag=t) for t in tags])
+            lora_names=" ".join(names), tags=" ".join(tags))
+        return row, image, tags
 
     def set_favourite(self, image_id: int, favourite: bool = True) -> None:
         with self._writing() as session:
@@ -402,23 +422,40 @@ class GalleryStore:
             return int(session.scalar(select(func.count()).select_from(ImageRow)) or 0)
 
     def search(self, query: GalleryQuery | None = None, **filters: Any) -> Page:
-        """Filtered, sorted, paged. ``search(text="cat", lora="x", page=2)`` works too."""
+        """Filtered, sorted, paged. ``search(text="cat", lora="x", page=2)`` works too.
+
+        Two steps: the ids of the page (a narrow query SQLite can sort cheaply), then their rows.
+        When many rows match (> ``SCAN_ABOVE``), the ids come from walking the ``created_at``
+        index and probing the match set (``+images.id IN ...`` keeps SQLite from sorting every
+        hit); when few match, from the hits, sorted.
+        """
         query = query or GalleryQuery(**filters)
-        stmt = self._filtered(query)
         with self._read() as session:
-            total = int(session.scalar(stmt.with_only_columns(func.count(ImageRow.id)).order_by(None)) or 0)
-            ordered = self._ordered(stmt, query).limit(query.per_page).offset((query.page - 1) * query.per_page)
-            rows = session.scalars(ordered).all()
-            return Page(tuple(self._record(r) for r in rows), total, query.page, query.per_page)
+            total = self._count(session, query)
+            scan = total > SCAN_ABOVE and query.sort in ("newest", "oldest")
+            ids_stmt = self._ordered(self._filtered(query, select(ImageRow.id), scan=scan), query)
+            ids = list(session.scalars(ids_stmt.limit(query.per_page).offset((query.page - 1) * query.per_page)))
+            rows = {r.id: r for r in session.scalars(select(ImageRow).where(ImageRow.id.in_(ids)))} if ids else {}
+            return Page(tuple(self._record(rows[i]) for i in ids if i in rows), total, query.page, query.per_page)
+
+    def _count(self, session: Session, q: GalleryQuery) -> int:
+        match = build_match(q.text)
+        only_text = match.positive and not match.negative and GalleryQuery(
+            text=q.text, sort=q.sort, page=q.page, per_page=q.per_page) == q
+        if only_text:          # the FTS index alone knows (triggers keep it equal to images)
+            return int(session.scalar(text("SELECT count(*) FROM images_fts WHERE images_fts MATCH :m"),
+                                      {"m": match.positive}) or 0)
+        return int(session.scalar(self._filtered(q, select(func.count(ImageRow.id)))) or 0)
 
     def page(self, number: int = 1, per_page: int = 50, **filters: Any) -> Page:
         return self.search(GalleryQuery(page=number, per_page=per_page, **filters))
 
-    def _filtered(self, q: GalleryQuery) -> Select:
-        stmt = select(ImageRow)
+    def _filtered(self, q: GalleryQuery, stmt: Select | None = None, *, scan: bool = False) -> Select:
+        stmt = select(ImageRow) if stmt is None else stmt
+        key = literal_column("+images.id") if scan else ImageRow.id
         match = build_match(q.text)
         if match.positive:
-            stmt = stmt.where(ImageRow.id.in_(
+            stmt = stmt.where(key.in_(
                 text("SELECT rowid FROM images_fts WHERE images_fts MATCH :fts_pos")
                 .bindparams(fts_pos=match.positive).columns(ImageRow.id)))
         if match.negative:
@@ -430,9 +467,9 @@ class GalleryStore:
         if q.task:
             stmt = stmt.where(ImageRow.task == q.task)
         if q.lora:
-            stmt = stmt.where(ImageRow.id.in_(select(LoraRow.image_id).where(LoraRow.name == q.lora)))
+            stmt = stmt.where(key.in_(select(LoraRow.image_id).where(LoraRow.name == q.lora)))
         if q.tag:
-            stmt = stmt.where(ImageRow.id.in_(select(TagRow.image_id).where(TagRow.tag == normalise_tag(q.tag))))
+            stmt = stmt.where(key.in_(select(TagRow.image_id).where(TagRow.tag == normalise_tag(q.tag))))
         if q.favourite is not None:
             stmt = stmt.where(ImageRow.favourite.is_(q.favourite))
         if q.missing is not None:
@@ -544,45 +581,89 @@ class GalleryStore:
                                     infotext=info.infotext, request_json=request_json,
                                     source=info.source if info.source != "none" else "import", created_at=created)
 
-    def _walk(self) -> tuple[set[str], list[Path], list[Path]]:
-        """Image files under outputs (stored form), plus interrupted deletes and stale temp files."""
-        files: set[str] = set()
+    def _walk(self, known: dict[str, int]) -> tuple[dict[str, set[str]], dict[str, int], list[Path], list[Path]]:
+        """Folders under outputs. A folder whose mtime equals the one recorded in ``known`` is not
+        listed (no file came or went); its known sub-folders are still visited. Returns the image
+        files of each listed folder, the mtime to record per folder seen (-1: "look again next
+        time", for folders changed in the last 2 s, whose mtime may not tell a later change),
+        interrupted deletes and temp files. Plain strings: at 100k files this is the cost of opening."""
+        root = str(self.outputs_dir)
+        listed: dict[str, set[str]] = {}
+        seen: dict[str, int] = {}
         trash: list[Path] = []
         temps: list[Path] = []
-        stack = [self.outputs_dir]
+        now = time.time_ns()
+        stack = ["", *known]        # every known folder is checked; listing finds the new ones
         while stack:
-            folder = stack.pop()
+            rel = stack.pop()
+            if rel in seen:
+                continue
+            folder = os.path.join(root, rel) if rel else root
+            try:
+                mtime = os.stat(folder).st_mtime_ns
+            except OSError:
+                continue
+            seen[rel] = -1 if now - mtime < 2_000_000_000 else mtime
+            if known.get(rel) == mtime:
+                continue
+            files: set[str] = set()
             try:
                 entries = list(os.scandir(folder))
             except OSError:
+                seen[rel] = -1
                 continue
+            prefix = rel + "/" if rel else ""
             for entry in entries:
                 name = entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if not name.startswith("."):
-                        stack.append(Path(entry.path))
-                elif name.startswith(TRASH_PREFIX):
-                    trash.append(Path(entry.path))
-                elif name.startswith(TEMP_PREFIX):
-                    temps.append(Path(entry.path))
-                elif not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
-                    files.add(Path(entry.path).relative_to(self.outputs_dir).as_posix())
-        return files, trash, temps
+                if name.startswith("."):
+                    if name.startswith(TRASH_PREFIX):
+                        trash.append(Path(entry.path))
+                    elif name.startswith(TEMP_PREFIX):
+                        temps.append(Path(entry.path))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(prefix + name)
+                elif name.lower().endswith(IMAGE_SUFFIXES):
+                    files.add(prefix + name)
+            listed[rel] = files
+        return listed, seen, trash, temps
 
-    def reconcile(self) -> ReconcileReport:
-        """Make rows and files agree (see the module doc). Safe to run at any time."""
+    def _rows_in(self, conn, folders: Iterable[str]) -> dict[str, tuple[int, bool]]:  # noqa: ANN001
+        """Rows whose file lies directly in one of ``folders`` (path range on the unique index)."""
+        out: dict[str, tuple[int, bool]] = {}
+        for rel in folders:
+            if rel:
+                rows = conn.exec_driver_sql("SELECT id, path, missing FROM images WHERE path >= ? AND path < ?",
+                                            (rel + "/", rel + "0")).all()
+            else:
+                rows = conn.exec_driver_sql("SELECT id, path, missing FROM images WHERE instr(path, '/') = 0").all()
+            depth = rel.count("/") + 1 if rel else 0
+            out.update({path: (i, bool(m)) for i, path, m in rows if path.count("/") == depth})
+        return out
+
+    def reconcile(self, *, full: bool = False) -> ReconcileReport:
+        """Make rows and files agree (see the module doc). Safe to run at any time. Folders
+        unchanged since the last pass are skipped unless ``full``."""
         started = time.perf_counter()
         errors: list[str] = []
         with self._write_lock:
-            files, trash, temps = self._walk()
-            with self._read() as session:
-                rows = session.execute(select(ImageRow.id, ImageRow.path, ImageRow.missing)).all()
-            known = {path: (image_id, missing) for image_id, path, missing in rows}
+            with self.engine.connect() as conn:
+                known = {} if full else dict(conn.exec_driver_sql("SELECT path, mtime_ns FROM scanned_dirs").all())
+            listed, seen, trash, temps = self._walk(known)
+            vanished = [rel for rel in known if rel not in seen]
+            with self.engine.connect() as conn:
+                if full or not known:
+                    rows = {p: (i, bool(m)) for i, p, m in
+                            conn.exec_driver_sql("SELECT id, path, missing FROM images").all()}
+                else:
+                    rows = self._rows_in(conn, [*listed, *vanished])
+                    rows.update({p: (i, bool(m)) for i, p, m in conn.exec_driver_sql(
+                        "SELECT id, path, missing FROM images WHERE path >= '/' AND path < '0'").all()})
+            files = set().union(*listed.values()) if listed else set()
             cleaned = 0
             for item in trash:        # a delete that stopped half-way: its row decides
                 original = item.with_name(item.name[len(TRASH_PREFIX):])
-                stored = original.relative_to(self.outputs_dir).as_posix()
-                if stored in known and not original.exists():
+                stored = self.stored_path(original)
+                if stored in rows and not original.exists():
                     os.replace(item, original)
                     files.add(stored)
                 else:
@@ -597,8 +678,13 @@ class GalleryStore:
                 except OSError:
                     pass
             gone, back = [], []
-            for stored, (image_id, missing) in known.items():
-                exists = stored in files if not Path(stored).is_absolute() else Path(stored).exists()
+            for stored, (image_id, missing) in rows.items():
+                if os.path.isabs(stored):
+                    exists = os.path.exists(stored)
+                elif full or not known or stored.rpartition("/")[0] in listed or stored.rpartition("/")[0] in vanished:
+                    exists = stored in files
+                else:
+                    continue
                 if not exists and not missing:
                     gone.append(image_id)
                 elif exists and missing:
@@ -608,14 +694,19 @@ class GalleryStore:
                     with self._writing() as session:
                         session.execute(update(ImageRow).where(ImageRow.id.in_(ids[i:i + 500])).values(missing=flag))
             imported = 0
-            for stored in sorted(files - known.keys()):
+            for stored in sorted(files - rows.keys()):
                 try:
                     self.add(self._new_from_file(self.outputs_dir / stored))
                     imported += 1
                 except Exception as err:  # noqa: BLE001 - one unreadable file must not stop the pass
                     errors.append(f"{stored}: {err}")
+                    seen[stored.rpartition("/")[0]] = -1
+            with self._writing() as session:
+                session.execute(delete(ScannedDir))
+                if seen:
+                    session.execute(insert(ScannedDir), [{"path": p, "mtime_ns": m} for p, m in seen.items()])
         return ReconcileReport(len(gone), len(back), imported, cleaned, tuple(errors),
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, len(listed))
 
     # -- export ----------------------------------------------------------------------------------
     def export_zip(self, image_ids: Iterable[int], destination: Path | str) -> Path:

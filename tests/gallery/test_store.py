@@ -336,3 +336,51 @@ def test_export_zip_has_images_and_metadata(filled, tmp_path):
         assert len([n for n in names if n.endswith(".txt")]) == 2
         assert {m["id"] for m in meta} == set(ids) and all(m["request"]["seed"] == m["seed"] for m in meta)
         assert z.read(meta[0]["file"]) == Path(filled.get(meta[0]["id"]).path).read_bytes()
+
+
+def test_reconcile_lists_only_changed_folders_and_still_sees_every_change(outputs, entry):
+    import os
+    import time as _time
+
+    old = outputs / "txt2img" / "2025-01-01"
+    with GalleryStore(outputs) as store:
+        sink = GallerySink(store)
+        a, b = save(sink, entry, seeds=(1, 2))
+        for p in (Path(a.path), Path(b.path)):          # move both into an old, quiet folder
+            old.mkdir(parents=True, exist_ok=True)
+            os.replace(p, old / p.name)
+        with store._writing() as s:
+            s.execute(text("UPDATE images SET path = replace(path, :new, :old)"),
+                      {"new": Path(a.path).parent.relative_to(outputs).as_posix(), "old": "txt2img/2025-01-01"})
+        store.reconcile(full=True)
+        past = _time.time() - 3600
+        for folder in (old, old.parent, outputs):
+            os.utime(folder, (past, past))
+        store.reconcile()                               # records the quiet mtimes
+        quiet = store.reconcile()
+        assert quiet.folders_listed < 3 and (quiet.flagged_missing, quiet.imported) == (0, 0)
+        (old / Path(a.path).name).unlink()              # a change in the quiet folder is seen
+        write_png(image(), old / "dropped-in.png", {})
+        report = store.reconcile()
+        assert (report.flagged_missing, report.imported) == (1, 1)
+        assert store.get(a.image_id).missing and not store.get(b.image_id).missing
+        shutil_rmtree(old)                              # the whole folder goes
+        report = store.reconcile()
+        assert report.flagged_missing == 2 and store.search(missing=True).total == 3
+
+
+def shutil_rmtree(path):
+    import shutil
+
+    shutil.rmtree(path)
+
+
+def test_search_pages_agree_when_walking_the_date_index(filled, monkeypatch):
+    from studio.gallery import store as store_module
+
+    expected = [[r.id for r in filled.search(text="a", sort=s, per_page=2, page=p).items]
+                for s in ("newest", "oldest") for p in (1, 2)]
+    monkeypatch.setattr(store_module, "SCAN_ABOVE", 0)
+    assert [[r.id for r in filled.search(text="a", sort=s, per_page=2, page=p).items]
+            for s in ("newest", "oldest") for p in (1, 2)] == expected
+    assert filled.search(lora="film_grain", text="dog").total == 2

@@ -1,0 +1,151 @@
+"""Gallery at scale: 100k synthetic rows in a real SQLite file.
+
+    .venv/bin/python bench/gallery.py [--rows 100000]
+
+Measures, on one core:
+  insert_per_s    rows recorded through GalleryStore.add_many, one transaction per 100 rows (as a
+                  reconcile/import pass records them), FTS triggers and LoRA rows included; the
+                  rate in transactions of 4 (one generation batch each) goes to stderr
+  search_ms       a two-word FTS query + total count + first page of 50 DTOs (median of 20)
+  lora_filter_ms  LoRA filter + count + first page of 50 (median of 20)
+  (the database lies in bench/_work/; the placeholder files in /dev/shm when there is one, since
+  creating 100k files on a busy disk takes longer than the whole benchmark may)
+  open_ms         opening the store on the existing db: migration check + reconcile (a usual start:
+                  folders unchanged since the last pass are not listed); the first open, which
+                  lists all 100k (empty placeholder) files, goes to stderr
+
+Prints one line at the end:  rows=... insert_per_s=... search_ms=... lora_filter_ms=... open_ms=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from studio.gallery.store import GalleryStore, NewImage  # noqa: E402
+from studio.requests import LoraSpec  # noqa: E402
+
+WORDS = ("portrait landscape city forest river mountain castle dragon robot cat dog fox owl girl boy woman man "
+         "knight wizard ship car train street night sunset sunrise rain snow fog neon cyberpunk steampunk "
+         "watercolor oil painting photo cinematic lighting detailed sharp soft bokeh dramatic golden hour "
+         "red blue green yellow purple orange black white silver gold glass stone wood metal ancient futuristic "
+         "cozy dark bright misty stormy calm underwater space nebula galaxy flower garden market cafe library "
+         "temple bridge tower lighthouse desert ocean beach island volcano cave waterfall meadow village").split()
+NEGATIVE = ["", "blurry", "lowres, bad anatomy", "watermark, text", "jpeg artifacts, worst quality"]
+LORAS = [f"lora_{i:02d}" for i in range(40)]
+MODELS = ["flux-schnell", "flux-dev", "sdxl", "sd15", "juggernaut-xl", "dreamshaper-8"]
+BATCH = 100
+SIZES = [(1024, 1024), (832, 1216), (1216, 832), (512, 512), (512, 768), (768, 512)]
+
+
+def synthetic(n: int, outputs: Path, rng: random.Random) -> list[NewImage]:
+    start = datetime(2025, 1, 1)
+    weights = [1 / (i + 1) for i in range(len(WORDS))]          # Zipf-like: a few words are common
+    out = []
+    for i in range(n):
+        w, h = rng.choice(SIZES)
+        loras = tuple(LoraSpec(name, round(rng.uniform(0.2, 1.0), 2))
+                      for name in rng.sample(LORAS, rng.choice((0, 0, 1, 1, 2))))
+        day = start + timedelta(minutes=i * 5)
+        out.append(NewImage(path=outputs / "txt2img" / day.strftime("%Y-%m-%d") / f"{i:06d}-{i}.png",
+                            sha256=f"{i:064x}", task=rng.choice(("txt2img", "txt2img", "txt2img", "img2img")),
+                            model_id=rng.choice(MODELS), prompt=" ".join(rng.choices(WORDS, weights, k=14)),
+                            negative_prompt=rng.choice(NEGATIVE), seed=rng.randrange(2**32), width=w, height=h,
+                            steps=rng.choice((4, 20, 28, 30)), guidance=rng.choice((0.0, 3.5, 7.0)),
+                            scheduler="Euler", loras=loras, infotext="", request_json="{}", created_at=day,
+                            timings=(("generate", 1.0),)))
+    return out
+
+
+def median_ms(fn, repeat: int = 20) -> float:
+    fn()                                                           # warm the page cache once
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work" / "gallery")
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    db_path = args.work / "gallery.db"          # on disk, as usual
+    shm = Path("/dev/shm")                      # 100k placeholder files: creating them on a busy disk
+    outputs = Path(tempfile.mkdtemp(prefix="gallery-bench-", dir=shm if shm.is_dir() else args.work)) / "outputs"
+    outputs.mkdir(parents=True)                 # takes minutes, in RAM a few seconds
+    rng = random.Random(0)
+    t0 = time.perf_counter()
+    images = synthetic(args.rows, outputs, rng)
+    print(f"# synthetic rows: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    store = GalleryStore(outputs, db_path, reconcile=False)
+    small = min(len(images), 4000)
+    t = time.perf_counter()
+    for i in range(0, small, 4):                 # as the sink records generation batches of 4
+        store.add_many(images[i:i + 4])
+    batch4_per_s = small / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(small, len(images), BATCH):   # as reconcile / import record many files
+        store.add_many(images[i:i + BATCH])
+    insert_per_s = (len(images) - small) / max(1e-9, time.perf_counter() - t)
+    assert store.count() == args.rows
+    print(f"# insert: {batch4_per_s:.0f} rows/s in transactions of 4, {insert_per_s:.0f} rows/s in transactions "
+          f"of {BATCH}", file=sys.stderr)
+
+    page = store.search(text="castle sunset")
+    search_ms = median_ms(lambda: store.search(text="castle sunset"))
+    lora_ms = median_ms(lambda: store.search(lora="lora_07"))
+    print(f"# search 'castle sunset': {page.total} hits; lora_07: {store.search(lora='lora_07').total} hits",
+          file=sys.stderr)
+    store.close()
+    t_files = time.perf_counter()
+    for image in images:                        # empty placeholder files for reconcile to walk
+        if not image.path.parent.is_dir():
+            image.path.parent.mkdir(parents=True)
+        os.close(os.open(image.path, os.O_CREAT | os.O_WRONLY, 0o644))
+    past = time.time() - 86400                  # as after a day: folders quiet since their last write
+    for folder in [p for p in outputs.rglob("*") if p.is_dir()] + [outputs]:
+        os.utime(folder, (past, past))
+
+    print(f"# placeholder files: {time.perf_counter() - t_files:.1f} s", file=sys.stderr)
+    t = time.perf_counter()                     # first open after the rows came: every folder listed
+    first = GalleryStore(outputs, db_path)
+    first_ms = (time.perf_counter() - t) * 1000
+    assert first.last_reconcile.flagged_missing == 0 and first.last_reconcile.imported == 0, first.last_reconcile
+    first.close()
+
+    os.utime(outputs)                           # as gallery.db's -wal/-shm files do when the db lies there
+    t = time.perf_counter()                     # a usual start
+    reopened = GalleryStore(outputs, db_path)
+    open_ms = (time.perf_counter() - t) * 1000
+    report = reopened.last_reconcile
+    assert report.flagged_missing == 0 and report.imported == 0, report
+    probe = reopened
+    print(f"# open: {first_ms:.0f} ms listing all {first.last_reconcile.folders_listed} folders, then {open_ms:.0f} ms "
+          f"with {report.folders_listed} changed", file=sys.stderr)
+    print(f"# search + page DTOs, 'castle sunset' again: {median_ms(lambda: probe.search(text='castle sunset')):.1f} ms",
+          file=sys.stderr)
+    probe.close()
+    shutil.rmtree(outputs.parent, ignore_errors=True)
+    print(f"rows={args.rows} insert_per_s={insert_per_s:.0f} search_ms={search_ms:.1f} "
+          f"lora_filter_ms={lora_ms:.1f} open_ms={open_ms:.0f}")
+
+
+if __name__ == "__main__":
+    main()
