@@ -41,27 +41,30 @@ def test_new_database_is_at_head_with_wal_and_foreign_keys(store):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == gallery_db.BUSY_TIMEOUT_MS
 
 
-def test_upgrade_from_previous_revision_keeps_rows_backs_up_and_indexes_them(tmp_path):
+@pytest.mark.parametrize("start", ["0001", "0002"])
+def test_upgrade_from_previous_revision_keeps_rows_backs_up_and_indexes_them(tmp_path, start):
     outputs = tmp_path / "out"
     outputs.mkdir()
     db_path = outputs / "gallery.db"
     engine = gallery_db.make_engine(db_path)
-    assert gallery_db.migrate(engine, db_path, "0001").after == "0001"
+    assert gallery_db.migrate(engine, db_path, start).after == start
     with engine.begin() as conn:        # a row as revision 1 wrote it
         conn.execute(text(
             "INSERT INTO images (id, created_at, path, sha256, task, model_id, prompt, seed, width, height, loras, "
             "controls, timings) VALUES (1, '2026-01-02 03:04:05', 'old.png', 'x', 'txt2img', 'sdxl', "
             "'an old lighthouse', 5, 1024, 1024, '[{\"name\": \"film_grain\", \"weight\": 0.5}]', '[]', '{}')"))
         conn.execute(text("INSERT INTO image_loras (image_id, name, weight) VALUES (1, 'film_grain', 0.5)"))
+        if start == "0002":     # revision 2 writes the LoRA names beside the row (the FTS trigger then sees them)
+            conn.execute(text("UPDATE images SET lora_names = 'film_grain'"))
     engine.dispose()
     write_png(image(), outputs / "old.png", {})
 
     with GalleryStore(outputs) as store:
-        assert (store.migration.before, store.migration.after) == ("0001", gallery_db.head_revision())
+        assert (store.migration.before, store.migration.after) == (start, gallery_db.head_revision())
         backup = store.migration.backup
         assert backup is not None and backup.exists()
         with sqlite3.connect(backup) as old:
-            assert old.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+            assert old.execute("SELECT version_num FROM alembic_version").fetchone()[0] == start
             assert old.execute("SELECT prompt FROM images").fetchone()[0] == "an old lighthouse"
         assert store.search(text="lighthouse").total == 1
         assert store.search(text="lora:film_grain").total == 1
