@@ -1,0 +1,180 @@
+"""What the Gallery and PNG Info tabs show and do, as plain Python (no Gradio here).
+
+The tabs (``studio/ui/tab_gallery.py``, ``tab_pnginfo.py``) only wire widgets to these
+functions, so everything a user can do there is tested without a browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from studio.errors import InvalidRequest, StudioError
+from studio.gallery.pnginfo import ImageInfo, read_image_info
+from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
+from studio.requests import MAX_SEED, GenerationRequest, GenerationResult
+
+PER_PAGE = 48
+SORT_CHOICES = [("Newest first", "newest"), ("Oldest first", "oldest"), ("Best match", "relevance"), ("Seed", "seed")]
+SEARCH_HELP = ('Words match prompt, negative prompt, model, LoRA names and tags (prefixes too: "cat" finds '
+               '"cats"). "a phrase", -without, prompt: neg: model: lora: tag: for one field.')
+
+
+def store_of(studio: Any) -> GalleryStore | None:
+    """The studio's gallery, when its sink keeps one (``GallerySink``)."""
+    store = getattr(getattr(studio, "sink", None), "store", None)
+    return store if isinstance(store, GalleryStore) else None
+
+
+def parse_day(text: str | None, name: str) -> date | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(name, f"expected a date like 2026-11-25, got {text!r}") from None
+
+
+def parse_size(text: str | None) -> tuple[int | None, int | None]:
+    text = (text or "").strip().lower().replace("×", "x").replace(" ", "")
+    if not text:
+        return None, None
+    width, sep, height = text.partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise InvalidRequest("size", f"expected WIDTHxHEIGHT like 832x1216, got {text!r}")
+    return int(width), int(height)
+
+
+def build_query(text: str = "", model: str | None = None, task: str | None = None, lora: str | None = None,
+                favourites_only: bool = False, date_from: str = "", date_to: str = "", size: str = "",
+                include_missing: bool = False, sort: str = "newest", page: int = 1,
+                per_page: int = PER_PAGE) -> GalleryQuery:
+    """The search form's values -> a query (empty dropdowns mean "any")."""
+    width, height = parse_size(size)
+    return GalleryQuery(text=text or "", model_id=model or None, task=task or None, lora=lora or None,
+                        favourite=True if favourites_only else None, date_from=parse_day(date_from, "date_from"),
+                        date_to=parse_day(date_to, "date_to"), width=width, height=height,
+                        missing=None if include_missing else False, sort=sort or "newest",
+                        page=max(1, int(page or 1)), per_page=per_page)
+
+
+def caption(record: ImageRecord) -> str:
+    star = "★ " if record.favourite else ""
+    prompt = record.prompt if len(record.prompt) <= 60 else record.prompt[:57] + "..."
+    return f"{star}#{record.id} · {prompt}"
+
+
+def grid(page: Page) -> list[tuple[str, str]]:
+    """(file, caption) per image whose file is there (missing ones have no picture to show)."""
+    return [(r.path, caption(r)) for r in page.items if not r.missing and Path(r.path).is_file()]
+
+
+def page_label(page: Page) -> str:
+    return f"page {page.page} of {page.pages} · {page.total} image{'s' if page.total != 1 else ''}"
+
+
+def selection_choices(page: Page) -> list[tuple[str, int]]:
+    return [(caption(r), r.id) for r in page.items]
+
+
+def summary(record: ImageRecord) -> str:
+    """Markdown: the facts people look for first."""
+    loras = ", ".join(f"{x.name} ({x.weight:g})" for x in record.loras) or "none"
+    lines = [f"**#{record.id}** · {record.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {record.task} · "
+             f"`{record.model_id}`" + (f" @ `{record.model_revision[:12]}`" if record.model_revision else ""),
+             f"seed **{record.seed}** · {record.size} · {record.steps} steps · guidance {record.guidance} · "
+             f"{record.scheduler or '-'}" + (f" · strength {record.strength}" if record.strength is not None else ""),
+             f"LoRAs: {loras}"]
+    if record.controls:
+        lines.append("ControlNet: " + "; ".join(f"{c.control_type} {c.scale:g} ({Path(c.image).name})"
+                                                for c in record.controls))
+    if record.image_prompt:
+        lines.append(f"IP-Adapter: {record.image_prompt.scale:g} ({Path(record.image_prompt.image).name})")
+    if record.tags:
+        lines.append("Tags: " + ", ".join(record.tags))
+    if record.missing:
+        lines.append("**The file is missing** (moved or deleted outside the studio).")
+    if record.request_json is None:
+        lines.append(f"Imported from {record.source}: no studio request; re-generate needs its values adapted.")
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in record.timings)
+    if timings:
+        lines.append(f"Timings: {timings}")
+    return "  \n".join(lines)
+
+
+def detail_json(record: ImageRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    data.pop("infotext", None)
+    return data
+
+
+def form_request(fields: dict[str, Any], *, fallback_size: tuple[int, int] = (1024, 1024)) -> GenerationRequest:
+    """A request to load into a form from foreign values: sizes snapped to multiples of 16,
+    numbers clamped into range, unknown model left as is (the form says if it is unavailable)."""
+    allowed = {f.name for f in dataclasses.fields(GenerationRequest)}
+    data = {k: v for k, v in fields.items() if k in allowed}
+    for side, default in zip(("width", "height"), fallback_size, strict=True):
+        value = int(data.get(side) or default)
+        data[side] = min(4096, max(16, round(value / 16) * 16))
+    if data.get("steps") is not None:
+        data["steps"] = min(200, max(1, int(data["steps"])))
+    if data.get("guidance") is not None:
+        data["guidance"] = min(50.0, max(0.0, float(data["guidance"])))
+    if data.get("seed") is not None and not 0 <= int(data["seed"]) <= MAX_SEED:
+        data["seed"] = None
+    if data.get("strength") is not None and not 0 < float(data["strength"]) <= 1:
+        data["strength"] = None
+    try:
+        return GenerationRequest(**data)
+    except StudioError:          # a task that needs inputs we do not have: plain txt2img
+        keep = ("prompt", "negative_prompt", "model_id", "width", "height", "steps", "guidance", "seed", "loras")
+        return GenerationRequest(**{k: data[k] for k in keep if k in data})
+
+
+def request_for_form(record: ImageRecord) -> GenerationRequest:
+    """What "send to txt2img" loads: the exact request, or the closest one for an import."""
+    if record.request is not None:
+        return record.request
+    fields = {"prompt": record.prompt, "negative_prompt": record.negative_prompt, "model_id": record.model_id,
+              "width": record.width, "height": record.height, "steps": record.steps, "guidance": record.guidance,
+              "seed": record.seed if record.seed >= 0 else None, "loras": record.loras}
+    return form_request(fields)
+
+
+def regenerate(studio: Any, store: GalleryStore, image_id: int, **kwargs: Any) -> GenerationResult:
+    """Make image ``image_id`` again: the same resolved request (its own seed, batch of one).
+    Same device and dtype give the same pixels; the new image is a new gallery row."""
+    return studio.generate(store.request_of(image_id), **kwargs)
+
+
+def export(store: GalleryStore, image_ids: list[int], folder: Path) -> Path:
+    if not image_ids:
+        raise InvalidRequest("selection", "select at least one image to export")
+    name = f"gallery-{datetime.now():%Y%m%d-%H%M%S}-{len(image_ids)}.zip"
+    return store.export_zip(sorted({int(i) for i in image_ids}), Path(folder) / name)
+
+
+def png_info(path: str | Path | None) -> ImageInfo | None:
+    return read_image_info(path) if path else None
+
+
+def png_info_summary(info: ImageInfo | None) -> str:
+    if info is None:
+        return "Drop an image to read the parameters it carries."
+    names = {"studio": "this studio", "a1111": "A1111 / Forge parameters", "fooocus": "Fooocus",
+             "comfyui": "a ComfyUI graph", "none": "no generation parameters"}
+    text = f"**{Path(info.path).name}** · {info.width}x{info.height} · from {names.get(info.source, info.source)}"
+    if info.problem and info.source != "none":
+        text += f"  \nNot a request as it stands: {info.problem} (send-to adapts it)."
+    return text
+
+
+def png_info_json(info: ImageInfo | None) -> dict[str, Any]:
+    if info is None:
+        return {}
+    data = info.to_dict()
+    return json.loads(json.dumps(data, default=str))

@@ -1,0 +1,185 @@
+"""Gallery: every image the studio made (or imported), searchable, re-usable, re-generable.
+
+Thin: each handler calls ``studio.gallery.browse`` / ``GalleryStore`` and turns the result into
+widget values. ``build(studio, ctx)``; ``ctx.send_to`` fills the txt2img form.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from studio.gallery import browse
+from studio.requests import Task
+from studio.service import Studio
+from studio.ui.errors import shown_as_gr_error
+from studio.ui.widgets import GPU_QUEUE
+
+
+def build(studio: Studio, ctx) -> None:
+    store = browse.store_of(studio)
+    can_send = Task.TXT2IMG in getattr(ctx, "forms", {})
+    with gr.Tab("Gallery", id="gallery") as tab:
+        if store is None:
+            gr.Markdown("This studio was started without a gallery (its image sink keeps no database).")
+            return
+        export_dir = Path(tempfile.mkdtemp(prefix="studio-export-"))
+        with gr.Row():
+            text = gr.Textbox(label="Search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
+                              scale=4)
+            sort = gr.Dropdown(browse.SORT_CHOICES, value="newest", label="Sort", scale=1)
+            search = gr.Button("Search", variant="primary", scale=0)
+        with gr.Accordion("Filters", open=False):
+            with gr.Row():
+                model = gr.Dropdown([("any", "")] + store.model_ids(), value="", label="Model", allow_custom_value=True)
+                task = gr.Dropdown([("any", "")] + [t.value for t in Task], value="", label="Task")
+                lora = gr.Dropdown([("any", "")] + store.lora_names(), value="", label="LoRA", allow_custom_value=True)
+                size = gr.Textbox(label="Size", placeholder="832x1216")
+            with gr.Row():
+                date_from = gr.Textbox(label="From (YYYY-MM-DD)")
+                date_to = gr.Textbox(label="To (YYYY-MM-DD)")
+                favourites = gr.Checkbox(label="Favourites only")
+                missing = gr.Checkbox(label="Include missing files")
+        with gr.Row():
+            with gr.Column(scale=3):
+                grid = gr.Gallery(label="Images", columns=6, height=560, allow_preview=False, object_fit="cover")
+                with gr.Row():
+                    prev_btn = gr.Button("◀ Previous", size="sm")
+                    label = gr.Markdown()
+                    next_btn = gr.Button("Next ▶", size="sm")
+                selection = gr.CheckboxGroup(label="Selection (for export)", choices=[], type="value")
+                with gr.Row():
+                    export_btn = gr.Button("Export selection as zip", size="sm")
+                    export_file = gr.File(label="Export", interactive=False)
+            with gr.Column(scale=2):
+                preview = gr.Image(label="Selected", interactive=False, type="filepath", height=360)
+                facts = gr.Markdown("Click an image to see everything about it.")
+                infotext = gr.Textbox(label="Parameters (A1111 infotext)", lines=4, interactive=False, buttons=["copy"])
+                with gr.Row():
+                    fav_btn = gr.Button("★ Favourite", size="sm")
+                    send_btn = gr.Button("Send to txt2img", size="sm", visible=can_send)
+                    regen_btn = gr.Button("Re-generate", size="sm", variant="primary")
+                with gr.Row():
+                    tags = gr.Textbox(label="Tags (comma separated)", scale=3)
+                    tags_btn = gr.Button("Save tags", size="sm", scale=1)
+                with gr.Row():
+                    delete_btn = gr.Button("Delete…", size="sm", variant="stop")
+                    confirm_btn = gr.Button("Yes, delete file and entry", size="sm", variant="stop", visible=False)
+                    cancel_btn = gr.Button("Keep it", size="sm", visible=False)
+                regen_out = gr.Gallery(label="Re-generated", columns=2, height=200, visible=False)
+                with gr.Accordion("All parameters", open=False):
+                    details = gr.JSON()
+        page_no = gr.State(1)
+        selected = gr.State(None)
+
+        filters = [text, model, task, lora, favourites, date_from, date_to, size, missing, sort]
+        listing = [grid, label, selection, page_no]
+
+        @shown_as_gr_error
+        def refresh(text, model, task, lora, favourites, date_from, date_to, size, missing, sort, page=1):
+            query = browse.build_query(text, model, task, lora, favourites, date_from, date_to, size, missing,
+                                       sort, page)
+            result = store.search(query)
+            if result.page > result.pages:           # e.g. after deleting the last image of the last page
+                result = store.search(browse.build_query(text, model, task, lora, favourites, date_from, date_to,
+                                                         size, missing, sort, result.pages))
+            return (browse.grid(result), browse.page_label(result),
+                    gr.update(choices=browse.selection_choices(result), value=[]), result.page)
+
+        def show(image_id):
+            record = store.get(image_id) if image_id is not None else None
+            if record is None:
+                return None, "Click an image to see everything about it.", "", "", {}, None
+            return (record.path if not record.missing else None, browse.summary(record), record.infotext,
+                    ", ".join(record.tags), browse.detail_json(record), record.id)
+
+        detail = [preview, facts, infotext, tags, details, selected]
+
+        def on_select(page, evt: gr.SelectData, *form):
+            query = browse.build_query(*form, page)
+            shown = [r for r in store.search(query).items if not r.missing and Path(r.path).is_file()]
+            return show(shown[evt.index].id if evt.index < len(shown) else None)
+
+        for trigger in (tab.select, search.click, text.submit, sort.change, favourites.change, missing.change):
+            trigger(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private")
+        for control in (model, task, lora):
+            control.input(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private")
+        prev_btn.click(lambda p, *f: refresh(*f, max(1, p - 1)), [page_no, *filters], listing,
+                       api_visibility="private")
+        next_btn.click(lambda p, *f: refresh(*f, p + 1), [page_no, *filters], listing, api_visibility="private")
+        grid.select(_select_handler(on_select), [page_no, *filters], detail, api_visibility="private")
+
+        @shown_as_gr_error
+        def favourite(image_id):
+            if image_id is None:
+                raise gr.Error("Select an image first.")
+            record = store.get(image_id)
+            store.set_favourite(image_id, not record.favourite)
+            return show(image_id)
+
+        fav_btn.click(favourite, selected, detail, api_visibility="private")
+
+        @shown_as_gr_error
+        def save_tags(image_id, value):
+            if image_id is None:
+                raise gr.Error("Select an image first.")
+            store.set_tags(image_id, value.split(","))
+            return show(image_id)
+
+        tags_btn.click(save_tags, [selected, tags], detail, api_visibility="private")
+        tags.submit(save_tags, [selected, tags], detail, api_visibility="private")
+
+        ask = [delete_btn, confirm_btn, cancel_btn]
+        delete_btn.click(lambda i: [gr.update(visible=i is None), gr.update(visible=i is not None),
+                                    gr.update(visible=i is not None)], selected, ask, api_visibility="private")
+        cancel_btn.click(lambda: [gr.update(visible=True), gr.update(visible=False), gr.update(visible=False)],
+                         None, ask, api_visibility="private")
+
+        @shown_as_gr_error
+        def delete(image_id, *form):
+            if image_id is not None:
+                store.delete([image_id])
+                gr.Info(f"Deleted image #{image_id} (file and entry).")
+            return [*show(None), gr.update(visible=True), gr.update(visible=False), gr.update(visible=False),
+                    *refresh(*form)]
+
+        confirm_btn.click(delete, [selected, *filters, page_no], [*detail, *ask, *listing], api_visibility="private")
+
+        if can_send:
+            @shown_as_gr_error
+            def send(image_id):
+                if image_id is None:
+                    raise gr.Error("Select an image first.")
+                return ctx.send_to(browse.request_for_form(store.get(image_id)), Task.TXT2IMG)
+
+            send_btn.click(send, selected, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
+
+        @shown_as_gr_error
+        def regenerate(image_id):
+            if image_id is None:
+                raise gr.Error("Select an image first.")
+            result = browse.regenerate(studio, store, image_id)
+            gr.Info(f"Re-generated #{image_id} as #{result.saved[0].image_id}: {result.message}"
+                    if result.saved else result.message)
+            return gr.update(value=[s.path for s in result.saved], visible=True)
+
+        regen_btn.click(regenerate, selected, regen_out, api_name="gallery_regenerate",
+                        concurrency_id=GPU_QUEUE, concurrency_limit=getattr(ctx, "concurrency", 1))
+
+        @shown_as_gr_error
+        def export(ids):
+            return str(browse.export(store, list(ids or []), export_dir))
+
+        export_btn.click(export, selection, export_file, api_visibility="private")
+
+
+def _select_handler(on_select):
+    """gr.SelectData must be a declared parameter; the filters come after it."""
+
+    def handler(page, text, model, task, lora, favourites, date_from, date_to, size, missing, sort,
+                evt: gr.SelectData):
+        return on_select(page, evt, text, model, task, lora, favourites, date_from, date_to, size, missing, sort)
+
+    return shown_as_gr_error(handler)

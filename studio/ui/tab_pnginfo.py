@@ -1,0 +1,61 @@
+"""PNG Info: drop any image, see the parameters it carries (this studio, A1111/Forge, Fooocus,
+ComfyUI), send them to txt2img or import the image into the gallery. ``build(studio, ctx)``."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio.gallery import browse
+from studio.requests import Task
+from studio.service import Studio
+from studio.ui.errors import shown_as_gr_error
+
+
+def build(studio: Studio, ctx) -> None:
+    store = browse.store_of(studio)
+    can_send = Task.TXT2IMG in getattr(ctx, "forms", {})
+    with gr.Tab("PNG Info", id="pnginfo"):
+        with gr.Row():
+            with gr.Column():
+                # a File, not an Image: gr.Image re-encodes uploads and drops their text chunks
+                upload = gr.File(label="Image", file_types=["image"], type="filepath")
+                preview = gr.Image(label="Preview", interactive=False, type="filepath", height=320)
+            with gr.Column():
+                facts = gr.Markdown(browse.png_info_summary(None))
+                infotext = gr.Textbox(label="Parameters", lines=6, interactive=False, buttons=["copy"])
+                with gr.Row():
+                    send_btn = gr.Button("Send to txt2img", visible=can_send)
+                    import_btn = gr.Button("Import into gallery", visible=store is not None)
+                result = gr.Markdown()
+                with gr.Accordion("Everything found", open=False):
+                    details = gr.JSON()
+
+        @shown_as_gr_error
+        def read(path):
+            info = browse.png_info(path)
+            if info is None:
+                return None, browse.png_info_summary(None), "", {}
+            return path, browse.png_info_summary(info), info.infotext, browse.png_info_json(info)
+
+        upload.change(read, upload, [preview, facts, infotext, details], api_name="png_info")
+
+        if can_send:
+            @shown_as_gr_error
+            def send(path):
+                info = browse.png_info(path)
+                if info is None or info.source == "none":
+                    raise gr.Error("This image carries no generation parameters to send.")
+                request = info.request or browse.form_request(info.fields, fallback_size=(info.width, info.height))
+                return ctx.send_to(request, Task.TXT2IMG)
+
+            send_btn.click(send, upload, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
+
+        if store is not None:
+            @shown_as_gr_error
+            def do_import(path):
+                if not path:
+                    raise gr.Error("Drop an image first.")
+                image_id = store.import_image(path)
+                return f"In the gallery as #{image_id}."
+
+            import_btn.click(do_import, upload, result, api_visibility="private")
