@@ -253,10 +253,10 @@ class ModelManager:
         self.loads += 1
         if hasattr(base, "set_progress_bar_config"):
             base.set_progress_bar_config(disable=True)
-        sizes = component_bytes(base)
+        sizes = component_bytes(base)          # one pass over the tensors, shared storages once
         with self._cond:
             slot.base = base
-            slot.bytes = pipeline_bytes(base)
+            slot.bytes = sum(sizes.values())
             slot.largest = max(sizes.values(), default=0)
             slot.load_seconds = time.perf_counter() - t0
             slot.placement, slot.parked = "cpu", True
