@@ -72,7 +72,7 @@ def build(studio: Studio, ctx) -> None:
                 with gr.Accordion("All parameters", open=False):
                     details = gr.JSON()
         page_no = gr.State(1)
-        selected = gr.State(None)
+        selected = gr.Number(value=None, precision=0, visible=False, label="image id")   # visible to the API
 
         filters = [text, model, task, lora, favourites, date_from, date_to, size, missing, sort]
         listing = [grid, label, selection, page_no]
@@ -89,6 +89,7 @@ def build(studio: Studio, ctx) -> None:
                     gr.update(choices=browse.selection_choices(result), value=[]), result.page)
 
         def show(image_id):
+            image_id = _id(image_id)
             record = store.get(image_id) if image_id is not None else None
             if record is None:
                 return None, "Click an image to see everything about it.", "", "", {}, None
@@ -113,6 +114,7 @@ def build(studio: Studio, ctx) -> None:
 
         @shown_as_gr_error
         def favourite(image_id):
+            image_id = _id(image_id)
             if image_id is None:
                 raise gr.Error("Select an image first.")
             record = store.get(image_id)
@@ -123,6 +125,7 @@ def build(studio: Studio, ctx) -> None:
 
         @shown_as_gr_error
         def save_tags(image_id, value):
+            image_id = _id(image_id)
             if image_id is None:
                 raise gr.Error("Select an image first.")
             store.set_tags(image_id, value.split(","))
@@ -139,6 +142,7 @@ def build(studio: Studio, ctx) -> None:
 
         @shown_as_gr_error
         def delete(image_id, *form):
+            image_id = _id(image_id)
             if image_id is not None:
                 store.delete([image_id])
                 gr.Info(f"Deleted image #{image_id} (file and entry).")
@@ -150,6 +154,7 @@ def build(studio: Studio, ctx) -> None:
         if can_send:
             @shown_as_gr_error
             def send(image_id):
+                image_id = _id(image_id)
                 if image_id is None:
                     raise gr.Error("Select an image first.")
                 return ctx.send_to(browse.request_for_form(store.get(image_id)), Task.TXT2IMG)
@@ -158,6 +163,7 @@ def build(studio: Studio, ctx) -> None:
 
         @shown_as_gr_error
         def regenerate(image_id):
+            image_id = _id(image_id)
             if image_id is None:
                 raise gr.Error("Select an image first.")
             result = browse.regenerate(studio, store, image_id)
@@ -173,6 +179,10 @@ def build(studio: Studio, ctx) -> None:
             return str(browse.export(store, list(ids or []), export_dir))
 
         export_btn.click(export, selection, export_file, api_visibility="private")
+
+
+def _id(value) -> int | None:
+    return None if value is None or value == "" else int(value)
 
 
 def _select_handler(on_select):
