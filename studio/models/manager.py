@@ -157,7 +157,7 @@ class ModelManager:
         slot = self._acquire(entry)
         comps: list[_Component] = []
         try:
-            comps = self._pin_components(plan, entry)
+            self._pin_components(plan, entry, comps)
             pipe = self._task_pipe(slot, task, plan, comps)
         except BaseException:
             self._unpin(slot, comps)
@@ -523,10 +523,10 @@ class ModelManager:
             if done is not None:
                 done.set()
 
-    def _pin_components(self, plan: LeasePlan | None, entry: ModelEntry) -> list[_Component]:
+    def _pin_components(self, plan: LeasePlan | None, entry: ModelEntry, pinned: list[_Component]) -> None:
+        """Load and pin the plan's ControlNets into ``pinned`` (the caller unpins them, even halfway)."""
         if not plan:
-            return []
-        pinned: list[_Component] = []
+            return
         for path in plan.controlnets:
             self.component("controlnet", path, entry.family.name)
             with self._cond:
@@ -535,7 +535,6 @@ class ModelManager:
                     raise ModelUnavailable(f"ControlNet {path} was evicted while loading; try again")
                 comp.pins += 1
                 pinned.append(comp)
-        return pinned
 
     def _drop_component(self, key: str) -> None:
         comp = self._components.pop(key, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -361,3 +362,21 @@ def test_components_count_in_the_ram_budget_and_go_lru(tmp_path):
     for name in ("x", "y", "z"):
         m.component("controlnet", tmp_path / name)
     assert [p for _, p, _, _ in m.components()] == [str(tmp_path / "y"), str(tmp_path / "z")]
+
+
+def test_a_plan_failing_halfway_unpins_what_it_pinned(tmp_path):
+    m, loader, _ = make()
+    original = loader.load_component
+
+    def second_fails(kind, path, family=""):
+        if Path(path).name == "bad":
+            raise ModelUnavailable("bad ControlNet")
+        return original(kind, path, family)
+
+    loader.load_component = second_fails
+    plan = LeasePlan(controlnets=(str(tmp_path / "good"), str(tmp_path / "bad")))
+    with pytest.raises(ModelUnavailable, match="bad ControlNet"):
+        with m.lease(entry("a"), Task.CONTROLNET, plan):
+            pass
+    assert [in_use for *_, in_use in m.components()] == [False]
+    assert not m.loaded()[0].in_use
