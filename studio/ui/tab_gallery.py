@@ -27,7 +27,7 @@ def build(studio: Studio, ctx) -> None:
             return
         export_dir = Path(tempfile.mkdtemp(prefix="studio-export-"))
         with gr.Row():
-            text = gr.Textbox(label="Search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
+            text = gr.Textbox(label="Search", elem_id="gallery-search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
                               scale=4)
             sort = gr.Dropdown(browse.SORT_CHOICES, value="newest", label="Sort", scale=1)
             search = gr.Button("Search", variant="primary", scale=0)
@@ -44,10 +44,10 @@ def build(studio: Studio, ctx) -> None:
                 missing = gr.Checkbox(label="Include missing files")
         with gr.Row():
             with gr.Column(scale=3):
-                grid = gr.Gallery(label="Images", columns=6, height=560, allow_preview=False, object_fit="cover")
+                grid = gr.Gallery(label="Images", elem_id="gallery-grid", columns=6, height=560, allow_preview=False, object_fit="cover")
                 with gr.Row():
                     prev_btn = gr.Button("◀ Previous", size="sm")
-                    label = gr.Markdown()
+                    label = gr.Markdown(elem_id="gallery-page")
                     next_btn = gr.Button("Next ▶", size="sm")
                 selection = gr.CheckboxGroup(label="Selection (for export)", choices=[], type="value")
                 with gr.Row():
@@ -55,18 +55,19 @@ def build(studio: Studio, ctx) -> None:
                     export_file = gr.File(label="Export", interactive=False)
             with gr.Column(scale=2):
                 preview = gr.Image(label="Selected", interactive=False, type="filepath", height=360)
-                facts = gr.Markdown("Click an image to see everything about it.")
+                facts = gr.Markdown("Click an image to see everything about it.", elem_id="gallery-facts")
                 infotext = gr.Textbox(label="Parameters (A1111 infotext)", lines=4, interactive=False, buttons=["copy"])
                 with gr.Row():
-                    fav_btn = gr.Button("★ Favourite", size="sm")
+                    fav_btn = gr.Button("★ Favourite", size="sm", elem_id="gallery-favourite")
                     send_btn = gr.Button("Send to txt2img", size="sm", visible=can_send)
                     regen_btn = gr.Button("Re-generate", size="sm", variant="primary")
                 with gr.Row():
                     tags = gr.Textbox(label="Tags (comma separated)", scale=3)
                     tags_btn = gr.Button("Save tags", size="sm", scale=1)
                 with gr.Row():
-                    delete_btn = gr.Button("Delete…", size="sm", variant="stop")
-                    confirm_btn = gr.Button("Yes, delete file and entry", size="sm", variant="stop", visible=False)
+                    delete_btn = gr.Button("Delete…", size="sm", variant="stop", elem_id="gallery-delete")
+                    confirm_btn = gr.Button("Yes, delete file and entry", size="sm", variant="stop", visible=False,
+                                            elem_id="gallery-confirm")
                     cancel_btn = gr.Button("Keep it", size="sm", visible=False)
                 regen_out = gr.Gallery(label="Re-generated", columns=2, height=200, visible=False)
                 with gr.Accordion("All parameters", open=False):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
 
 import pytest
 
@@ -53,3 +55,48 @@ def test_png_info_and_regenerate_endpoints(server):
 
     with Image.open(newest.path) as a, Image.open(saved.path) as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))          # re-generate: the same pixels
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (launch.sh test installs it)")
+def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from studio.requests import GenerationRequest
+
+    url, studio = server
+    store = studio.sink.store
+    studio.generate(GenerationRequest("a blue owl", model_id="tiny-random", seed=21, batch_size=2))
+    before = store.count()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Gallery").click()
+        page.locator("#gallery-search textarea, #gallery-search input").first.fill("owl")
+        page.keyboard.press("Enter")
+        deadline = time.time() + 30
+        while "2 images" not in page.locator("#gallery-page").inner_text() and time.time() < deadline:
+            time.sleep(0.2)
+        assert "page 1 of 1 · 2 images" in page.locator("#gallery-page").inner_text()
+        page.locator("#gallery-grid button img, #gallery-grid img").first.click()
+        facts = page.locator("#gallery-facts")
+        deadline = time.time() + 30
+        while "seed" not in facts.inner_text() and time.time() < deadline:
+            time.sleep(0.2)
+        text = facts.inner_text()
+        assert "seed 22" in text or "seed 21" in text
+        shown = int(text.split("#", 1)[1].split()[0])
+        page.locator("#gallery-favourite").click()
+        deadline = time.time() + 20
+        while not store.get(shown).favourite and time.time() < deadline:
+            time.sleep(0.2)
+        assert store.get(shown).favourite
+        page.locator("#gallery-delete").click()
+        page.locator("#gallery-confirm").click()
+        deadline = time.time() + 20
+        while store.count() != before - 1 and time.time() < deadline:
+            time.sleep(0.2)
+        page.screenshot(path=str(tmp_path / "gallery.png"))
+        browser.close()
+    assert store.count() == before - 1 and store.get(shown) is None
