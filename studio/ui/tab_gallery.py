@@ -49,10 +49,11 @@ def build(studio: Studio, ctx) -> None:
                     prev_btn = gr.Button("◀ Previous", size="sm")
                     label = gr.Markdown(elem_id="gallery-page")
                     next_btn = gr.Button("Next ▶", size="sm")
-                selection = gr.CheckboxGroup(label="Selection (for export)", choices=[], type="value")
+                selection = gr.CheckboxGroup(label="Selection (for export)", choices=[], type="value",
+                                             elem_id="gallery-selection")
                 with gr.Row():
-                    export_btn = gr.Button("Export selection as zip", size="sm")
-                    export_file = gr.File(label="Export", interactive=False)
+                    export_btn = gr.Button("Export selection as zip", size="sm", elem_id="gallery-export")
+                    export_file = gr.File(label="Export", interactive=False, elem_id="gallery-export-file")
             with gr.Column(scale=2):
                 preview = gr.Image(label="Selected", interactive=False, type="filepath", height=360)
                 facts = gr.Markdown("Click an image to see everything about it.", elem_id="gallery-facts")

@@ -92,6 +92,10 @@ def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
         while not store.get(shown).favourite and time.time() < deadline:
             time.sleep(0.2)
         assert store.get(shown).favourite
+        page.locator("#gallery-selection input[type=checkbox]").first.check()
+        page.locator("#gallery-export").click()
+        page.locator("#gallery-export-file a, #gallery-export-file .file-name").first.wait_for(timeout=20_000)
+        assert ".zip" in page.locator("#gallery-export-file").inner_text()
         page.locator("#gallery-delete").click()
         page.locator("#gallery-confirm").click()
         deadline = time.time() + 20
