@@ -11,11 +11,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from studio.engine import runner
 from studio.engine.callbacks import ProgressFn, StepCallback
 from studio.errors import Cancelled, InvalidRequest, OutOfMemory
+from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
 from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage
 
@@ -76,51 +78,78 @@ class Studio:
                  cancel: threading.Event | None = None) -> GenerationResult:
         started = self._clock()
         entry, req = self.resolve(request)
-        timings: dict[str, float] = {}
-        images: list = []
-        seeds: list[int] = []
-        saved: list[SavedImage] = []
+        plan = self._plan(req)
+        state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
-        t0 = self._clock()
+
+        def work(pipe) -> None:
+            """The batches not yet done: after an out-of-memory retry it resumes, never repeats."""
+            state.timings.setdefault("load", self._clock() - state.t0)
+            runner.check_prompt_length(pipe, entry.family, req, int(entry.default("token_limit")))
+            for batch in range(state.next_batch, req.batch_count):
+                if cancel is not None and cancel.is_set():
+                    state.cancelled_at = (0, batch)
+                    return
+                batch_seeds = [req.seed_of(batch, i) for i in range(req.batch_size)]
+                callback = StepCallback(total=req.steps, batch=batch, batches=req.batch_count, started=started,
+                                        on_progress=on_progress, cancel=cancel, clock=self._clock)
+                t1 = self._clock()
+                out = runner.run(pipe, entry.family, req, seeds=batch_seeds, callback=callback,
+                                 max_sequence_length=msl)
+                state.add_time("generate", self._clock() - t1)
+                if callback.cancelled:
+                    state.cancelled_at = (callback.steps_done, batch)
+                    return
+                t2 = self._clock()
+                state.saved += self.sink.save(req, out, batch_seeds, entry=entry, timings=dict(state.timings))
+                state.add_time("save", self._clock() - t2)
+                state.images += out
+                state.seeds += batch_seeds
+                state.next_batch = batch + 1
+
         try:
-            with self.models.lease(entry, req.task) as pipe:
-                timings["load"] = self._clock() - t0
-                runner.check_prompt_length(pipe, entry.family, req, int(entry.default("token_limit")))
-                for batch in range(req.batch_count):
-                    batch_seeds = [req.seed_of(batch, i) for i in range(req.batch_size)]
-                    callback = StepCallback(total=req.steps, batch=batch, batches=req.batch_count,
-                                            started=started, on_progress=on_progress, cancel=cancel,
-                                            clock=self._clock)
-                    if cancel is not None and cancel.is_set():
-                        return self._cancelled(req, images, seeds, saved, timings, 0, batch)
-                    t1 = self._clock()
-                    out = runner.run(pipe, entry.family, req, seeds=batch_seeds, callback=callback,
-                                     max_sequence_length=msl)
-                    timings["generate"] = timings.get("generate", 0.0) + self._clock() - t1
-                    if callback.cancelled:
-                        return self._cancelled(req, images, seeds, saved, timings, callback.steps_done, batch)
-                    t2 = self._clock()
-                    saved += self.sink.save(req, out, batch_seeds, entry=entry, timings=dict(timings))
-                    timings["save"] = timings.get("save", 0.0) + self._clock() - t2
-                    images += out
-                    seeds += batch_seeds
+            self.models.run(entry, req.task, work, plan)
         except Exception as err:
-            if _is_oom(err):
+            if _is_oom(err):  # the manager translates OOM it sees; this is the last line of defence
                 self.models.release_all()
                 raise OutOfMemory(f"out of memory generating {req.width}x{req.height} with {entry.label}; "
                                   "try a smaller size or batch, or --placement model_offload") from err
             raise
+        timings = state.timings
         timings["total"] = self._clock() - started
+        if state.cancelled_at is not None:
+            steps_done, batch = state.cancelled_at
+            kept = f"; kept the {len(state.images)} finished image(s)" if state.images else "; nothing was saved"
+            return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
+                                    tuple(timings.items()), cancelled=True,
+                                    message=f"cancelled at step {steps_done}/{req.steps} of batch {batch + 1}{kept}")
         load = f" (+ {timings['load']:.1f} s loading the model)" if timings.get("load", 0) > 0.5 else ""
         took = timings["total"] - (timings["load"] if load else 0.0)
-        return GenerationResult(req, tuple(images), tuple(seeds), tuple(saved), tuple(timings.items()),
-                                message=f"{len(images)} image(s) in {took:.1f} s{load}, seed {req.seed}")
+        return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
+                                tuple(timings.items()),
+                                message=f"{len(state.images)} image(s) in {took:.1f} s{load}, seed {req.seed}")
 
-    def _cancelled(self, req, images, seeds, saved, timings, steps_done, batch) -> GenerationResult:
-        kept = f"; kept the {len(images)} finished image(s)" if images else "; nothing was saved"
-        return GenerationResult(req, tuple(images), tuple(seeds), tuple(saved), tuple(timings.items()),
-                                cancelled=True,
-                                message=f"cancelled at step {steps_done}/{req.steps} of batch {batch + 1}{kept}")
+    def _plan(self, req: GenerationRequest) -> LeasePlan | None:
+        """What the lease needs besides the base model (LoRA files by name, in request order)."""
+        if not req.loras:
+            return None
+        return LeasePlan(loras=tuple((str(self.registry.lora_path(l.name)), l.weight) for l in req.loras))
+
+
+@dataclass
+class _Progress:
+    """What a generation has done so far (survives an out-of-memory retry)."""
+
+    t0: float = field(default_factory=time.perf_counter)
+    next_batch: int = 0
+    images: list = field(default_factory=list)
+    seeds: list = field(default_factory=list)
+    saved: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    cancelled_at: tuple[int, int] | None = None
+
+    def add_time(self, name: str, seconds: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
 
 
 def _is_oom(err: BaseException) -> bool:

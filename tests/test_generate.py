@@ -131,3 +131,41 @@ def test_builtin_tiny_random_loads_through_the_loader(make_studio):
     studio = make_studio()
     result = studio.generate(GenerationRequest("a red circle", model_id="tiny-random", seed=1))
     assert result.images[0].size == (64, 64) and len(result.saved) == 1
+
+
+@pytest.fixture(scope="module")
+def sd15_lora_named(tiny_models_dir):
+    """A LoRA for tiny-sd15 saved as models/loras/tiny_style.safetensors."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models_dir / "checkpoints" / "tiny-sd15")
+    torch.manual_seed(5)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    StableDiffusionPipeline.save_lora_weights(tiny_models_dir / "loras", unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+                                              weight_name="tiny_style.safetensors")
+    return "tiny_style"
+
+
+def test_lora_by_name_changes_the_image_and_weight_zero_is_the_base(studio, sd15_lora_named):
+    from studio.requests import LoraSpec
+
+    def draw(*loras):
+        return pixels(studio.generate(GenerationRequest("a cat", model_id="tiny-sd15", seed=2, loras=loras)))
+
+    base = draw()
+    styled = draw(LoraSpec(sd15_lora_named, 1.0))
+    assert np.abs(styled - base).mean() > 0.5
+    assert np.abs(draw(LoraSpec(sd15_lora_named, 0.0)) - base).max() <= 1
+    assert np.array_equal(draw(), base)                 # the next request without it: the base again
+
+
+def test_unknown_lora_says_where_to_put_it(studio):
+    from studio.errors import ModelUnavailable
+    from studio.requests import LoraSpec
+
+    with pytest.raises(ModelUnavailable, match="LoRA 'nope' not found in .*loras"):
+        studio.generate(GenerationRequest("x", model_id="tiny-sd15", loras=(LoraSpec("nope"),)))

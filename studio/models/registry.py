@@ -125,6 +125,23 @@ class Registry:
             raise ModelUnavailable(f"{entry.label} cannot be loaded now: {entry.reason}")
         return entry
 
+    # -- LoRAs -----------------------------------------------------------------------------
+    def loras(self) -> list[Path]:
+        folder = self._settings.models_dir / "loras"
+        return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+
+    def lora_path(self, name: str) -> Path:
+        """A LoRA by file stem in models/loras/ (or an existing path)."""
+        direct = Path(name).expanduser()
+        if direct.suffix == ".safetensors" and direct.is_file():
+            return direct
+        for path in self.loras():
+            if path.stem == name or path.name == name:
+                return path
+        known = ", ".join(p.stem for p in self.loras()) or "none"
+        raise ModelUnavailable(f"LoRA {name!r} not found in {self._settings.models_dir / 'loras'} "
+                               f"(found: {known}). Put the .safetensors file there.")
+
     # -- sources ---------------------------------------------------------------------------
     def _folder_entry(self, folder: Path, model_id: str) -> ModelEntry | None:
         index = folder / "model_index.json"
