@@ -441,10 +441,14 @@ class GalleryStore:
     def _count(self, session: Session, q: GalleryQuery) -> int:
         match = build_match(q.text)
         only_text = match.positive and not match.negative and GalleryQuery(
-            text=q.text, sort=q.sort, page=q.page, per_page=q.per_page) == q
-        if only_text:          # the FTS index alone knows (triggers keep it equal to images)
-            return int(session.scalar(text("SELECT count(*) FROM images_fts WHERE images_fts MATCH :m"),
-                                      {"m": match.positive}) or 0)
+            text=q.text, sort=q.sort, page=q.page, per_page=q.per_page, missing=q.missing) == q
+        if only_text and q.missing is not True:   # the FTS index knows (triggers keep it equal to images)
+            total = int(session.scalar(text("SELECT count(*) FROM images_fts WHERE images_fts MATCH :m"),
+                                       {"m": match.positive}) or 0)
+            if q.missing is False:                # minus the (few) missing ones, found by their index
+                total -= int(session.scalar(self._filtered(
+                    GalleryQuery(text=q.text, missing=True), select(func.count(ImageRow.id)))) or 0)
+            return total
         return int(session.scalar(self._filtered(q, select(func.count(ImageRow.id)))) or 0)
 
     def page(self, number: int = 1, per_page: int = 50, **filters: Any) -> Page:
@@ -470,10 +474,13 @@ class GalleryStore:
             stmt = stmt.where(key.in_(select(LoraRow.image_id).where(LoraRow.name == q.lora)))
         if q.tag:
             stmt = stmt.where(key.in_(select(TagRow.image_id).where(TagRow.tag == normalise_tag(q.tag))))
-        if q.favourite is not None:
-            stmt = stmt.where(ImageRow.favourite.is_(q.favourite))
-        if q.missing is not None:
-            stmt = stmt.where(ImageRow.missing.is_(q.missing))
+        # the flags' indexes help find the few True rows; for "False" (nearly every row) they would
+        # make SQLite walk the flag index and sort every hit, so "+column" keeps it off them
+        for column, wanted in (("favourite", q.favourite), ("missing", q.missing)):
+            if wanted is True:
+                stmt = stmt.where(getattr(ImageRow, column).is_(True))
+            elif wanted is False:
+                stmt = stmt.where(literal_column(f"+images.{column}") == 0)
         if q.date_from is not None:
             stmt = stmt.where(ImageRow.created_at >= _naive_utc(q.date_from))
         if q.date_to is not None:

@@ -121,3 +121,13 @@ def test_png_info_reports_why_a_foreign_size_is_not_a_request(tmp_path):
     info = read_image_info(_png(tmp_path / "odd.png", {"parameters": text}))
     assert info.request is None and "multiple of 16" in info.problem
     assert info.fields["width"] == 1000
+
+
+def test_png_info_reads_a1111_jpeg_exif_user_comment(tmp_path):
+    im = Image.new("RGB", (64, 48), (10, 20, 30))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + FORGE.encode("utf-16-be")
+    path = tmp_path / "a.jpg"
+    im.save(path, format="JPEG", exif=exif.tobytes())
+    info = read_image_info(path)
+    assert info.source == "a1111" and info.request.seed == 1234567890 and info.request.prompt == "masterpiece, 1girl"
