@@ -46,7 +46,7 @@ def download(studio, model_id: str, progress=gr.Progress(track_tqdm=True)):  # n
 
 def build(studio, ctx) -> None:
     offline = getattr(getattr(ctx, "settings", None), "offline", False)
-    with gr.Tab("Models", id="models"):
+    with gr.Tab("Models", id="models") as tab:
         memory = gr.Markdown(studio.models.summary())
         rows = gr.Dataframe(value=table(studio), headers=list(ModelManager.ROW_HEADERS), interactive=False,
                             wrap=True, label="Models")
@@ -76,3 +76,6 @@ def build(studio, ctx) -> None:
         download_btn.click(shown_as_gr_error(_download), inputs=[model], outputs=outputs, api_name="download_model")
         refresh_btn.click(shown_as_gr_error(lambda: (*refresh(studio), "")), outputs=outputs,
                           api_visibility="private")
+        # what is loaded changes from other tabs: show the truth whenever the tab is opened
+        tab.select(shown_as_gr_error(lambda: (*refresh(studio), gr.update(choices=studio.registry.ids()))),
+                   outputs=[rows, memory, model], api_visibility="private")

@@ -94,8 +94,11 @@ class GenerationForm:
         d = studio.defaults()
         with gr.Row():
             with gr.Column(scale=3):
-                model = gr.Dropdown(model_choices(studio), value=d["model_id"], label="Model", allow_custom_value=True,
-                                    info="Local, built-in and hub models; the Models tab has details.")
+                with gr.Row():
+                    model = gr.Dropdown(model_choices(studio), value=d["model_id"], label="Model",
+                                        allow_custom_value=True, scale=8,
+                                        info="Local, built-in and hub models; the Models tab has details.")
+                    rescan = gr.Button("↻", scale=1, min_width=40, elem_id=f"{task.value}-rescan")
                 prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a large red circle at the left on a blue background")
                 negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
                                       info="Only for models that use one (SD, FLUX dev via true CFG).")
@@ -120,6 +123,7 @@ class GenerationForm:
                 with gr.Row():
                     seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
                 info = gr.Markdown(elem_id=f"{task.value}-info")
+        rescan.click(lambda: gr.update(choices=model_choices(studio)), None, model, api_visibility="private")
         form = cls(task, model, prompt, negative, aspect, width, height, steps, guidance, seed, batch_count,
                    batch_size, generate, cancel, images, seed_used, info)
         form._wire(studio)
