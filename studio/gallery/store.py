@@ -302,13 +302,16 @@ class GalleryStore:
     def add(self, image: NewImage) -> int:
         return self.add_many([image])[0]
 
-    def add_many(self, images: Sequence[NewImage]) -> list[int]:
+    def add_many(self, images: Sequence[NewImage], *, replace: bool = False) -> list[int]:
         """Record several images in one transaction (all or none). Core inserts, not ORM units of
-        work: one multi-row INSERT ... RETURNING for the images, one for their LoRAs and tags."""
+        work: one multi-row INSERT ... RETURNING for the images, one for their LoRAs and tags.
+        ``replace``: rows already recorded for these paths are replaced (same transaction)."""
         if not images:
             return []
         values = [self._values(image) for image in images]
         with self._writing() as session:
+            if replace:
+                session.execute(delete(ImageRow).where(ImageRow.path.in_([v["path"] for v, _, _ in values])))
             ids = list(session.execute(
                 insert(IMAGES).returning(IMAGES.c.id, sort_by_parameter_order=True), [v for v, _, _ in values]).scalars())
             loras = [{"image_id": i, "name": x.name, "weight": x.weight}
@@ -319,8 +322,9 @@ class GalleryStore:
             if tags:
                 session.execute(insert(TagRow.__table__), tags)
             folders = {v["path"].rpartition("/")[0] for v, _, _ in values if not os.path.isabs(v["path"])}
-            session.execute(text("INSERT OR REPLACE INTO scanned_dirs (path, mtime_ns) VALUES (:p, -1)"),
-                            [{"p": f} for f in folders])     # the next reconcile looks at these folders
+            if folders:                  # the next reconcile looks at these folders
+                session.execute(text("INSERT OR REPLACE INTO scanned_dirs (path, mtime_ns) VALUES (:p, -1)"),
+                                [{"p": f} for f in folders])
             return ids
 
     def _values(self, image: NewImage) -> tuple[dict[str, Any], NewImage, list[str]]:
@@ -366,7 +370,8 @@ class GalleryStore:
             return self.set_tags(image_id, [t for t in current if t != normalise_tag(tag)])
 
     def delete(self, image_ids: Iterable[int]) -> int:
-        """Delete images: file and row, both or neither. Returns how many rows went."""
+        """Delete images: file and row, both or neither. Returns how many rows went. Only files
+        under outputs are deleted; a row for a file elsewhere goes, the file stays."""
         ids = sorted(set(int(i) for i in image_ids))
         if not ids:
             return 0
@@ -377,7 +382,7 @@ class GalleryStore:
             try:
                 for _id, stored in paths:
                     path = self.absolute_path(stored)
-                    if path.exists():
+                    if not os.path.isabs(stored) and path.exists():
                         trash = path.with_name(TRASH_PREFIX + path.name)
                         os.replace(path, trash)
                         moved.append((path, trash))
@@ -533,12 +538,7 @@ class GalleryStore:
     # -- files without rows, rows without files ------------------------------------------------
     def reimport(self, path: Path | str) -> int:
         """(Re-)record a file under outputs from its own metadata; replaces a row for the same path."""
-        path = Path(path).resolve()
-        image = self._new_from_file(path)
-        with self._write_lock:
-            with self._writing() as session:
-                session.execute(delete(ImageRow).where(ImageRow.path == self.stored_path(path)))
-            return self.add(image)
+        return self.add_many([self._new_from_file(Path(path).resolve())], replace=True)[0]
 
     def import_image(self, path: Path | str, *, tags: Sequence[str] = ()) -> int:
         """Bring any image into the gallery: copied into ``outputs/imported/`` (unless it already

@@ -387,3 +387,15 @@ def test_search_pages_agree_when_walking_the_date_index(filled, monkeypatch):
     assert [[r.id for r in filled.search(text="a", sort=s, per_page=2, page=p).items]
             for s in ("newest", "oldest") for p in (1, 2)] == expected
     assert filled.search(lora="film_grain", text="dog").total == 2
+
+
+def test_reimport_replaces_the_row_and_delete_never_touches_files_outside_outputs(store, sink, entry, tmp_path):
+    saved = save(sink, entry, "first words", seeds=(1,))[0]
+    req = request("second words", seed=1)
+    write_png(image(), Path(saved.path), {"studio": req.to_json()})
+    new_id = store.reimport(saved.path)
+    assert store.count() == 1 and store.get(new_id).prompt == "second words"
+    outside = write_png(image(), tmp_path / "elsewhere" / "x.png", {"studio": req.to_json()})
+    outside_id = store.reimport(outside)
+    assert store.get(outside_id).path == str(outside)
+    assert store.delete([outside_id]) == 1 and outside.exists()
