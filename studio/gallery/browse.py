@@ -73,6 +73,11 @@ def grid(page: Page) -> list[tuple[str, str]]:
     return [(r.path, caption(r)) for r in page.items if not r.missing and Path(r.path).is_file()]
 
 
+def grid_ids(page: Page) -> list[int]:
+    """The image ids of ``grid(page)``, in the same order (a click gives an index into it)."""
+    return [r.id for r in page.items if not r.missing and Path(r.path).is_file()]
+
+
 def page_label(page: Page) -> str:
     return f"page {page.page} of {page.pages} · {page.total} image{'s' if page.total != 1 else ''}"
 

@@ -74,10 +74,11 @@ def build(studio: Studio, ctx) -> None:
                 with gr.Accordion("All parameters", open=False):
                     details = gr.JSON()
         page_no = gr.State(1)
+        shown_ids = gr.State([])          # the grid's images, in order: a click's index -> image id
         selected = gr.Number(value=None, precision=0, visible=False, label="image id")   # visible to the API
 
         filters = [text, model, task, lora, favourites, date_from, date_to, size, missing, sort]
-        listing = [grid, label, selection, page_no]
+        listing = [grid, label, selection, page_no, shown_ids]
 
         @shown_as_gr_error
         def refresh(text, model, task, lora, favourites, date_from, date_to, size, missing, sort, page=1):
@@ -87,8 +88,9 @@ def build(studio: Studio, ctx) -> None:
             if result.page > result.pages:           # e.g. after deleting the last image of the last page
                 result = store.search(browse.build_query(text, model, task, lora, favourites, date_from, date_to,
                                                          size, missing, sort, result.pages))
-            return (browse.grid(result), browse.page_label(result),
-                    gr.update(choices=browse.selection_choices(result), value=[]), result.page)
+            cells = browse.grid(result)
+            return (cells, browse.page_label(result), gr.update(choices=browse.selection_choices(result), value=[]),
+                    result.page, browse.grid_ids(result))
 
         def show(image_id):
             image_id = _id(image_id)
@@ -100,10 +102,8 @@ def build(studio: Studio, ctx) -> None:
 
         detail = [preview, facts, infotext, tags, details, selected]
 
-        def on_select(page, evt: gr.SelectData, *form):
-            query = browse.build_query(*form, page)
-            shown = [r for r in store.search(query).items if not r.missing and Path(r.path).is_file()]
-            return show(shown[evt.index].id if evt.index < len(shown) else None)
+        def on_select(ids, evt: gr.SelectData):
+            return show(ids[evt.index] if ids and 0 <= evt.index < len(ids) else None)
 
         for trigger in (tab.select, search.click, text.submit, sort.change, favourites.change, missing.change):
             trigger(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private")
@@ -112,7 +112,13 @@ def build(studio: Studio, ctx) -> None:
         prev_btn.click(lambda p, *f: refresh(*f, max(1, p - 1)), [page_no, *filters], listing,
                        api_visibility="private")
         next_btn.click(lambda p, *f: refresh(*f, p + 1), [page_no, *filters], listing, api_visibility="private")
-        grid.select(_select_handler(on_select), [page_no, *filters], detail, api_visibility="private")
+        grid.select(on_select, shown_ids, detail, api_visibility="private")
+
+        def choices():
+            return (gr.update(choices=[("any", "")] + store.model_ids()),
+                    gr.update(choices=[("any", "")] + store.lora_names()))
+
+        tab.select(choices, None, [model, lora], api_visibility="private")
 
         @shown_as_gr_error
         def favourite(image_id):
@@ -185,13 +191,3 @@ def build(studio: Studio, ctx) -> None:
 
 def _id(value) -> int | None:
     return None if value is None or value == "" else int(value)
-
-
-def _select_handler(on_select):
-    """gr.SelectData must be a declared parameter; the filters come after it."""
-
-    def handler(page, text, model, task, lora, favourites, date_from, date_to, size, missing, sort,
-                evt: gr.SelectData):
-        return on_select(page, evt, text, model, task, lora, favourites, date_from, date_to, size, missing, sort)
-
-    return shown_as_gr_error(handler)

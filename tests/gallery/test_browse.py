@@ -35,6 +35,7 @@ def test_query_from_form_values():
 def test_grid_labels_selection_and_details(three):
     page = three.search(browse.build_query(per_page=2))
     assert [c for _, c in browse.grid(page)] == ["#3 · a green owl", "#2 · a blue dog"]
+    assert browse.grid_ids(page) == [3, 2]
     assert browse.page_label(page) == "page 1 of 2 · 3 images"
     assert browse.selection_choices(page)[0] == ("#3 · a green owl", 3)
     record = three.get(2)
