@@ -3,7 +3,7 @@
 ``GallerySink`` (the studio's): every PNG written atomically with A1111 "parameters" and the
 exact request as JSON ("studio" chunk), then one gallery transaction records the batch. If a
 file cannot be written, or the transaction fails, the batch's files are removed: neither a row
-nor a file stays. ``FolderSink`` (the foundation's): the same files, no database.
+nor a file stays.
 """
 
 from __future__ import annotations
@@ -14,33 +14,10 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from studio.gallery.files import encode_png, next_image_path, sha256_bytes, write_atomic, write_png
+from studio.gallery.files import encode_png, next_image_path, sha256_bytes, write_atomic
 from studio.gallery.infotext import format_infotext
 from studio.gallery.store import GalleryStore, NewImage
 from studio.requests import GenerationRequest, SavedImage
-
-
-class FolderSink:
-    def __init__(self, outputs_dir: Path) -> None:
-        self.outputs_dir = Path(outputs_dir)
-
-    def save(self, request: GenerationRequest, images: list, seeds: list[int], *, entry,
-             timings: dict[str, float]) -> list[SavedImage]:
-        written: list[Path] = []
-        saved = []
-        try:
-            for image, seed in zip(images, seeds, strict=True):
-                one = request.replace(seed=seed, batch_size=1, batch_count=1)
-                text = format_infotext(one, seed, model_label=entry.id)
-                path = next_image_path(self.outputs_dir / request.task.value, seed)
-                write_png(image, path, {"parameters": text, "studio": one.to_json()})
-                written.append(path)
-                saved.append(SavedImage(str(path), seed, None, text))
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-        return saved
 
 
 class ModelFingerprints:
