@@ -50,7 +50,8 @@ class Studio:
                 "negative": entry.family.supports_negative, "sampler": entry.family.sampler,
                 "samplers": runner.samplers_for(entry.family), "guidance_label": entry.family.guidance_label,
                 "display_scale": entry.default("display_scale") if "display_scale" in entry.defaults else 1,
-                "token_limit": entry.default("token_limit")}
+                "token_limit": entry.default("token_limit"),
+                "prompt_hint": entry.defaults.get("prompt_hint", "")}
 
     def warm_up(self, model_id: str = "") -> None:
         """Load a model ahead of the first click (app.py runs it in the background at start)."""

@@ -54,3 +54,15 @@ def free_port() -> int:
 
 def png_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*.png")) if Path(folder).exists() else []
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def launch_chromium(playwright):
+    """Debian's chromium, never a downloaded browser; flags that keep it off the network."""
+    import shutil
+
+    return playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                      headless=True, args=CHROMIUM_ARGS)

@@ -8,7 +8,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port
+from tests.conftest import free_port, launch_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -66,19 +66,13 @@ def test_invalid_request_is_a_clear_error(server):
         client.predict("x", model="tiny-sd15-nope", api_name="/txt2img")
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (launch.sh test installs it)")
 def test_browser_click_generate_shows_an_image(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     url, settings = server
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--headless", "--no-sandbox", "--disable-gpu",
-                                          "--disable-background-networking", "--disable-component-update",
-                                          "--no-first-run", "--disable-sync"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url, wait_until="domcontentloaded")
         page.get_by_label("Prompt", exact=True).fill("a green square")
@@ -96,3 +90,38 @@ def test_browser_click_generate_shows_an_image(server, tmp_path):
     assert box["width"] >= 128, "a 64 px image is shown enlarged"
     files = list(settings.outputs_dir.rglob("*.png"))
     assert any(Image.open(f).size == (64, 64) for f in files)
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (launch.sh test installs it)")
+def test_browser_send_to_txt2img_keeps_the_image_parameters(server):
+    """Gallery -> Send to txt2img fills prompt, seed AND steps (a model change must not reset them)."""
+    from gradio_client import Client
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    Client(url, verbose=False).predict("a giraffe", model="tiny-sd15", seed=77, steps=3, api_name="/txt2img")
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Gallery").click()
+        page.locator("#gallery-search textarea, #gallery-search input").first.fill("giraffe")
+        page.keyboard.press("Enter")
+        deadline = time.time() + 30
+        while "· 1 image" not in page.locator("#gallery-page").inner_text() and time.time() < deadline:
+            time.sleep(0.2)
+        page.locator("#gallery-grid button img, #gallery-grid img").first.click()
+        deadline = time.time() + 30
+        while "seed" not in page.locator("#gallery-facts").inner_text() and time.time() < deadline:
+            time.sleep(0.2)
+        page.locator("#gallery-send").click()
+        prompt = page.get_by_label("Prompt", exact=True)
+        deadline = time.time() + 30
+        while prompt.input_value() != "a giraffe" and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)   # let any (wrong) model-change handler run
+        steps = page.locator("#txt2img-steps input[type=number]").input_value()
+        seed = page.get_by_label("Seed", exact=True).input_value()
+        filled = prompt.input_value()
+        browser.close()
+    assert (filled, steps, seed) == ("a giraffe", "3", "77")

@@ -74,6 +74,10 @@ def _defaults_from(meta: dict) -> dict[str, object]:
             out[key] = meta[key]
     if "width" in meta and "height" in meta:
         out["default_size"] = (int(meta["width"]), int(meta["height"]))
+    if meta.get("prompt_template"):
+        words = meta.get("vocabulary") or []
+        out["prompt_hint"] = f"Prompts like: {meta['prompt_template']}" + (
+            f". Words it knows: {', '.join(words)}." if words else "")
     if "max_sequence_length" in meta and "token_limit" not in meta:
         out["token_limit"] = meta["max_sequence_length"]
     return out

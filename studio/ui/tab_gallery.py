@@ -60,7 +60,7 @@ def build(studio: Studio, ctx) -> None:
                 infotext = gr.Textbox(label="Parameters (A1111 infotext)", lines=4, interactive=False, buttons=["copy"])
                 with gr.Row():
                     fav_btn = gr.Button("★ Favourite", size="sm", elem_id="gallery-favourite")
-                    send_btn = gr.Button("Send to txt2img", size="sm", visible=can_send)
+                    send_btn = gr.Button("Send to txt2img", size="sm", visible=can_send, elem_id="gallery-send")
                     regen_btn = gr.Button("Re-generate", size="sm", variant="primary")
                 with gr.Row():
                     tags = gr.Textbox(label="Tags (comma separated)", scale=3)

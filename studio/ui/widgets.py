@@ -99,7 +99,8 @@ class GenerationForm:
                                         allow_custom_value=True, scale=8,
                                         info="Local, built-in and hub models; the Models tab has details.")
                     rescan = gr.Button("↻", scale=1, min_width=40, elem_id=f"{task.value}-rescan")
-                prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a large red circle at the left on a blue background")
+                prompt = gr.Textbox(label="Prompt", lines=3, info=str(d["prompt_hint"]) or None,
+                                    placeholder="a red circle at the left on a blue background")
                 negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
                                       info="Only for models that use one (SD, FLUX dev via true CFG).")
                 with gr.Row():
@@ -107,7 +108,7 @@ class GenerationForm:
                     width = gr.Slider(16, 2048, value=d["width"], step=16, label="Width", scale=2)
                     height = gr.Slider(16, 2048, value=d["height"], step=16, label="Height", scale=2)
                 with gr.Row():
-                    steps = gr.Slider(1, 100, value=d["steps"], step=1, label="Steps")
+                    steps = gr.Slider(1, 100, value=d["steps"], step=1, label="Steps", elem_id=f"{task.value}-steps")
                     guidance = gr.Slider(0, 20, value=d["guidance"], step=0.1, label=str(d["guidance_label"]))
                 with gr.Row():
                     seed = gr.Number(value=-1, precision=0, label="Seed", info="-1 = random")
@@ -153,10 +154,11 @@ class GenerationForm:
                 raise gr.Error(str(err)) from err
             return (gr.update(value=d["width"]), gr.update(value=d["height"]), gr.update(value=d["steps"]),
                     gr.update(value=d["guidance"], label=str(d["guidance_label"])),
-                    gr.update(visible=bool(d["negative"])))
+                    gr.update(visible=bool(d["negative"])), gr.update(info=str(d["prompt_hint"]) or None))
 
-        self.model.change(on_model, self.model, [self.width, self.height, self.steps, self.guidance,
-                                                  self.negative_prompt], api_visibility="private")
+        # .input, not .change: "send to" sets the model AND its size/steps; only a user pick resets them
+        self.model.input(on_model, self.model, [self.width, self.height, self.steps, self.guidance,
+                                                  self.negative_prompt, self.prompt], api_visibility="private")
 
         def on_aspect(model_id: str, aspect: str):
             d = studio.defaults(model_id)

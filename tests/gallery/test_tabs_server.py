@@ -61,6 +61,8 @@ def test_png_info_and_regenerate_endpoints(server):
 def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from tests.conftest import launch_chromium
+
     from studio.requests import GenerationRequest
 
     url, studio = server
@@ -68,8 +70,7 @@ def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
     studio.generate(GenerationRequest("a blue owl", model_id="tiny-random", seed=21, batch_size=2))
     before = store.count()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, wait_until="domcontentloaded")
         page.get_by_role("tab", name="Gallery").click()
