@@ -75,12 +75,16 @@ class ShapeSpec:
 
     @property
     def caption(self) -> str:
-        return f"a {self.colour} {self.shape} {self.phrase} on a {self.background} background"
+        return f"{article(self.colour)} {self.colour} {self.shape} {self.phrase} on a {self.background} background"
+
+
+def article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def vocabulary() -> list[str]:
     """Every word a prompt can use (sorted, unique)."""
-    words = {"a", "on", "background", "the"}
+    words = {"a", "an", "on", "background", "the"}
     words.update(SHAPES)
     words.update(COLOURS)
     words.update(BACKGROUNDS)
@@ -91,7 +95,7 @@ def vocabulary() -> list[str]:
 
 
 def caption_for(shape: str, colour: str, background: str, position: str) -> str:
-    return f"a {colour} {shape} {POSITION_PHRASES[position][0]} on a {background} background"
+    return f"{article(colour)} {colour} {shape} {POSITION_PHRASES[position][0]} on a {background} background"
 
 
 def shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]] | None:

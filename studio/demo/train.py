@@ -238,7 +238,10 @@ def save_pipeline(pipe, ema, out: Path, max_len: int, extra: dict, fp16: bool = 
     shipped = copy.deepcopy(pipe)
     shipped.transformer.load_state_dict(ema.state_dict())
     if fp16:
-        shipped.to(torch.float16)
+        # The diffusers parts load back as float32 by default; the transformers text encoders
+        # would load as float16 and clash, so they stay float32 (they are ~0.3 MB anyway).
+        shipped.transformer.to(torch.float16)
+        shipped.vae.to(torch.float16)
     shipped.save_pretrained(tmp)
     (tmp / "studio.json").write_text(json.dumps(studio_json(max_len, extra), indent=2) + "\n")
     keep = out / "README.md"
@@ -249,6 +252,35 @@ def save_pipeline(pipe, ema, out: Path, max_len: int, extra: dict, fp16: bool = 
     tmp.rename(out)
 
 
+def fp16_check(pipe, ema, out: Path, n_prompts: int) -> dict:
+    """Same prompts and seeds through the in-memory float32 model and the saved folder."""
+    import copy
+
+    from diffusers import FluxPipeline
+
+    from .classify import classify
+    from .dataset import eval_prompts
+    from .eval import generate
+
+    meta = json.loads((out / "studio.json").read_text())
+    ref = copy.deepcopy(pipe)
+    ref.transformer.load_state_dict(ema.state_dict())
+    loaded = FluxPipeline.from_pretrained(out)  # plain load, as the studio does
+    loaded.set_progress_bar_config(disable=True)
+    prompts = [p for p, _ in eval_prompts()][:: max(1, 30 // n_prompts)][:n_prompts]
+    a = generate(ref, meta, prompts, [0, 1]).astype(np.int16)
+    b = generate(loaded, meta, prompts, [0, 1]).astype(np.int16)
+    va = [classify(x.astype(np.uint8)) for x in a.reshape(-1, *a.shape[2:])]
+    vb = [classify(x.astype(np.uint8)) for x in b.reshape(-1, *b.shape[2:])]
+    same = sum((x.shape, x.colour, x.background, x.position) == (y.shape, y.colour, y.background, y.position) for x, y in zip(va, vb))
+    return {
+        "images": len(va),
+        "max_abs_pixel_diff": int(np.abs(a - b).max()),
+        "mean_abs_pixel_diff": round(float(np.abs(a - b).mean()), 3),
+        "same_verdicts": same,
+    }
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -257,22 +289,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=Path("models/demo"))
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     ap.add_argument("--images", type=int, default=24000)
-    ap.add_argument("--vae-steps", type=int, default=1400)
-    ap.add_argument("--dec-steps", type=int, default=400)
-    ap.add_argument("--steps", type=int, default=9000, help="transformer steps")
+    ap.add_argument("--vae-steps", type=int, default=1300)
+    ap.add_argument("--dec-steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=10000, help="transformer steps")
     ap.add_argument("--batch", type=int, default=32, help="transformer batch")
-    ap.add_argument("--vae-batch", type=int, default=24)
+    ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--double-blocks", type=int, default=2)
     ap.add_argument("--single-blocks", type=int, default=4)
     ap.add_argument("--ckpt-every", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--no-bf16", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the transformer (no faster here)")
     ap.add_argument("--fp32", action="store_true", help="save fp32 weights instead of fp16")
     args = ap.parse_args(argv)
     if args.quick:
-        args.images, args.vae_steps, args.dec_steps, args.steps = 256, 3, 2, 3
+        args.images, args.vae_steps, args.dec_steps, args.steps = 64, 3, 2, 3
         args.batch, args.vae_batch, args.ckpt_every = 4, 4, 0
 
     torch.set_num_threads(args.threads)
@@ -297,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"{len(cache)} distinct captions encoded")
 
     t_vae = time.time()
-    train_vae(vae, images, args.vae_steps, args.vae_batch, 1e-3, rng)
+    train_vae(vae, images, args.vae_steps, args.vae_batch, 2e-3, rng)
     lat_mean, lat_std, shift, scale = latent_stats(vae, images)
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
     log(f"latents {tuple(lat_mean.shape[1:])}, shift_factor {shift:.4f}, scaling_factor {scale:.4f}")
@@ -333,10 +365,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     train_transformer(
         pipe, ema, lat_mean, lat_std, shift, scale, seq_embeds, pooled_embeds,
-        args.steps, args.batch, args.lr, args.seed, args.ckpt_every, save, bf16=not args.no_bf16,
+        args.steps, args.batch, args.lr, args.seed, args.ckpt_every, save, bf16=args.bf16,
     )
     save("complete")
     total = time.time() - t_start
+    extra["training"]["wall_time_s"] = round(total)
+    extra["fp16_check"] = fp16_check(pipe, ema, args.out, n_prompts=4 if args.quick else 16)
+    (args.out / "studio.json").write_text(json.dumps(studio_json(C.TEXT_LEN, extra), indent=2) + "\n")
+    log(f"fp16 check: {extra['fp16_check']}")
     log(f"training complete in {total / 60:.1f} min")
     return {"wall_time_s": total, "vae_psnr": vae_psnr}
 
