@@ -112,3 +112,23 @@ def test_every_training_stage_runs_and_saves_a_loadable_pipeline(tmp_path):
     image = pipe("a red circle at the left on a blue background", num_inference_steps=2, guidance_scale=0.0,
                  max_sequence_length=meta["max_sequence_length"], height=64, width=64).images[0]
     assert image.size == (64, 64)
+
+
+def test_resume_phase_keeps_the_vae_and_changes_the_transformer(tmp_path):
+    """``train --resume`` (the shipped model's phase 2), a few steps on a tiny dataset."""
+    import torch
+    from diffusers import FluxPipeline
+
+    from studio.demo import train
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    train.main(["--quick", "--out", str(first)])
+    train.main(["--quick", "--resume", str(first), "--out", str(second), "--steps", "3", "--lr", "1e-3"])
+    meta = json.loads((second / "studio.json").read_text())
+    assert meta["training"]["resumed"][0]["transformer_steps"] == 3
+    a, b = FluxPipeline.from_pretrained(first), FluxPipeline.from_pretrained(second)
+    vae_a, vae_b = a.vae.state_dict(), b.vae.state_dict()
+    assert all(torch.equal(vae_a[k], vae_b[k]) for k in vae_a)
+    assert a.vae.config.scaling_factor == b.vae.config.scaling_factor
+    tr_a, tr_b = a.transformer.state_dict(), b.transformer.state_dict()
+    assert any(not torch.equal(tr_a[k], tr_b[k]) for k in tr_a)

@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the transformer (no faster here)")
     ap.add_argument("--fp32", action="store_true", help="save fp32 weights instead of fp16")
+    ap.add_argument("--resume", type=Path, help="continue training the transformer of a saved demo model "
+                                                "(its tokenizers, text encoders and VAE are kept as they are)")
     args = ap.parse_args(argv)
     if args.quick:
         args.images, args.vae_steps, args.dec_steps, args.steps = 64, 3, 2, 3
@@ -311,6 +313,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     t_start = time.time()
+
+    if args.resume:
+        return resume(args, t_start)
 
     log(f"rendering {args.images} images")
     images, captions, _ = make_dataset(args.images, args.seed)
@@ -375,6 +380,55 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"fp16 check: {extra['fp16_check']}")
     log(f"training complete in {total / 60:.1f} min")
     return {"wall_time_s": total, "vae_psnr": vae_psnr}
+
+
+def resume(args, t_start: float) -> dict:
+    """Second phase: more transformer steps from a saved model, with a fresh cosine schedule.
+
+    The shipped model is ``train`` (10k steps) followed by ``train --resume`` (see studio.json
+    "training" and docs/demo.md). The VAE and its latent shift/scale are kept exactly.
+    """
+    import copy
+
+    from diffusers import FluxPipeline
+
+    before = json.loads((args.resume / "studio.json").read_text())
+    pipe = FluxPipeline.from_pretrained(str(args.resume), dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    log(f"resuming from {args.resume}: rendering {args.images} images")
+    images, captions, _ = make_dataset(args.images, args.seed)
+    cache = encode_captions(pipe, captions, C.TEXT_LEN)
+    seq_embeds = torch.stack([cache[c][0] for c in captions])
+    pooled_embeds = torch.stack([cache[c][1] for c in captions])
+    with torch.no_grad():
+        lat_mean, lat_std, _, _ = latent_stats(pipe.vae, images)
+    shift, scale = pipe.vae.config.shift_factor, pipe.vae.config.scaling_factor
+    log(f"latents {tuple(lat_mean.shape[1:])}, kept shift_factor {shift:.4f}, scaling_factor {scale:.4f}")
+    ema = copy.deepcopy(pipe.transformer).eval().requires_grad_(False)
+    extra = {"training": dict(before.get("training", {}))}
+    phases = list(extra["training"].get("resumed", []))
+    phase = {"command": f"python -m studio.demo.train --resume {args.resume} --steps {args.steps} --lr {args.lr}",
+             "transformer_steps": args.steps, "lr": args.lr, "seed": args.seed + 1 + len(phases)}
+    extra["training"]["resumed"] = phases + [phase]
+    first_wall = extra["training"].get("wall_time_s", 0)
+
+    def save(note: str) -> None:
+        phase["note"] = note
+        phase["wall_time_s"] = round(time.time() - t_start)
+        extra["training"]["wall_time_s_total"] = first_wall + sum(p.get("wall_time_s", 0) for p in phases) \
+            + phase["wall_time_s"]
+        save_pipeline(pipe, ema, args.out, C.TEXT_LEN, extra, fp16=not args.fp32)
+        (args.out / "studio.json").write_text(json.dumps(studio_json(C.TEXT_LEN, extra), indent=2) + "\n")
+        log(f"saved {args.out} ({note})")
+
+    train_transformer(pipe, ema, lat_mean, lat_std, shift, scale, seq_embeds, pooled_embeds,
+                      args.steps, args.batch, args.lr, phase["seed"], args.ckpt_every, save, bf16=args.bf16)
+    save("complete")
+    extra["fp16_check"] = fp16_check(pipe, ema, args.out, n_prompts=4 if args.quick else 16)
+    (args.out / "studio.json").write_text(json.dumps(studio_json(C.TEXT_LEN, extra), indent=2) + "\n")
+    total = time.time() - t_start
+    log(f"resumed training complete in {total / 60:.1f} min")
+    return {"wall_time_s": total}
 
 
 if __name__ == "__main__":
