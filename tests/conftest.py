@@ -66,3 +66,27 @@ def launch_chromium(playwright):
 
     return playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                       headless=True, args=CHROMIUM_ARGS)
+
+
+def wait_until(check, timeout: float = 30.0) -> bool:
+    """Poll ``check()`` until true or ``timeout`` seconds; returns the last answer."""
+    import time
+
+    deadline = time.time() + timeout
+    while not check() and time.time() < deadline:
+        time.sleep(0.2)
+    return bool(check())
+
+
+def open_gallery_and_pick(browser, url: str, query: str, label: str):
+    """Open the studio, search the Gallery tab for ``query``, wait for the page ``label``
+    (e.g. "· 2 images") and click the first image. Returns the page."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Gallery").click()
+    page.locator("#gallery-search textarea, #gallery-search input").first.fill(query)
+    page.keyboard.press("Enter")
+    assert wait_until(lambda: label in page.locator("#gallery-page").inner_text()), \
+        page.locator("#gallery-page").inner_text()
+    page.locator("#gallery-grid button img, #gallery-grid img").first.click()
+    return page

@@ -8,7 +8,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port, launch_chromium
+from tests.conftest import free_port, launch_chromium, open_gallery_and_pick
 
 pytestmark = pytest.mark.e2e
 
@@ -102,15 +102,7 @@ def test_browser_send_to_txt2img_keeps_the_image_parameters(server):
     Client(url, verbose=False).predict("a giraffe", model="tiny-sd15", seed=77, steps=3, api_name="/txt2img")
     with sync_playwright() as p:
         browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url, wait_until="domcontentloaded")
-        page.get_by_role("tab", name="Gallery").click()
-        page.locator("#gallery-search textarea, #gallery-search input").first.fill("giraffe")
-        page.keyboard.press("Enter")
-        deadline = time.time() + 30
-        while "· 1 image" not in page.locator("#gallery-page").inner_text() and time.time() < deadline:
-            time.sleep(0.2)
-        page.locator("#gallery-grid button img, #gallery-grid img").first.click()
+        page = open_gallery_and_pick(browser, url, "giraffe", "· 1 image")
         deadline = time.time() + 30
         while "seed" not in page.locator("#gallery-facts").inner_text() and time.time() < deadline:
             time.sleep(0.2)

@@ -61,7 +61,7 @@ def test_png_info_and_regenerate_endpoints(server):
 def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import launch_chromium
+    from tests.conftest import launch_chromium, open_gallery_and_pick
 
     from studio.requests import GenerationRequest
 
@@ -71,16 +71,7 @@ def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
     before = store.count()
     with sync_playwright() as p:
         browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url, wait_until="domcontentloaded")
-        page.get_by_role("tab", name="Gallery").click()
-        page.locator("#gallery-search textarea, #gallery-search input").first.fill("owl")
-        page.keyboard.press("Enter")
-        deadline = time.time() + 30
-        while "2 images" not in page.locator("#gallery-page").inner_text() and time.time() < deadline:
-            time.sleep(0.2)
-        assert "page 1 of 1 · 2 images" in page.locator("#gallery-page").inner_text()
-        page.locator("#gallery-grid button img, #gallery-grid img").first.click()
+        page = open_gallery_and_pick(browser, url, "owl", "page 1 of 1 · 2 images")
         facts = page.locator("#gallery-facts")
         deadline = time.time() + 30
         while "seed" not in facts.inner_text() and time.time() < deadline:
