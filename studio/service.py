@@ -16,7 +16,7 @@ from typing import Protocol
 
 from studio.engine import runner
 from studio.engine.callbacks import ProgressFn, StepCallback
-from studio.errors import Cancelled, InvalidRequest, OutOfMemory
+from studio.errors import InvalidRequest, OutOfMemory
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
 from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage
@@ -55,9 +55,7 @@ class Studio:
 
     def warm_up(self, model_id: str = "") -> None:
         """Load a model ahead of the first click (app.py runs it in the background at start)."""
-        entry = self.registry.require(model_id)
-        with self.models.lease(entry):
-            pass
+        self.models.load(self.registry.require(model_id))
 
     def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, GenerationRequest]:
         entry = self.registry.require(request.model_id)
@@ -66,11 +64,10 @@ class Studio:
                                     steps=int(entry.default("default_steps")),
                                     guidance=float(entry.default("default_guidance")),
                                     seed=self._seed_source(), scheduler=entry.family.sampler)
-        resolved = resolved.replace(model_id=entry.id)
         runner.check_sampler(entry.family, resolved.scheduler)
         if resolved.negative_prompt and not entry.family.supports_negative:
             raise InvalidRequest("negative_prompt", f"{entry.family.label} does not use a negative prompt; leave it empty")
-        if request.task.value not in {t.value for t in entry.family.pipelines}:
+        if request.task not in entry.family.pipelines:
             raise InvalidRequest("task", f"{entry.family.label} has no {request.task.value} pipeline")
         return entry, resolved
 
@@ -141,7 +138,7 @@ class Studio:
 class _Progress:
     """What a generation has done so far (survives an out-of-memory retry)."""
 
-    t0: float = field(default_factory=time.perf_counter)
+    t0: float                 # when the lease was asked for (the studio's clock)
     next_batch: int = 0
     images: list = field(default_factory=list)
     seeds: list = field(default_factory=list)
@@ -158,5 +155,3 @@ def _is_oom(err: BaseException) -> bool:
 
     return isinstance(err, torch.OutOfMemoryError)
 
-
-__all__ = ["Studio", "ImageSink", "Cancelled"]

@@ -1,6 +1,7 @@
 """txt2img end to end on tiny real pipelines loaded back through the studio's loader."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +86,7 @@ def test_batch_images_reproduce_one_by_one(studio):
 def test_saved_png_carries_a1111_parameters(studio):
     result = studio.generate(GenerationRequest("a red, big circle", negative_prompt="blurry", model_id="tiny-sd15",
                                                seed=5, steps=3, guidance=6.5))
-    text = read_text_chunks(__import__("pathlib").Path(result.saved[0].path))
+    text = read_text_chunks(Path(result.saved[0].path))
     assert text["parameters"] == ('a red, big circle\nNegative prompt: blurry\nSteps: 3, Sampler: Euler, '
                                   'CFG scale: 6.5, Seed: 5, Size: 64x64, Model: tiny-sd15')
     again = GenerationRequest.from_json(text["studio"])

@@ -92,14 +92,10 @@ def pipeline_kwargs(family: Family, request: GenerationRequest, *, max_sequence_
     }
     if max_sequence_length is not None and family.max_sequence_length is not None:
         kw["max_sequence_length"] = max_sequence_length
-    if request.negative_prompt:
-        if family.negative == "negative_prompt":
-            kw["negative_prompt"] = request.negative_prompt
-        elif family.negative == "true_cfg":
-            kw["negative_prompt"] = request.negative_prompt
+    if request.negative_prompt and family.supports_negative:   # Studio.resolve refuses the others
+        kw["negative_prompt"] = request.negative_prompt
+        if family.negative == "true_cfg":
             kw["true_cfg_scale"] = true_cfg_scale or family.true_cfg_scale
-        else:
-            raise InvalidRequest("negative_prompt", f"{family.label} does not use a negative prompt; leave it empty")
     return kw
 
 

@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -53,14 +52,6 @@ def write_png(image: Image.Image, path: Path, text: dict[str, str]) -> Path:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def next_image_path(folder: Path, seed: int, when: datetime | None = None) -> Path:
-    """``<folder>/<YYYY-MM-DD>/<NNNNN>-<seed>.png``, numbered on from the highest in the day folder."""
-    day = folder / (when or datetime.now()).strftime("%Y-%m-%d")
-    day.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name.split("-", 1)[0]) for p in day.glob("*.png") if p.name.split("-", 1)[0].isdigit()]
-    return day / f"{max(numbers, default=0) + 1:05d}-{seed}.png"
 
 
 def read_text_chunks(path: Path) -> dict[str, str]:

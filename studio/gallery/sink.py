@@ -14,7 +14,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from studio.gallery.files import encode_png, next_image_path, sha256_bytes, write_atomic
+from studio.gallery.files import encode_png, sha256_bytes, write_atomic
 from studio.gallery.infotext import format_infotext
 from studio.gallery.store import GalleryStore, NewImage
 from studio.requests import GenerationRequest, SavedImage

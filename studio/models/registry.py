@@ -139,10 +139,11 @@ class Registry:
         direct = Path(name).expanduser()
         if direct.suffix == ".safetensors" and direct.is_file():
             return direct
-        for path in self.loras():
+        found = self.loras()
+        for path in found:
             if path.stem == name or path.name == name:
                 return path
-        known = ", ".join(p.stem for p in self.loras()) or "none"
+        known = ", ".join(p.stem for p in found) or "none"
         raise ModelUnavailable(f"LoRA {name!r} not found in {self._settings.models_dir / 'loras'} "
                                f"(found: {known}). Put the .safetensors file there.")
 

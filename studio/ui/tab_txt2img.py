@@ -13,9 +13,10 @@ def build(studio: Studio, ctx) -> GenerationForm:
     with gr.Tab("txt2img", id="txt2img"):
         form = GenerationForm.create(studio, Task.TXT2IMG)
         outputs = [form.images, form.seed_used, form.info]
-        form.generate.click(form.handler(studio), inputs=form.inputs, outputs=outputs, api_name="txt2img",
+        txt2img = form.handler(studio)
+        form.generate.click(txt2img, inputs=form.inputs, outputs=outputs, api_name="txt2img",
                             concurrency_id=GPU_QUEUE, concurrency_limit=ctx.concurrency)
-        form.prompt.submit(form.handler(studio), inputs=form.inputs, outputs=outputs,
+        form.prompt.submit(txt2img, inputs=form.inputs, outputs=outputs,
                            concurrency_id=GPU_QUEUE, concurrency_limit=ctx.concurrency, api_visibility="private")
     ctx.forms[Task.TXT2IMG] = form
     return form

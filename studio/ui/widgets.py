@@ -13,7 +13,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.errors import StudioError
 from studio.requests import GenerationRequest, ProgressEvent, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
@@ -147,11 +146,9 @@ class GenerationForm:
                 -1 if request.seed is None else request.seed]
 
     def _wire(self, studio: Studio) -> None:
+        @shown_as_gr_error
         def on_model(model_id: str):
-            try:
-                d = studio.defaults(model_id)
-            except StudioError as err:
-                raise gr.Error(str(err)) from err
+            d = studio.defaults(model_id)
             return (gr.update(value=d["width"]), gr.update(value=d["height"]), gr.update(value=d["steps"]),
                     gr.update(value=d["guidance"], label=str(d["guidance_label"])),
                     gr.update(visible=bool(d["negative"])), gr.update(info=str(d["prompt_hint"]) or None))
@@ -160,6 +157,7 @@ class GenerationForm:
         self.model.input(on_model, self.model, [self.width, self.height, self.steps, self.guidance,
                                                   self.negative_prompt, self.prompt], api_visibility="private")
 
+        @shown_as_gr_error
         def on_aspect(model_id: str, aspect: str):
             d = studio.defaults(model_id)
             w, h = aspect_size((int(d["width"]), int(d["height"])), aspect)
@@ -173,7 +171,7 @@ class GenerationForm:
 
         self.cancel.click(on_cancel, None, None, concurrency_limit=None, api_visibility="private")
 
-    def handler(self, studio: Studio, concurrency: int = 1):
+    def handler(self, studio: Studio):
         form = self
 
         @shown_as_gr_error
