@@ -170,22 +170,28 @@ def test_failure_midway_through_load_leaves_cache_consistent():
     assert loader.loads == ["a", "b", "b"]
 
 
-def test_concurrent_requests_for_one_model_wait_for_one_load():
-    m, loader, _ = make(delay=0.2)
+def lease_from_threads(m, model_id: str, n: int) -> tuple[list, list]:
+    """``n`` threads lease ``model_id`` at once; returns (pipes leased, errors raised)."""
     got, errors = [], []
 
     def worker():
         try:
-            with m.lease(entry("a")) as pipe:
+            with m.lease(entry(model_id)) as pipe:
                 got.append(pipe)
         except Exception as err:  # noqa: BLE001
             errors.append(err)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(5)
+    return got, errors
+
+
+def test_concurrent_requests_for_one_model_wait_for_one_load():
+    m, loader, _ = make(delay=0.2)
+    got, errors = lease_from_threads(m, "a", 4)
     assert not errors and len(got) == 4
     assert loader.loads == ["a"]
     assert all(p is got[0] for p in got)
@@ -194,21 +200,8 @@ def test_concurrent_requests_for_one_model_wait_for_one_load():
 def test_waiters_of_a_failing_load_get_the_error_and_nothing_is_cached():
     m, loader, _ = make(delay=0.2)
     loader.fail_load["a"] = ModelUnavailable("broken file")
-    errors = []
-
-    def worker():
-        try:
-            with m.lease(entry("a")):
-                pass
-        except ModelUnavailable as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
-    assert len(errors) == 3
+    got, errors = lease_from_threads(m, "a", 3)
+    assert got == [] and len(errors) == 3 and all(isinstance(e, ModelUnavailable) for e in errors)
     assert loader.loads == ["a"]
     assert m.loaded() == []
 
