@@ -3,8 +3,19 @@
 Colour and background are the nearest palette colours. The shape is judged by fitting the ideal
 outline of every class (circle, square, triangle; same geometry as the dataset renderer) to the
 segmented shape mask and comparing: a class is accepted only if it fits best AND the fit is close
-both in area (IoU) and along the outline (boundary F-score within 1 px). A round-ish blob, a rounded
-square or a lumpy circle therefore scores as "none", not as a circle.
+both on average and everywhere along the outline:
+
+- mean outline offset = |mask XOR ideal| / perimeter of the ideal outline, in pixels, <= 0.35 px;
+- boundary F-score (boundary pixels within 1 px of the other boundary) >= 0.85.
+
+The first is IoU measured in pixels instead of as an area ratio. A fixed IoU threshold is not the
+same test for every class: for the same outline error a triangle (area/perimeter = inradius / 2,
+4-5 px here) loses about 1.7x more IoU than a circle (r / 2, 6.5-9 px); IoU >= 0.95, our first
+test, asked 0.38 px of a mid-size circle but 0.21 px of a triangle, and failed 15% of perfect
+triangles passed through the model's own VAE. 0.35 px is the strictest that IoU >= 0.95 ever was
+on a circle (r = 13). `python -m studio.demo.eval --validate` checks the judge both ways: ground
+truth (also through the shipped VAE) must pass, and near-miss shapes (studio.demo.controls: lumpy
+blobs, ellipses, hexagons, rounded or tilted triangles) must not.
 """
 
 from __future__ import annotations
@@ -15,13 +26,17 @@ import numpy as np
 
 from .dataset import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZE, SQUARE_HALF, TRIANGLE_CIRCUM
 
-MIN_IOU = 0.95
+MAX_OFFSET_PX = 0.35
 MIN_BOUNDARY_F = 0.85
 MIN_PIXELS = 40
 
 _YS, _XS = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
+# The fit searches a coarse grid, then a fine one around the best coarse fit (1/8 px, 0.5%), so the
+# judge's own quantisation costs well under the 0.35 px it allows.
 _SHIFTS = np.array([-1.0, -0.5, 0.0, 0.5, 1.0], dtype=np.float32)
 _SCALES = np.array([0.94, 0.97, 1.0, 1.03, 1.06], dtype=np.float32)
+_FINE_SHIFTS = np.arange(-0.375, 0.376, 0.125, dtype=np.float32)
+_FINE_SCALES = np.arange(0.98, 1.0201, 0.005, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +46,7 @@ class Verdict:
     shape: str | None  # None: no class fits strictly
     best_fit: str | None  # the best-fitting class, even if not accepted
     iou: float
+    offset: float  # mean outline offset of the best fit, px
     boundary_f: float
     position: str | None
 
@@ -58,6 +74,17 @@ def _templates(shape: str, cx: np.ndarray, cy: np.ndarray, r: np.ndarray) -> np.
         # apex (0, -half_h), base corners (+-half_w, +half_h); inside = below both slanted edges
         slope = half_w / (2 * half_h)  # |x| grows by this per unit y
         return (y <= half_h) & (np.abs(x) <= (y + half_h) * slope)
+    raise ValueError(shape)
+
+
+def perimeter(shape: str, r: float) -> float:
+    """Length of the ideal outline of `shape` at size r (same geometry as the renderer)."""
+    if shape == "circle":
+        return float(2 * np.pi * r)
+    if shape == "square":
+        return float(8 * SQUARE_HALF * r)
+    if shape == "triangle":
+        return float(3 * np.sqrt(3) * TRIANGLE_CIRCUM * r)
     raise ValueError(shape)
 
 
@@ -94,22 +121,27 @@ def boundary_f(mask: np.ndarray, ideal: np.ndarray) -> float:
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def fit(mask: np.ndarray, shape: str) -> tuple[float, np.ndarray, tuple[float, float, float]]:
-    """Best IoU of the ideal outline of `shape` against mask, the ideal mask and its (cx, cy, r)."""
-    area = float(mask.sum())
-    ys, xs = np.nonzero(mask)
-    mx, my = float(xs.mean() + 0.5), float(ys.mean() + 0.5)
-    cx0, cy0, r0 = _initial_params(shape, area, mx, my)
-    dx, dy, sc = np.meshgrid(_SHIFTS, _SHIFTS, _SCALES, indexing="ij")
-    cx = (cx0 + dx).ravel()
-    cy = (cy0 + dy).ravel()
-    r = (r0 * sc).ravel()
+def _best(mask: np.ndarray, shape: str, cx: np.ndarray, cy: np.ndarray, r: np.ndarray):
     ideal = _templates(shape, cx, cy, r)
     inter = (ideal & mask[None]).sum(axis=(1, 2))
     union = (ideal | mask[None]).sum(axis=(1, 2))
     iou = inter / np.maximum(union, 1)
     k = int(np.argmax(iou))
-    return float(iou[k]), ideal[k], (float(cx[k]), float(cy[k]), float(r[k]))
+    return k, float(iou[k]), ideal[k], int(union[k] - inter[k])
+
+
+def fit(mask: np.ndarray, shape: str) -> tuple[float, float, np.ndarray, tuple[float, float, float]]:
+    """Best fit of the ideal outline of `shape` to mask -> (IoU, mean outline offset px, ideal mask, (cx, cy, r))."""
+    area = float(mask.sum())
+    ys, xs = np.nonzero(mask)
+    mx, my = float(xs.mean() + 0.5), float(ys.mean() + 0.5)
+    cx0, cy0, r0 = _initial_params(shape, area, mx, my)
+    for shifts, scales in ((_SHIFTS, _SCALES), (_FINE_SHIFTS, _FINE_SCALES)):
+        dx, dy, sc = np.meshgrid(shifts, shifts, scales, indexing="ij")
+        cx, cy, r = (cx0 + dx).ravel(), (cy0 + dy).ravel(), (r0 * sc).ravel()
+        k, iou, ideal, xor = _best(mask, shape, cx, cy, r)
+        cx0, cy0, r0 = float(cx[k]), float(cy[k]), float(r[k])
+    return iou, xor / perimeter(shape, r0), ideal, (cx0, cy0, r0)
 
 
 def segment(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -133,14 +165,14 @@ def classify(img: np.ndarray) -> Verdict:
     bg, mask, fg = segment(img)
     background = _nearest(bg, BACKGROUNDS)
     if fg is None or mask.sum() < MIN_PIXELS:
-        return Verdict(None, background, None, None, 0.0, 0.0, None)
+        return Verdict(None, background, None, None, 0.0, float("inf"), 0.0, None)
     colour = _nearest(fg, COLOURS)
     fits = {s: fit(mask, s) for s in SHAPES}
     best = max(SHAPES, key=lambda s: fits[s][0])
-    iou, ideal, (cx, cy, _) = fits[best]
+    iou, offset, ideal, (cx, cy, _) = fits[best]
     bf = boundary_f(mask, ideal)
-    accepted = best if (iou >= MIN_IOU and bf >= MIN_BOUNDARY_F) else None
+    accepted = best if (offset <= MAX_OFFSET_PX and bf >= MIN_BOUNDARY_F) else None
     names = list(POSITIONS)
     d = [(cx - POSITIONS[n][0]) ** 2 + (cy - POSITIONS[n][1]) ** 2 for n in names]
     position = names[int(np.argmin(d))]
-    return Verdict(colour, background, accepted, best, iou, bf, position)
+    return Verdict(colour, background, accepted, best, iou, offset, bf, position)

@@ -7,7 +7,8 @@ thread, classifies each picture strictly (studio.demo.classify) and ends with on
     colour=0.97 background=0.99 shape=0.85 position=0.93 sec_per_image=0.31
 
 where shape is the LOWEST per-class shape accuracy (each class is printed above it).
-`--validate` runs the same classifier on ground-truth dataset renders instead (should be 1.0).
+`--validate` checks the judge instead: ground truth (also through the model's VAE) must pass,
+near-miss shapes (studio.demo.controls) must not.
 """
 
 from __future__ import annotations
@@ -108,13 +109,37 @@ def line(acc: dict, sec: float) -> str:
     )
 
 
-def validate(n: int = 600, seed: int = 99) -> str:
-    """Classifier on ground-truth renders (no model): must score ~1.0."""
+def vae_round_trip(vae, images: np.ndarray, batch: int = 50) -> np.ndarray:
+    """images through the model's own VAE (encode -> mean latent -> decode), uint8 like the input."""
+    with torch.inference_mode():
+        x = torch.from_numpy(images).float().permute(0, 3, 1, 2) / 127.5 - 1
+        rec = torch.cat([vae.decode(vae.encode(x[i : i + batch]).latent_dist.mean).sample for i in range(0, len(x), batch)])
+    return ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_controls: int = 40) -> str:
+    """Check the judge both ways, with no transformer involved.
+
+    Positive controls: ground-truth renders, and the same renders through the model's VAE (the
+    best any transformer sampling in that latent space can do) must pass. Negative controls:
+    near-miss shapes (studio.demo.controls) must not be accepted as the class they imitate.
+    Ends with the usual line, for the ground-truth renders.
+    """
+    from .controls import CONTROLS, render_control
+
     images, _, specs = make_dataset(n, seed)
     truths = [{"shape": s.shape, "colour": s.colour, "background": s.background, "position": s.position} for s in specs]
     res = score(images[:, None], truths)
-    for s in SHAPES:
-        print(f"  {s:9s} {res['acc'][s]:.3f}")
+    sets = [("ground truth", res)]
+    if model_dir is not None:
+        pipe, _ = load(model_dir)
+        sets.append((f"through the VAE of {model_dir}", score(vae_round_trip(pipe.vae, images)[:, None], truths)))
+    for name, r in sets:
+        print(f"{name}: " + "  ".join(f"{s} {r['acc'][s]:.3f}" for s in SHAPES))
+    print(f"near misses, accepted as the class they imitate ({n_controls} each; * = must be ~0):")
+    for c in CONTROLS:
+        accepted = np.mean([classify(img).shape == c.claimed for img in render_control(c, n_controls)])
+        print(f"  {'*' if c.must_reject else ' '} {c.name:38s} as {c.claimed:8s} {accepted:.3f}")
     return line(res["acc"], 0.0)
 
 
@@ -126,13 +151,14 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--batch", type=int, default=32, help="images per pipeline call")
     ap.add_argument("--steps", type=int, default=None, help="override studio.json default_steps")
     ap.add_argument("--sheet", default="docs/demo_contact_sheet.png", help="'' to skip")
-    ap.add_argument("--validate", action="store_true", help="score ground-truth renders instead")
+    ap.add_argument("--validate", action="store_true",
+                    help="check the judge: ground truth and the model's VAE pass, near-miss shapes fail")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     if args.validate:
-        out = validate()
+        out = validate(args.model if Path(args.model, "vae").is_dir() else None)
         print(out)
         return out
 
@@ -160,7 +186,9 @@ def main(argv: list[str] | None = None) -> str:
         vs = [v for t, row in zip(truths, res["verdicts"]) if t["shape"] == s for v in row]
         best = sum(v.best_fit == s for v in vs) / len(vs)
         iou = float(np.median([v.iou for v in vs]))
-        print(f"  shape {s:9s} {acc[s]:.3f}   (best-fitting outline: {best:.3f}, median IoU {iou:.3f})")
+        off = float(np.median([v.offset for v in vs]))
+        print(f"  shape {s:9s} {acc[s]:.3f}   (best-fitting outline: {best:.3f}, median IoU {iou:.3f}, "
+              f"median outline offset {off:.2f} px)")
     if args.sheet and not args.quick:
         contact_sheet(images, prompts, res["verdicts"], truths, Path(args.sheet))
         print(f"contact sheet: {args.sheet}")
