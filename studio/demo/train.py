@@ -1,6 +1,6 @@
 """Train the embedded demo model on CPU: `python -m studio.demo.train [--out models/demo]`.
 
-Stages (all seeded, one torch thread by default):
+Stages (all seeded, two torch threads by default, ~85 min on a 2-core CPU):
   1. render the procedural dataset and encode every distinct caption with the pipeline's own
      `encode_prompt` (text encoders are small, random and frozen);
   2. train the VAE on reconstruction (L1 + MSE + image-gradient L1 + tiny KL);
@@ -10,6 +10,9 @@ Stages (all seeded, one torch thread by default):
   5. train the FLUX transformer with the rectified-flow objective in the sampler's convention:
      x_s = (1 - s) x0 + s noise, target noise - x0, timestep s in [0, 1], s drawn like the
      sampler's shifted schedule; EMA weights are what ships;
+  5b. a "detail" segment: more steps from the EMA weights at a lower LR, with noise levels
+     shifted by 1 instead of 3 (median s = 0.5), i.e. more weight on the low noise levels that
+     fix the final outlines;
   6. save a plain FluxPipeline (fp16 weights) + studio.json; checkpoints are saved on the way.
 """
 
@@ -140,18 +143,23 @@ def finetune_decoder(vae, images, lat_mean, lat_std, steps, batch, lr, noise, rn
     vae.eval()
 
 
-def noise_levels(batch: int, gen: torch.Generator) -> torch.Tensor:
-    """80% logit-normal(0, 1) + 20% uniform, then the sampler's static shift (median s = 0.75)."""
+def noise_levels(batch: int, gen: torch.Generator, shift: float = C.SCHEDULER_SHIFT) -> torch.Tensor:
+    """80% logit-normal(0, 1) + 20% uniform, then a static shift.
+
+    With the sampler's own shift (3, the default) the median level is s = 0.75, where 8-step
+    sampling spends most of its steps; shift 1 (median 0.5) puts more weight on the low levels
+    whose predictions fix the final outlines (the last of 8 steps jumps from s = 0.3 to 0).
+    """
     u = torch.sigmoid(torch.randn(batch, generator=gen))
     uni = torch.rand(batch, generator=gen)
     pick = torch.rand(batch, generator=gen) < 0.2
     u = torch.where(pick, uni, u)
-    return C.shift_sigmas(u)
+    return C.shift_sigmas(u, shift)
 
 
 def train_transformer(
     pipe, ema, latents_mean, latents_std, shift, scale, seq_embeds, pooled_embeds,
-    steps, batch, lr, seed, ckpt_every, save_fn, bf16=True,
+    steps, batch, lr, seed, ckpt_every, save_fn, bf16=True, noise_shift=C.SCHEDULER_SHIFT,
 ) -> None:
     tr = pipe.transformer
     tr.train()
@@ -170,7 +178,7 @@ def train_transformer(
         z = latents_mean[idx] + latents_std[idx] * torch.randn(batch, ch, h, w, generator=gen)
         x0 = pipe._pack_latents((z - shift) * scale, batch, ch, h, w)
         noise = torch.randn(x0.shape, generator=gen)
-        s = noise_levels(batch, gen)
+        s = noise_levels(batch, gen, noise_shift)
         xt = (1 - s[:, None, None]) * x0 + s[:, None, None] * noise
         target = noise - x0
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -291,15 +299,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--images", type=int, default=24000)
     ap.add_argument("--vae-steps", type=int, default=1300)
     ap.add_argument("--dec-steps", type=int, default=500)
-    ap.add_argument("--steps", type=int, default=10000, help="transformer steps")
+    ap.add_argument("--steps", type=int, default=11000, help="transformer steps")
+    ap.add_argument("--detail-steps", type=int, default=6000, help="transformer steps of the detail segment (0: none)")
+    ap.add_argument("--detail-lr", type=float, default=4e-4)
+    ap.add_argument("--detail-noise-shift", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=32, help="transformer batch")
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--double-blocks", type=int, default=2)
     ap.add_argument("--single-blocks", type=int, default=4)
     ap.add_argument("--ckpt-every", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--noise-shift", type=float, default=C.SCHEDULER_SHIFT,
+                    help="static shift of the training noise levels (default: the sampler's, 3)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the transformer (no faster here)")
     ap.add_argument("--fp32", action="store_true", help="save fp32 weights instead of fp16")
     ap.add_argument("--resume", type=Path, help="continue training the transformer of a saved demo model "
@@ -308,6 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.images, args.vae_steps, args.dec_steps, args.steps = 64, 3, 2, 3
         args.batch, args.vae_batch, args.ckpt_every = 4, 4, 0
+        args.detail_steps, args.threads = min(args.detail_steps, 2), 1
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -355,6 +369,10 @@ def main(argv: list[str] | None = None) -> dict:
             "vae_steps": args.vae_steps,
             "decoder_steps": args.dec_steps,
             "transformer_steps": args.steps,
+            "detail_steps": args.detail_steps,
+            "detail_lr": args.detail_lr,
+            "detail_noise_shift": args.detail_noise_shift,
+            "threads": args.threads,
             "transformer_batch": args.batch,
             "transformer_params": n_params,
             "seed": args.seed,
@@ -371,7 +389,17 @@ def main(argv: list[str] | None = None) -> dict:
     train_transformer(
         pipe, ema, lat_mean, lat_std, shift, scale, seq_embeds, pooled_embeds,
         args.steps, args.batch, args.lr, args.seed, args.ckpt_every, save, bf16=args.bf16,
+        noise_shift=args.noise_shift,
     )
+    if args.detail_steps:
+        log(f"detail segment: {args.detail_steps} steps from the EMA weights, LR {args.detail_lr}, "
+            f"noise shift {args.detail_noise_shift}")
+        transformer.load_state_dict(ema.state_dict())  # what a --resume from the saved model would start from
+        train_transformer(
+            pipe, ema, lat_mean, lat_std, shift, scale, seq_embeds, pooled_embeds,
+            args.detail_steps, args.batch, args.detail_lr, args.seed + 1, args.ckpt_every, save, bf16=args.bf16,
+            noise_shift=args.detail_noise_shift,
+        )
     save("complete")
     total = time.time() - t_start
     extra["training"]["wall_time_s"] = round(total)
@@ -407,8 +435,11 @@ def resume(args, t_start: float) -> dict:
     ema = copy.deepcopy(pipe.transformer).eval().requires_grad_(False)
     extra = {"training": dict(before.get("training", {}))}
     phases = list(extra["training"].get("resumed", []))
-    phase = {"command": f"python -m studio.demo.train --resume {args.resume} --steps {args.steps} --lr {args.lr}",
-             "transformer_steps": args.steps, "lr": args.lr, "seed": args.seed + 1 + len(phases)}
+    command = f"python -m studio.demo.train --resume {args.resume} --steps {args.steps} --lr {args.lr}"
+    if args.noise_shift != C.SCHEDULER_SHIFT:
+        command += f" --noise-shift {args.noise_shift:g}"
+    phase = {"command": command + f" --threads {args.threads}", "transformer_steps": args.steps, "lr": args.lr,
+             "noise_shift": args.noise_shift, "seed": args.seed + 1 + len(phases)}
     extra["training"]["resumed"] = phases + [phase]
     first_wall = extra["training"].get("wall_time_s", 0)
 
@@ -422,7 +453,8 @@ def resume(args, t_start: float) -> dict:
         log(f"saved {args.out} ({note})")
 
     train_transformer(pipe, ema, lat_mean, lat_std, shift, scale, seq_embeds, pooled_embeds,
-                      args.steps, args.batch, args.lr, phase["seed"], args.ckpt_every, save, bf16=args.bf16)
+                      args.steps, args.batch, args.lr, phase["seed"], args.ckpt_every, save, bf16=args.bf16,
+                      noise_shift=args.noise_shift)
     save("complete")
     extra["fp16_check"] = fp16_check(pipe, ema, args.out, n_prompts=4 if args.quick else 16)
     (args.out / "studio.json").write_text(json.dumps(studio_json(C.TEXT_LEN, extra), indent=2) + "\n")
