@@ -413,8 +413,8 @@ def main(argv: list[str] | None = None) -> dict:
 def resume(args, t_start: float) -> dict:
     """Second phase: more transformer steps from a saved model, with a fresh cosine schedule.
 
-    The shipped model is ``train`` (10k steps) followed by ``train --resume`` (see studio.json
-    "training" and docs/demo.md). The VAE and its latent shift/scale are kept exactly.
+    Each phase is appended to studio.json "training"/"resumed" (docs/demo.md has the phases that
+    led to the one-command recipe). The VAE and its latent shift/scale are kept exactly.
     """
     import copy
 
