@@ -70,7 +70,8 @@ def psnr(rec: torch.Tensor, x: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- stages
 
 
-def encode_captions(pipe, captions: list[str], max_len: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def encode_captions(pipe, captions: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-caption (sequence, pooled) embeddings, stacked; each distinct caption is encoded once."""
     uniq = sorted(set(captions))
     out = {}
     with torch.no_grad():
@@ -79,7 +80,8 @@ def encode_captions(pipe, captions: list[str], max_len: int) -> dict[str, tuple[
             pe, pooled, _ = pipe.encode_prompt(prompt=chunk, prompt_2=None, max_sequence_length=max_len)
             for c, e, p in zip(chunk, pe, pooled):
                 out[c] = (e.float(), p.float())
-    return out
+    log(f"{len(out)} distinct captions encoded")
+    return torch.stack([out[c][0] for c in captions]), torch.stack([out[c][1] for c in captions])
 
 
 def train_vae(vae, images: np.ndarray, steps: int, batch: int, lr: float, rng: np.random.Generator) -> None:
@@ -213,14 +215,14 @@ def train_transformer(
 # ----------------------------------------------------------------------------- saving
 
 
-def studio_json(max_len: int, extra: dict) -> dict:
+def studio_json(extra: dict) -> dict:
     return {
         "name": "demo",
         "family": "flux-schnell",
         "label": "Demo (tiny FLUX, shapes) - built in, CPU",
         "default_steps": 8,
         "default_guidance": 0.0,
-        "max_sequence_length": max_len,
+        "max_sequence_length": C.TEXT_LEN,
         "width": SIZE,
         "height": SIZE,
         "display_scale": 4,
@@ -236,7 +238,11 @@ def studio_json(max_len: int, extra: dict) -> dict:
     }
 
 
-def save_pipeline(pipe, ema, out: Path, max_len: int, extra: dict, fp16: bool = True) -> None:
+def write_studio_json(folder: Path, extra: dict) -> None:
+    (folder / "studio.json").write_text(json.dumps(studio_json(extra), indent=2) + "\n")
+
+
+def save_pipeline(pipe, ema, out: Path, extra: dict, fp16: bool = True) -> None:
     """Write a plain FluxPipeline folder atomically (tmp dir + rename)."""
     import copy
 
@@ -251,7 +257,7 @@ def save_pipeline(pipe, ema, out: Path, max_len: int, extra: dict, fp16: bool = 
         shipped.transformer.to(torch.float16)
         shipped.vae.to(torch.float16)
     shipped.save_pretrained(tmp)
-    (tmp / "studio.json").write_text(json.dumps(studio_json(max_len, extra), indent=2) + "\n")
+    write_studio_json(tmp, extra)
     keep = out / "README.md"
     if keep.exists():
         shutil.copy(keep, tmp / "README.md")
@@ -342,10 +348,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_params = sum(p.numel() for p in transformer.parameters())
     log(f"transformer {n_params / 1e6:.2f}M params, vae {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M")
 
-    cache = encode_captions(pipe, captions, C.TEXT_LEN)
-    seq_embeds = torch.stack([cache[c][0] for c in captions])
-    pooled_embeds = torch.stack([cache[c][1] for c in captions])
-    log(f"{len(cache)} distinct captions encoded")
+    seq_embeds, pooled_embeds = encode_captions(pipe, captions, C.TEXT_LEN)
 
     t_vae = time.time()
     train_vae(vae, images, args.vae_steps, args.vae_batch, 2e-3, rng)
@@ -383,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
     def save(note: str) -> None:
         extra["training"]["note"] = note
         extra["training"]["wall_time_s"] = round(time.time() - t_start)
-        save_pipeline(pipe, ema, args.out, C.TEXT_LEN, extra, fp16=not args.fp32)
+        save_pipeline(pipe, ema, args.out, extra, fp16=not args.fp32)
         log(f"saved {args.out} ({note})")
 
     train_transformer(
@@ -404,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict:
     total = time.time() - t_start
     extra["training"]["wall_time_s"] = round(total)
     extra["fp16_check"] = fp16_check(pipe, ema, args.out, n_prompts=4 if args.quick else 16)
-    (args.out / "studio.json").write_text(json.dumps(studio_json(C.TEXT_LEN, extra), indent=2) + "\n")
+    write_studio_json(args.out, extra)
     log(f"fp16 check: {extra['fp16_check']}")
     log(f"training complete in {total / 60:.1f} min")
     return {"wall_time_s": total, "vae_psnr": vae_psnr}
@@ -425,9 +428,7 @@ def resume(args, t_start: float) -> dict:
     pipe.set_progress_bar_config(disable=True)
     log(f"resuming from {args.resume}: rendering {args.images} images")
     images, captions, _ = make_dataset(args.images, args.seed)
-    cache = encode_captions(pipe, captions, C.TEXT_LEN)
-    seq_embeds = torch.stack([cache[c][0] for c in captions])
-    pooled_embeds = torch.stack([cache[c][1] for c in captions])
+    seq_embeds, pooled_embeds = encode_captions(pipe, captions, C.TEXT_LEN)
     with torch.no_grad():
         lat_mean, lat_std, _, _ = latent_stats(pipe.vae, images)
     shift, scale = pipe.vae.config.shift_factor, pipe.vae.config.scaling_factor
@@ -448,8 +449,7 @@ def resume(args, t_start: float) -> dict:
         phase["wall_time_s"] = round(time.time() - t_start)
         extra["training"]["wall_time_s_total"] = first_wall + sum(p.get("wall_time_s", 0) for p in phases) \
             + phase["wall_time_s"]
-        save_pipeline(pipe, ema, args.out, C.TEXT_LEN, extra, fp16=not args.fp32)
-        (args.out / "studio.json").write_text(json.dumps(studio_json(C.TEXT_LEN, extra), indent=2) + "\n")
+        save_pipeline(pipe, ema, args.out, extra, fp16=not args.fp32)
         log(f"saved {args.out} ({note})")
 
     train_transformer(pipe, ema, lat_mean, lat_std, shift, scale, seq_embeds, pooled_embeds,
@@ -457,7 +457,7 @@ def resume(args, t_start: float) -> dict:
                       noise_shift=args.noise_shift)
     save("complete")
     extra["fp16_check"] = fp16_check(pipe, ema, args.out, n_prompts=4 if args.quick else 16)
-    (args.out / "studio.json").write_text(json.dumps(studio_json(C.TEXT_LEN, extra), indent=2) + "\n")
+    write_studio_json(args.out, extra)
     total = time.time() - t_start
     log(f"resumed training complete in {total / 60:.1f} min")
     return {"wall_time_s": total}
