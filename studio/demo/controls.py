@@ -1,7 +1,7 @@
 """Negative controls for the shape judge: near-miss shapes it must not accept.
 
 Each control is rendered the way the dataset renders (4x supersampled polygon, box-filtered to
-64 px, the same size range and positions) and is "claimed" as the class a lenient judge would
+64 px, the same size range, the renderer's own outlines for the triangle and square variants) and is "claimed" as the class a lenient judge would
 take it for: a lumpy blob or an ellipse as a circle, a rounded or tilted triangle as a triangle.
 `python -m studio.demo.eval --validate` prints how many of each the judge accepts; the ones marked
 `must_reject` are different shapes to a person at 64 px and must score (near) zero. The subtle
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .dataset import BACKGROUNDS, COLOURS, RADIUS_RANGE, SIZE, SQUARE_HALF, SUPERSAMPLE, TRIANGLE_CIRCUM
+from .dataset import BACKGROUNDS, COLOURS, RADIUS_RANGE, SIZE, SUPERSAMPLE, TRIANGLE_CIRCUM, shape_polygon
 
 Outline = Callable[[np.random.Generator, float, float, float], list[tuple[float, float]]]
 _TH = np.linspace(0, 2 * np.pi, 400, endpoint=False)
@@ -70,29 +70,28 @@ def _rounded(points: np.ndarray, radius: float, arc: int = 12) -> list[tuple[flo
     return out
 
 
-def _triangle_points(r: float) -> np.ndarray:
-    big_r = TRIANGLE_CIRCUM * r
-    return np.array([(0, -0.75 * big_r), (big_r * np.sqrt(3) / 2, 0.75 * big_r), (-big_r * np.sqrt(3) / 2, 0.75 * big_r)])
+def _ideal(shape: str, r: float) -> np.ndarray:
+    """The renderer's own outline of `shape`, centred on (0, 0)."""
+    return np.array(shape_polygon(shape, 0.0, 0.0, r))
 
 
 def _rounded_triangle(frac: float) -> Outline:
     def outline(rng, cx, cy, r):
-        return [(cx + x, cy + y) for x, y in _rounded(_triangle_points(r), frac * TRIANGLE_CIRCUM * r / 2)]
+        return [(cx + x, cy + y) for x, y in _rounded(_ideal("triangle", r), frac * TRIANGLE_CIRCUM * r / 2)]
     return outline
 
 
 def _tilted_triangle(degrees: float) -> Outline:
     def outline(rng, cx, cy, r):
         t = np.deg2rad(degrees) * rng.choice([-1, 1])
-        return [(cx + x * np.cos(t) - y * np.sin(t), cy + x * np.sin(t) + y * np.cos(t)) for x, y in _triangle_points(r)]
+        return [(cx + x * np.cos(t) - y * np.sin(t), cy + x * np.sin(t) + y * np.cos(t)) for x, y in _ideal("triangle", r)]
     return outline
 
 
 def _rounded_square(frac: float) -> Outline:
     def outline(rng, cx, cy, r):
-        h = SQUARE_HALF * r
-        pts = np.array([(-h, -h), (h, -h), (h, h), (-h, h)])
-        return [(cx + x, cy + y) for x, y in _rounded(pts, frac * h)]
+        pts = _ideal("square", r)
+        return [(cx + x, cy + y) for x, y in _rounded(pts, frac * pts[1, 0])]  # pts[1, 0]: half the side
     return outline
 
 
@@ -113,7 +112,8 @@ CONTROLS: tuple[Control, ...] = (
 
 
 def render_control(control: Control, n: int, seed: int = 7) -> np.ndarray:
-    """n renders of one control, (n, 64, 64, 3) uint8, random colours, sizes and places."""
+    """n renders of one control, (n, 64, 64, 3) uint8: random colours, the dataset's sizes, centres
+    anywhere within 8 px of the middle."""
     rng = np.random.default_rng(seed)
     s, out = SUPERSAMPLE, []
     for _ in range(n):
