@@ -20,6 +20,11 @@ from studio.errors import InvalidRequest
 MAX_SEED = 2**32 - 1
 MAX_SIDE = 4096
 MIN_SIDE = 16
+# The one source of every numeric bound: requests check them, the UI shows them (never clamps).
+LIMITS: dict[str, tuple[int, int]] = {
+    "width": (MIN_SIDE, MAX_SIDE), "height": (MIN_SIDE, MAX_SIDE), "steps": (1, 200), "guidance": (0, 50),
+    "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100),
+}
 
 
 class Task(str, Enum):
@@ -110,18 +115,21 @@ class GenerationRequest:
             value = getattr(self, name)
             if value is None:
                 continue
-            _check_int(name, value, MIN_SIDE, MAX_SIDE)
+            _check_int(name, value, *LIMITS[name])
             if value % 16:
                 lower, upper = value // 16 * 16, value // 16 * 16 + 16
                 raise InvalidRequest(name, f"must be a multiple of 16, got {value} (try {lower or 16} or {upper})")
         if self.steps is not None:
-            _check_int("steps", self.steps, 1, 200)
-        if self.guidance is not None and (not math.isfinite(self.guidance) or not 0 <= self.guidance <= 50):
-            raise InvalidRequest("guidance", f"must be within 0..50, got {self.guidance}")
+            _check_int("steps", self.steps, *LIMITS["steps"])
+        if self.guidance is not None:
+            lo, hi = LIMITS["guidance"]
+            if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) \
+                    or not math.isfinite(self.guidance) or not lo <= self.guidance <= hi:
+                raise InvalidRequest("guidance", f"must be a number within {lo:g}..{hi:g}, got {self.guidance!r}")
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, MAX_SEED)
-        _check_int("batch_size", self.batch_size, 1, 16)
-        _check_int("batch_count", self.batch_count, 1, 100)
+            _check_int("seed", self.seed, *LIMITS["seed"])
+        _check_int("batch_size", self.batch_size, *LIMITS["batch_size"])
+        _check_int("batch_count", self.batch_count, *LIMITS["batch_count"])
         if self.strength is not None and not 0.0 < self.strength <= 1.0:
             raise InvalidRequest("strength", f"must be within 0 (exclusive)..1, got {self.strength}")
         if self.task in (Task.IMG2IMG, Task.INPAINT) and not self.init_image:
@@ -223,6 +231,7 @@ class GenerationResult:
     timings: tuple[tuple[str, float], ...] = ()
     cancelled: bool = False
     message: str = ""
+    notices: tuple[str, ...] = ()         # things the user should know that are not errors
 
     def timing(self, name: str) -> float:
         return dict(self.timings).get(name, 0.0)

@@ -51,7 +51,10 @@ class Studio:
                 "samplers": runner.samplers_for(entry.family), "guidance_label": entry.family.guidance_label,
                 "display_scale": entry.default("display_scale") if "display_scale" in entry.defaults else 1,
                 "token_limit": entry.default("token_limit"),
-                "prompt_hint": entry.defaults.get("prompt_hint", "")}
+                "prompt_hint": " ".join(filter(None, (
+                    str(entry.defaults.get("prompt_hint", "")),
+                    f"{entry.label} reads at most {entry.default('token_limit')} tokens; a longer prompt is "
+                    "refused, never cut.")))}
 
     def warm_up(self, model_id: str = "") -> None:
         """Load a model ahead of the first click (app.py runs it in the background at start)."""
@@ -66,14 +69,18 @@ class Studio:
                                     seed=self._seed_source(), scheduler=entry.family.sampler)
         runner.check_sampler(entry.family, resolved.scheduler)
         if resolved.negative_prompt and not entry.family.supports_negative:
-            raise InvalidRequest("negative_prompt", f"{entry.family.label} does not use a negative prompt; leave it empty")
+            raise InvalidRequest("negative_prompt", f"{entry.label} ({entry.family.label}) does not use a negative "
+                                                      "prompt; leave it empty")
         if request.task not in entry.family.pipelines:
             raise InvalidRequest("task", f"{entry.family.label} has no {request.task.value} pipeline")
         return entry, resolved
 
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None) -> GenerationResult:
+                 cancel: threading.Event | None = None,
+                 on_saved: Callable[[list[SavedImage]], None] | None = None) -> GenerationResult:
+        """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
+        saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
         started = self._clock()
         entry, req = self.resolve(request)
         plan = self._plan(req)
@@ -83,7 +90,8 @@ class Studio:
         def work(pipe) -> None:
             """The batches not yet done: after an out-of-memory retry it resumes, never repeats."""
             state.timings.setdefault("load", self._clock() - state.t0)
-            runner.check_prompt_length(pipe, entry.family, req, int(entry.default("token_limit")))
+            state.notices = runner.check_prompt_length(pipe, entry.family, req, int(entry.default("token_limit")),
+                                                       model_label=entry.label)
             for batch in range(state.next_batch, req.batch_count):
                 if cancel is not None and cancel.is_set():
                     state.cancelled_at = (0, batch)
@@ -99,8 +107,11 @@ class Studio:
                     state.cancelled_at = (callback.steps_done, batch)
                     return
                 t2 = self._clock()
-                state.saved += self.sink.save(req, out, batch_seeds, entry=entry, timings=dict(state.timings))
+                saved = self.sink.save(req, out, batch_seeds, entry=entry, timings=dict(state.timings))
+                state.saved += saved
                 state.add_time("save", self._clock() - t2)
+                if on_saved is not None:
+                    on_saved(list(saved))
                 state.images += out
                 state.seeds += batch_seeds
                 state.next_batch = batch + 1
@@ -123,9 +134,9 @@ class Studio:
                                     message=f"cancelled at step {steps_done}/{req.steps} of batch {batch + 1}{kept}")
         load = f" (+ {timings['load']:.1f} s loading the model)" if timings.get("load", 0) > 0.5 else ""
         took = timings["total"] - (timings["load"] if load else 0.0)
+        message = f"{len(state.images)} image(s) in {took:.1f} s{load}, seed {req.seed}"
         return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
-                                tuple(timings.items()),
-                                message=f"{len(state.images)} image(s) in {took:.1f} s{load}, seed {req.seed}")
+                                tuple(timings.items()), message=message, notices=tuple(state.notices))
 
     def _plan(self, req: GenerationRequest) -> LeasePlan | None:
         """What the lease needs besides the base model (LoRA files by name, in request order)."""
@@ -145,6 +156,7 @@ class _Progress:
     saved: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     cancelled_at: tuple[int, int] | None = None
+    notices: list = field(default_factory=list)
 
     def add_time(self, name: str, seconds: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + seconds

@@ -9,6 +9,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import socket  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -30,6 +31,23 @@ def tiny_models_dir(tmp_path_factory) -> Path:
     for name in ("tiny-sdxl", "tiny-sd15"):
         (root / "checkpoints" / name / "studio.json").write_text('{"width": 64, "height": 64, "default_steps": 4}')
     return root
+
+
+@pytest.fixture(scope="session")
+def sd15_lora_named(tiny_models_dir) -> str:
+    """A LoRA for tiny-sd15 saved as <models>/loras/tiny_style.safetensors; returns its name."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models_dir / "checkpoints" / "tiny-sd15")
+    torch.manual_seed(5)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    StableDiffusionPipeline.save_lora_weights(tiny_models_dir / "loras",
+                                              unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+                                              weight_name="tiny_style.safetensors")
+    return "tiny_style"
 
 
 @pytest.fixture
@@ -70,8 +88,6 @@ def launch_chromium(playwright):
 
 def wait_until(check, timeout: float = 30.0) -> bool:
     """Poll ``check()`` until true or ``timeout`` seconds; returns the last answer."""
-    import time
-
     deadline = time.time() + timeout
     while not check() and time.time() < deadline:
         time.sleep(0.2)
@@ -83,10 +99,18 @@ def open_gallery_and_pick(browser, url: str, query: str, label: str):
     (e.g. "· 2 images") and click the first image. Returns the page."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url, wait_until="domcontentloaded")
+    search_gallery_and_pick(page, query, label)
+    return page
+
+
+def search_gallery_and_pick(page, query: str, label: str) -> None:
+    """Switch to the Gallery tab, search ``query``, wait for ``label``, click the first image."""
     page.get_by_role("tab", name="Gallery").click()
+    # the tab's own listing (on select) must land before the search, or it may overwrite it
+    assert wait_until(lambda: "page" in page.locator("#gallery-page").inner_text())
+    time.sleep(0.5)
     page.locator("#gallery-search textarea, #gallery-search input").first.fill(query)
     page.keyboard.press("Enter")
     assert wait_until(lambda: label in page.locator("#gallery-page").inner_text()), \
         page.locator("#gallery-page").inner_text()
     page.locator("#gallery-grid button img, #gallery-grid img").first.click()
-    return page

@@ -134,23 +134,6 @@ def test_builtin_tiny_random_loads_through_the_loader(make_studio):
     assert result.images[0].size == (64, 64) and len(result.saved) == 1
 
 
-@pytest.fixture(scope="module")
-def sd15_lora_named(tiny_models_dir):
-    """A LoRA for tiny-sd15 saved as models/loras/tiny_style.safetensors."""
-    import torch
-    from diffusers import StableDiffusionPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = StableDiffusionPipeline.from_pretrained(tiny_models_dir / "checkpoints" / "tiny-sd15")
-    torch.manual_seed(5)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    StableDiffusionPipeline.save_lora_weights(tiny_models_dir / "loras", unet_lora_layers=get_peft_model_state_dict(pipe.unet),
-                                              weight_name="tiny_style.safetensors")
-    return "tiny_style"
-
-
 def test_lora_by_name_changes_the_image_and_weight_zero_is_the_base(studio, sd15_lora_named):
     from studio.requests import LoraSpec
 

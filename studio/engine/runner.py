@@ -59,24 +59,46 @@ def scheduler_set(pipe, family: Family, name: str):
         pipe.scheduler = original
 
 
-def count_tokens(pipe, family: Family, text: str) -> int:
-    tokenizer = getattr(pipe, family.token_encoder, None) or getattr(pipe, "tokenizer", None)
-    if tokenizer is None:
-        return 0
-    ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
-    return len(ids)
+def _reader_name(tokenizer) -> str:
+    name = type(tokenizer).__name__
+    return "CLIP" if "CLIP" in name else "T5" if "T5" in name else name.removesuffix("Fast").removesuffix("Tokenizer")
 
 
-def check_prompt_length(pipe, family: Family, request: GenerationRequest, limit: int) -> None:
-    """Refuse a prompt the encoder would silently cut (CLIP: 75 + 2 specials; T5: its max length)."""
-    usable = limit - 2 if family.token_encoder == "tokenizer" and limit == 77 else limit - 1
+def prompt_readers(pipe, family: Family, main_limit: int) -> list[tuple[str, object, int]]:
+    """(name, tokenizer, tokens it reads, specials included) for each text encoder of the pipeline.
+    The family's ``token_encoder`` reads ``main_limit`` (T5's max_sequence_length on FLUX/SD3);
+    the others read their tokenizer's ``model_max_length`` (CLIP: 77)."""
+    out = []
+    for attr in family.prompt_encoders:
+        tokenizer = getattr(pipe, attr, None)
+        if tokenizer is None:
+            continue
+        limit = main_limit if attr == family.token_encoder else int(tokenizer.model_max_length)
+        out.append((_reader_name(tokenizer), tokenizer, limit))
+    return out
+
+
+def check_prompt_length(pipe, family: Family, request: GenerationRequest, limit: int, *,
+                        model_label: str) -> list[str]:
+    """Refuse a prompt that an encoder would silently cut: the main one (``token_encoder``), and any
+    other that reads as many tokens or more (CLIP beside T5 on the demo model). An encoder that reads
+    fewer (CLIP's pooled vector beside T5's 256 on FLUX/SD3) reads only the start: that is how those
+    models work, and it comes back as a notice, not an error."""
+    readers = prompt_readers(pipe, family, limit)
+    notices = []
     for field, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
         if not text:
             continue
-        n = count_tokens(pipe, family, text)
-        if n > usable:
-            raise InvalidRequest(field, f"is {n} tokens long; {family.label} reads at most {usable} and would "
-                                        f"silently drop the rest. Shorten it.")
+        for name, tokenizer, n in readers:
+            count = len(tokenizer(text, truncation=False)["input_ids"])
+            if count <= n:
+                continue
+            if n >= limit:
+                raise InvalidRequest(field, f"is {count} {name} tokens long; {model_label} reads at most {n} "
+                                            f"(special tokens included) and would silently drop the rest. Shorten it.")
+            notices.append(f"{field}: {name} reads the first {n} of its {count} tokens (the rest goes to the "
+                           f"longer encoder only)")
+    return notices
 
 
 def pipeline_kwargs(family: Family, request: GenerationRequest, *, max_sequence_length: int | None,

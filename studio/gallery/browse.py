@@ -6,16 +6,15 @@ functions, so everything a user can do there is tested without a browser.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from studio.errors import InvalidRequest, StudioError
+from studio.errors import InvalidRequest
 from studio.gallery.pnginfo import ImageInfo, read_image_info
 from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
-from studio.requests import MAX_SEED, GenerationRequest, GenerationResult
+from studio.requests import GenerationResult
 
 PER_PAGE = 48
 SORT_CHOICES = [("Newest first", "newest"), ("Oldest first", "oldest"), ("Best match", "relevance"), ("Seed", "seed")]
@@ -117,37 +116,20 @@ def detail_json(record: ImageRecord) -> dict[str, Any]:
     return data
 
 
-def form_request(fields: dict[str, Any], *, fallback_size: tuple[int, int] = (1024, 1024)) -> GenerationRequest:
-    """A request to load into a form from foreign values: sizes snapped to multiples of 16,
-    numbers clamped into range, unknown model left as is (the form says if it is unavailable)."""
-    allowed = {f.name for f in dataclasses.fields(GenerationRequest)}
-    data = {k: v for k, v in fields.items() if k in allowed}
-    for side, default in zip(("width", "height"), fallback_size, strict=True):
-        value = int(data.get(side) or default)
-        data[side] = min(4096, max(16, round(value / 16) * 16))
-    if data.get("steps") is not None:
-        data["steps"] = min(200, max(1, int(data["steps"])))
-    if data.get("guidance") is not None:
-        data["guidance"] = min(50.0, max(0.0, float(data["guidance"])))
-    if data.get("seed") is not None and not 0 <= int(data["seed"]) <= MAX_SEED:
-        data["seed"] = None
-    if data.get("strength") is not None and not 0 < float(data["strength"]) <= 1:
-        data["strength"] = None
-    try:
-        return GenerationRequest(**data)
-    except StudioError:          # a task that needs inputs we do not have: plain txt2img
-        keep = ("prompt", "negative_prompt", "model_id", "width", "height", "steps", "guidance", "seed", "loras")
-        return GenerationRequest(**{k: data[k] for k in keep if k in data})
-
-
-def request_for_form(record: ImageRecord) -> GenerationRequest:
-    """What "send to txt2img" loads: the exact request, or the closest one for an import."""
+def form_fields(record: ImageRecord) -> dict[str, Any]:
+    """What "send to txt2img" loads, by request field name: the exact request's values, or the
+    recorded ones for an import. The form keeps only what it accepts (``studio.forms.adapt``)."""
     if record.request is not None:
-        return record.request
-    fields = {"prompt": record.prompt, "negative_prompt": record.negative_prompt, "model_id": record.model_id,
-              "width": record.width, "height": record.height, "steps": record.steps, "guidance": record.guidance,
-              "seed": record.seed if record.seed >= 0 else None, "loras": record.loras}
-    return form_request(fields)
+        request = record.request
+        return {name: getattr(request, name) for name in request.__dataclass_fields__}
+    return {"prompt": record.prompt, "negative_prompt": record.negative_prompt, "model_id": record.model_id,
+            "width": record.width, "height": record.height, "steps": record.steps, "guidance": record.guidance,
+            "seed": record.seed if record.seed >= 0 else None, "loras": record.loras}
+
+
+def info_fields(info: ImageInfo) -> dict[str, Any]:
+    """PNG Info's values for "send to": the image's own size when its metadata has none."""
+    return {"width": info.width, "height": info.height, **info.fields}
 
 
 def regenerate(studio: Any, store: GalleryStore, image_id: int, **kwargs: Any) -> GenerationResult:

@@ -25,7 +25,8 @@ class Family:
     true_cfg_scale: float = 4.0                 # used when negative == "true_cfg" and a negative is given
     max_sequence_length: int | None = None      # T5 tokens (FLUX, SD3); None: not a pipeline argument
     token_limit: int = 77                       # tokens the prompt encoder reads; longer is an error
-    token_encoder: str = "tokenizer"            # which tokenizer counts them
+    token_encoder: str = "tokenizer"            # the tokenizer that reads token_limit (T5 on FLUX/SD3)
+    prompt_encoders: tuple[str, ...] = ("tokenizer",)   # every tokenizer that reads the prompt
     sampler: str = "Euler"                      # A1111 name of the default scheduler
     guidance_label: str = "CFG scale"
     # Single-file checkpoints: a file belongs to this family if it has every key of one group.
@@ -71,13 +72,13 @@ SD3_PIPES = {
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("flux-schnell", "FLUX.1 schnell", FLUX_PIPES, default_steps=4, default_guidance=0.0,
            negative="none", max_sequence_length=256, token_limit=256, token_encoder="tokenizer_2",
-           guidance_label="Guidance",
+           prompt_encoders=("tokenizer", "tokenizer_2"), guidance_label="Guidance",
            signatures=(("double_blocks.0.img_attn.qkv.weight",),
                        ("transformer_blocks.0.attn.to_q.weight", "single_transformer_blocks.0.proj_out.weight")),
            base_repo="black-forest-labs/FLUX.1-schnell"),
     Family("flux-dev", "FLUX.1 dev", FLUX_PIPES, default_steps=28, default_guidance=3.5,
            negative="true_cfg", max_sequence_length=512, token_limit=512, token_encoder="tokenizer_2",
-           guidance_label="Distilled guidance",
+           prompt_encoders=("tokenizer", "tokenizer_2"), guidance_label="Distilled guidance",
            signatures=(("double_blocks.0.img_attn.qkv.weight", "guidance_in.in_layer.weight"),
                        ("transformer_blocks.0.attn.to_q.weight", "time_text_embed.guidance_embedder.linear_1.weight")),
            base_repo="black-forest-labs/FLUX.1-dev"),
@@ -85,6 +86,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            negative="none", max_sequence_length=512, token_limit=512, token_encoder="tokenizer",
            guidance_label="Guidance", base_repo="black-forest-labs/FLUX.2-dev"),
     Family("sdxl", "Stable Diffusion XL", SDXL_PIPES, default_steps=30, default_guidance=6.0,
+           prompt_encoders=("tokenizer", "tokenizer_2"),
            signatures=(("conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",),
                        ("model.diffusion_model.label_emb.0.0.weight",)),
            base_repo="stabilityai/stable-diffusion-xl-base-1.0"),
@@ -95,6 +97,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5"),
     Family("sd3", "Stable Diffusion 3.5", SD3_PIPES, default_steps=28, default_guidance=4.5,
            max_sequence_length=256, token_limit=256, token_encoder="tokenizer_3",
+           prompt_encoders=("tokenizer", "tokenizer_2", "tokenizer_3"),
            signatures=(("model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight",),),
            base_repo="stabilityai/stable-diffusion-3.5-medium"),
 )}

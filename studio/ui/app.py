@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from studio.config import Settings
-from studio.requests import GenerationRequest, Task
+from studio.requests import Task
 from studio.service import Studio
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,10 @@ class UiContext:
         """Components a "send to <task>" event must list as outputs (the tab switch first)."""
         return [self.tabs] + self.forms[task].fill_outputs
 
-    def send_to(self, request: GenerationRequest, task: Task = Task.TXT2IMG) -> list:
-        """Values for ``send_to_outputs(task)``: switch to the tab and fill its widgets."""
-        return [gr.Tabs(selected=task.value)] + self.forms[task].fill(request)
+    def send_to(self, fields: dict, task: Task = Task.TXT2IMG) -> list:
+        """Values for ``send_to_outputs(task)``: switch to the tab and fill its widgets with the
+        values (request field names) the form accepts; the others are named in a warning."""
+        return [gr.Tabs(selected=task.value)] + self.forms[task].fill(fields)
 
 
 def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS) -> gr.Blocks:

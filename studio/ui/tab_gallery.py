@@ -165,7 +165,7 @@ def build(studio: Studio, ctx) -> None:
                 image_id = _id(image_id)
                 if image_id is None:
                     raise gr.Error("Select an image first.")
-                return ctx.send_to(browse.request_for_form(store.get(image_id)), Task.TXT2IMG)
+                return ctx.send_to(browse.form_fields(store.get(image_id)), Task.TXT2IMG)
 
             send_btn.click(send, selected, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
 

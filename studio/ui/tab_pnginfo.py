@@ -45,8 +45,7 @@ def build(studio: Studio, ctx) -> None:
                 info = browse.png_info(path)
                 if info is None or info.source == "none":
                     raise gr.Error("This image carries no generation parameters to send.")
-                request = info.request or browse.form_request(info.fields, fallback_size=(info.width, info.height))
-                return ctx.send_to(request, Task.TXT2IMG)
+                return ctx.send_to(browse.info_fields(info), Task.TXT2IMG)
 
             send_btn.click(send, upload, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
 

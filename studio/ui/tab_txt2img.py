@@ -6,17 +6,12 @@ import gradio as gr
 
 from studio.requests import Task
 from studio.service import Studio
-from studio.ui.widgets import GPU_QUEUE, GenerationForm
+from studio.ui.widgets import GenerationForm
 
 
 def build(studio: Studio, ctx) -> GenerationForm:
     with gr.Tab("txt2img", id="txt2img"):
         form = GenerationForm.create(studio, Task.TXT2IMG)
-        outputs = [form.images, form.seed_used, form.info]
-        txt2img = form.handler(studio)
-        form.generate.click(txt2img, inputs=form.inputs, outputs=outputs, api_name="txt2img",
-                            concurrency_id=GPU_QUEUE, concurrency_limit=ctx.concurrency)
-        form.prompt.submit(txt2img, inputs=form.inputs, outputs=outputs,
-                           concurrency_id=GPU_QUEUE, concurrency_limit=ctx.concurrency, api_visibility="private")
+        form.wire_generate(studio, api_name="txt2img", concurrency=ctx.concurrency)
     ctx.forms[Task.TXT2IMG] = form
     return form

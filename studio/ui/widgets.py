@@ -1,24 +1,49 @@
 """Shared generation widgets and the request they make.
 
 A tab builds a ``GenerationForm``, wires ``form.handler(studio)`` to its Generate button and gets
-plain-named API parameters for free. ``form.fill(request)`` returns widget updates for
-"send to" (the gallery and PNG Info use it).
+plain-named API parameters for free. ``form.fill(fields)`` returns widget updates for "send to"
+(the gallery and PNG Info use it), keeping only the values the form accepts.
+
+Numbers are typed into ``NumberField`` boxes, which neither clamp nor round: a value out of range
+is an error naming the field, the same one the API gives (``studio.forms.number``).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
-from studio.requests import GenerationRequest, ProgressEvent, Task
+from studio import forms
+from studio.requests import LIMITS, GenerationRequest, ProgressEvent, SavedImage, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
 
 ASPECTS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3), "16:9": (16, 9), "9:16": (9, 16)}
 GPU_QUEUE = "gpu"   # every generating listener shares this concurrency_id
+
+
+class NumberField(gr.Number):
+    """A number box whose value reaches the handler as sent: no clamping, no rounding, no
+    gradio bound check (whose message names no field). ``studio.forms.number`` checks it.
+    ``is_template``: the browser draws it with gradio's own Number (no custom frontend)."""
+
+    is_template = True
+
+    @classmethod
+    def get_component_class_id(cls) -> str:
+        return gr.Number.get_component_class_id()
+
+    def preprocess(self, payload):  # noqa: ANN001, ANN201 - whatever the client sent
+        return payload
+
+
+def _range(name: str) -> str:
+    lo, hi = LIMITS[name]
+    return f"{lo}–{hi}"
 
 
 def aspect_size(base: tuple[int, int], aspect: str) -> tuple[int, int]:
@@ -66,85 +91,134 @@ def progress_text(ev: ProgressEvent) -> str:
     return f"step {ev.step}/{ev.total}{batch}{eta}"
 
 
+def _gallery(saved: list[SavedImage]) -> list[tuple[str, str]]:
+    return [(s.path, f"seed {s.seed}") for s in saved]
+
+
+def _seed(seed: int) -> str:
+    return str(seed)
+
+
+def _saved_line(saved: list[SavedImage]) -> str:
+    return ("Saved: " + ", ".join(f"`{Path(s.path).name}`" for s in saved[:4])
+            + (" …" if len(saved) > 4 else "")) if saved else ""
+
+
 @dataclass
 class GenerationForm:
     task: Task
     model: gr.Dropdown
     prompt: gr.Textbox
     negative_prompt: gr.Textbox
+    loras: gr.Textbox
     aspect: gr.Dropdown
-    width: gr.Slider
-    height: gr.Slider
-    steps: gr.Slider
-    guidance: gr.Slider
+    width: gr.Number
+    height: gr.Number
+    steps: gr.Number
+    guidance: gr.Number
     seed: gr.Number
-    batch_count: gr.Slider
-    batch_size: gr.Slider
+    batch_count: gr.Number
+    batch_size: gr.Number
     generate: gr.Button
     cancel: gr.Button
     images: gr.Gallery
-    seed_used: gr.Number
+    seed_used: gr.Textbox
     info: gr.Markdown
     cancellers: Cancellers = field(default_factory=Cancellers)
+    studio: Studio | None = None
 
     # -- building --------------------------------------------------------------------------
     @classmethod
     def create(cls, studio: Studio, task: Task) -> GenerationForm:
         d = studio.defaults()
+        t = task.value
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
                     model = gr.Dropdown(model_choices(studio), value=d["model_id"], label="Model",
                                         allow_custom_value=True, scale=8,
                                         info="Local, built-in and hub models; the Models tab has details.")
-                    rescan = gr.Button("↻", scale=1, min_width=40, elem_id=f"{task.value}-rescan")
-                prompt = gr.Textbox(label="Prompt", lines=3, info=str(d["prompt_hint"]) or None,
-                                    placeholder="a red circle at the left on a blue background")
+                    rescan = gr.Button("↻", scale=1, min_width=40, elem_id=f"{t}-rescan")
+                prompt = gr.Textbox(label="Prompt", lines=3, info=str(d["prompt_hint"]) or None, value="",
+                                    placeholder="a red circle at the left on a blue background",
+                                    elem_id=f"{t}-prompt")
                 negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
                                       info="Only for models that use one (SD, FLUX dev via true CFG).")
+                loras = gr.Textbox(value="", label="LoRAs", placeholder="name:weight, name2:0.5",
+                                   info="Files in models/loras/, each with its weight.", elem_id=f"{t}-loras")
                 with gr.Row():
-                    aspect = gr.Dropdown(list(ASPECTS), value="1:1", label="Aspect", scale=1)
-                    width = gr.Slider(16, 2048, value=d["width"], step=16, label="Width", scale=2)
-                    height = gr.Slider(16, 2048, value=d["height"], step=16, label="Height", scale=2)
+                    aspect = gr.Dropdown(list(ASPECTS), value="1:1", label="Aspect", min_width=90)
+                    width = NumberField(value=d["width"], step=16, label="Width", min_width=110,
+                                        info=f"{_range('width')}, ×16", elem_id=f"{t}-width")
+                    height = NumberField(value=d["height"], step=16, label="Height", min_width=110,
+                                         info=f"{_range('height')}, ×16", elem_id=f"{t}-height")
                 with gr.Row():
-                    steps = gr.Slider(1, 100, value=d["steps"], step=1, label="Steps", elem_id=f"{task.value}-steps")
-                    guidance = gr.Slider(0, 20, value=d["guidance"], step=0.1, label=str(d["guidance_label"]))
+                    steps = NumberField(value=d["steps"], step=1, label="Steps", info=_range("steps"),
+                                        min_width=110, elem_id=f"{t}-steps")
+                    guidance = NumberField(value=d["guidance"], step=0.1, label=str(d["guidance_label"]),
+                                           info=_range("guidance"), min_width=110, elem_id=f"{t}-guidance")
+                    seed = NumberField(value=-1, step=1, label="Seed", info="-1 = random", min_width=110,
+                                       elem_id=f"{t}-seed")
                 with gr.Row():
-                    seed = gr.Number(value=-1, precision=0, label="Seed", info="-1 = random")
-                    batch_count = gr.Slider(1, 16, value=1, step=1, label="Batch count", info="calls one after another")
-                    batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size", info="images per call")
+                    batch_count = NumberField(value=1, step=1, label="Batch count", min_width=110,
+                                              info=f"{_range('batch_count')} calls, one after another",
+                                              elem_id=f"{t}-batch-count")
+                    batch_size = NumberField(value=1, step=1, label="Batch size", min_width=110,
+                                             info=f"{_range('batch_size')} images per call",
+                                             elem_id=f"{t}-batch-size")
                 with gr.Row():
-                    generate = gr.Button("Generate", variant="primary", elem_id=f"{task.value}-generate")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id=f"{task.value}-cancel")
+                    generate = gr.Button("Generate", variant="primary", elem_id=f"{t}-generate")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id=f"{t}-cancel")
             with gr.Column(scale=4):
                 images = gr.Gallery(label="Images", columns=2, height=560, object_fit="contain",
-                                    format="png", elem_id=f"{task.value}-images", elem_classes=["studio-images"],
+                                    format="png", elem_id=f"{t}-images", elem_classes=["studio-images"],
                                     interactive=False)
                 with gr.Row():
-                    seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-                info = gr.Markdown(elem_id=f"{task.value}-info")
+                    # a Textbox: gradio draws an empty Number as "0", and "Seed used" is empty before a run
+                    seed_used = gr.Textbox(value="", label="Seed used", interactive=False, max_lines=1,
+                                           buttons=["copy"], elem_id=f"{t}-seed-used")
+                info = gr.Markdown(elem_id=f"{t}-info")
         rescan.click(lambda: gr.update(choices=model_choices(studio)), None, model, api_visibility="private")
-        form = cls(task, model, prompt, negative, aspect, width, height, steps, guidance, seed, batch_count,
-                   batch_size, generate, cancel, images, seed_used, info)
+        form = cls(task, model, prompt, negative, loras, aspect, width, height, steps, guidance, seed,
+                   batch_count, batch_size, generate, cancel, images, seed_used, info, studio=studio)
         form._wire(studio)
         return form
 
     @property
     def inputs(self) -> list:
         return [self.prompt, self.negative_prompt, self.model, self.width, self.height, self.steps,
-                self.guidance, self.seed, self.batch_count, self.batch_size]
+                self.guidance, self.seed, self.batch_count, self.batch_size, self.loras]
 
     @property
+    def outputs(self) -> list:
+        return [self.images, self.seed_used, self.info]
+
+    # -- "send to": only what the form accepts --------------------------------------------
+    @property
     def fill_outputs(self) -> list:
-        return [self.model, self.prompt, self.negative_prompt, self.width, self.height, self.steps,
+        return [self.model, self.prompt, self.negative_prompt, self.loras, self.width, self.height, self.steps,
                 self.guidance, self.seed]
 
-    def fill(self, request: GenerationRequest) -> list:
-        """Widget updates that load ``request`` into this form ("send to")."""
-        return [gr.update(value=request.model_id), request.prompt, request.negative_prompt,
-                request.width, request.height, request.steps, request.guidance,
-                -1 if request.seed is None else request.seed]
+    def fill(self, fields: dict) -> list:
+        """Widget updates that load ``fields`` (request field names) into this form. Values the
+        form would refuse are left as they are and named in a warning; the rest is sent."""
+        studio = self.studio
+        loras = [p.stem for p in studio.registry.loras()] if studio is not None else []
+        models = studio.registry.ids() if studio is not None else [fields.get("model_id") or ""]
+        adapted = forms.adapt(fields, models=models, loras=loras)
+        if adapted.problems:
+            gr.Warning("Sent, except: " + "; ".join(adapted.problems) + ".")
+        got = adapted.fields
+        keep = gr.update()
 
+        def value(name, transform=lambda v: v):
+            return transform(got[name]) if name in got else keep
+
+        return [value("model_id", lambda v: gr.update(value=v)), value("prompt"), value("negative_prompt"),
+                forms.format_loras(got.get("loras", ())), value("width"), value("height"), value("steps"),
+                value("guidance"), got.get("seed", -1)]
+
+    # -- events ----------------------------------------------------------------------------
     def _wire(self, studio: Studio) -> None:
         @shown_as_gr_error
         def on_model(model_id: str):
@@ -160,70 +234,106 @@ class GenerationForm:
         @shown_as_gr_error
         def on_aspect(model_id: str, aspect: str):
             d = studio.defaults(model_id)
-            w, h = aspect_size((int(d["width"]), int(d["height"])), aspect)
-            return w, h
+            return aspect_size((int(d["width"]), int(d["height"])), aspect)
 
         self.aspect.input(on_aspect, [self.model, self.aspect], [self.width, self.height], api_visibility="private")
 
+    def wire_generate(self, studio: Studio, *, api_name: str, concurrency: int) -> None:
+        """Generate (button and Enter in the prompt) and Cancel. Cancel stops the running job at
+        the end of its step and takes this session's queued jobs out of the queue."""
+        handler = self.handler(studio)
+        common = dict(inputs=self.inputs, outputs=self.outputs, concurrency_id=GPU_QUEUE,
+                      concurrency_limit=concurrency, show_progress_on=[self.images])
+        clicked = self.generate.click(handler, api_name=api_name, **common)
+        submitted = self.prompt.submit(handler, api_visibility="private", **common)
+
         def on_cancel(request: gr.Request):
             if self.cancellers.cancel(request.session_hash):
-                gr.Info("Cancelling: stops at the end of the current step.")
+                gr.Info("Cancelling: stops at the end of the current step; finished images are kept.")
 
-        self.cancel.click(on_cancel, None, None, concurrency_limit=None, api_visibility="private")
+        self.cancel.click(on_cancel, None, None, concurrency_limit=None, api_visibility="private",
+                          cancels=[clicked, submitted])
 
     def handler(self, studio: Studio):
         form = self
 
         @shown_as_gr_error
-        def txt2img(prompt: str, negative_prompt: str = "", model: str = "", width: float = 0, height: float = 0,
-                    steps: float = 0, guidance: float = -1, seed: float = -1, batch_count: float = 1,
-                    batch_size: float = 1, request: gr.Request = None, progress=gr.Progress()):
+        def txt2img(prompt: str, negative_prompt: str = "", model: str = "", width: float | None = None,
+                    height: float | None = None, steps: float | None = None, guidance: float | None = None,
+                    seed: float = -1, batch_count: float = 1, batch_size: float = 1, loras: str = "",
+                    request: gr.Request = None, progress=gr.Progress()):
             req = form.to_request(prompt=prompt, negative_prompt=negative_prompt, model=model, width=width,
                                   height=height, steps=steps, guidance=guidance, seed=seed,
-                                  batch_count=batch_count, batch_size=batch_size)
+                                  batch_count=batch_count, batch_size=batch_size, loras=loras)
+            notes = [] if req.prompt.strip() else ["The prompt is empty: the model draws unconditionally."]
+            for note in notes:
+                gr.Info(note)
             session = request.session_hash if request is not None and request.session_hash else "api"
             cancel = form.cancellers.start(session)
             progress(0, desc="loading model")
-
-            def on_progress(ev: ProgressEvent) -> None:
-                done = ev.batch * ev.total + ev.step
-                progress((done, ev.total * ev.batches), desc=progress_text(ev), unit="steps")
-
-            result = studio.generate(req, on_progress=on_progress, cancel=cancel)
-            gallery = [(s.path, f"seed {s.seed}") for s in result.saved]
-            lines = [result.message]
-            if result.saved:
-                lines.append("Saved: " + ", ".join(f"`{Path(s.path).name}`" for s in result.saved[:4])
-                             + (" …" if len(result.saved) > 4 else ""))
-            if result.cancelled:
-                gr.Warning(result.message)
-            return gallery, result.request.seed, "  \n".join(lines)
+            yield from _run_streaming(studio, req, cancel, progress, notes)
 
         return txt2img
 
     def to_request(self, *, prompt, negative_prompt, model, width, height, steps, guidance, seed,
-                   batch_count, batch_size) -> GenerationRequest:
-        def whole(name, value, default=None):
-            if value in (None, ""):
-                return default
-            try:
-                as_float = float(value)
-            except (TypeError, ValueError):
-                raise gr.Error(f"{name}: must be a number, got {value!r}") from None
-            if as_float != int(as_float):
-                raise gr.Error(f"{name}: must be a whole number, got {value}")
-            return int(as_float)
-
+                   batch_count, batch_size, loras="") -> GenerationRequest:
+        """Widget (or raw API) values -> a request. An empty size, steps or guidance means the
+        model's default; anything else is checked as typed, and errors name the field."""
+        n = forms.number
         return GenerationRequest(
             prompt=prompt or "",
             negative_prompt=negative_prompt or "",
             model_id=model or "",
             task=self.task,
-            width=whole("width", width) or None,
-            height=whole("height", height) or None,
-            steps=whole("steps", steps) or None,
-            guidance=None if guidance in (None, "") or float(guidance) < 0 else float(guidance),
-            seed=whole("seed", seed, -1),
-            batch_count=whole("batch_count", batch_count, 1),
-            batch_size=whole("batch_size", batch_size, 1),
+            width=n("width", width),
+            height=n("height", height),
+            steps=n("steps", steps),
+            guidance=n("guidance", guidance, whole=False),
+            seed=n("seed", seed, default=-1),
+            batch_count=n("batch_count", batch_count, default=1),
+            batch_size=n("batch_size", batch_size, default=1),
+            loras=forms.parse_loras(loras),
         )
+
+
+def _run_streaming(studio: Studio, req: GenerationRequest, cancel: threading.Event, progress, notes: list[str]):
+    """Run ``studio.generate`` in a worker thread; yield (gallery, seed, info) after every finished
+    batch and at the end. Progress is reported from this (the handler's) thread. If the page goes
+    away or the job is cancelled, ``finally`` stops the worker at its next step."""
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            result = studio.generate(req, on_progress=lambda ev: events.put(("progress", ev)), cancel=cancel,
+                                     on_saved=lambda saved: events.put(("saved", saved)))
+            events.put(("done", result))
+        except BaseException as err:  # noqa: BLE001 - handed to the handler's thread, raised there
+            events.put(("error", err))
+
+    worker = threading.Thread(target=work, name="generate", daemon=True)
+    worker.start()
+    shown: list[SavedImage] = []
+    try:
+        while True:
+            kind, value = events.get()
+            if kind == "progress":
+                done = value.batch * value.total + value.step
+                progress((done, value.total * value.batches), desc=progress_text(value), unit="steps")
+            elif kind == "saved":
+                shown += value
+                batches = req.batch_count
+                yield (_gallery(shown), _seed(shown[0].seed),
+                       f"batch {len(shown) // max(1, req.batch_size)} of {batches} done" if batches > 1 else "")
+            elif kind == "error":
+                raise value
+            else:
+                result = value
+                lines = [*notes, *result.notices, result.message, _saved_line(list(result.saved))]
+                if result.cancelled:
+                    gr.Warning(result.message)
+                yield _gallery(list(result.saved)), _seed(result.request.seed), "  \n".join(x for x in lines if x)
+                return
+    finally:
+        if worker.is_alive():
+            cancel.set()
+            worker.join()

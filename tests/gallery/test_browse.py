@@ -9,6 +9,7 @@ import pytest
 
 from studio.errors import InvalidRequest
 from studio.gallery import browse
+from studio.requests import GenerationRequest
 from studio.gallery.files import write_png
 from tests.gallery.conftest import image, request
 
@@ -49,13 +50,21 @@ def test_grid_labels_selection_and_details(three):
 
 
 def test_send_to_uses_the_exact_request_or_adapts_an_import(three, outputs):
-    assert browse.request_for_form(three.get(1)) == request("a red cat", seed=0)
+    from studio import forms
+
+    exact = browse.form_fields(three.get(1))
+    assert GenerationRequest(**exact) == request("a red cat", seed=0)
     write_png(image(), outputs / "x.png", {"parameters": "a fox\nSteps: 500, Sampler: Euler, CFG scale: 99, "
-                                                         "Seed: 5, Size: 1000x1000, Model: sd15"})
+                                                         "Seed: 5, Size: 1000x1000, Model: sd15, "
+                                                         "Lora hashes: \"gone: abc\""})
     three.reconcile()
     rec = three.search(text="fox").items[0]
-    req = browse.request_for_form(rec)
-    assert (req.width, req.height, req.steps, req.guidance, req.seed) == (992, 992, 200, 50.0, 5)
+    adapted = forms.adapt(browse.form_fields(rec), models=["demo"], loras=[])
+    assert adapted.fields["width"] == adapted.fields["height"] == 992 and adapted.fields["seed"] == 5
+    assert "steps" not in adapted.fields and "guidance" not in adapted.fields and "model_id" not in adapted.fields
+    text = "; ".join(adapted.problems)
+    for named in ("width 1000 became 992", "steps: must be within 1..200, got 500", "guidance", "model 'sd15'"):
+        assert named in text, (named, text)
 
 
 def test_export_selection(three, tmp_path):

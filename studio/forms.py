@@ -1,0 +1,115 @@
+"""Form values -> request fields, and foreign values -> form values. Plain Python, no Gradio.
+
+The UI's number boxes hand over whatever came in (a browser's number, or over the raw HTTP API
+a string, NaN or 1e30): ``number`` names the field and says what is wrong, never clamps.
+``adapt`` takes the values of an image made elsewhere (PNG Info, an imported gallery row) and
+keeps only what the form accepts, naming each value it had to change or leave out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from studio.errors import InvalidRequest, StudioError
+from studio.requests import LIMITS, MAX_SIDE, MIN_SIDE, GenerationRequest, LoraSpec
+
+
+def number(name: str, value: Any, *, whole: bool = True, default: Any = None) -> int | float | None:
+    """A form or API value as a number; ``None``/empty -> ``default``. Bounds are the request's."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, bool):
+        raise InvalidRequest(name, f"must be a number, got {value!r}")
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(name, f"must be a number, got {value!r}") from None
+    if not math.isfinite(as_float):
+        raise InvalidRequest(name, f"must be a finite number, got {value!r}")
+    if not whole:
+        return as_float
+    if as_float != int(as_float):
+        raise InvalidRequest(name, f"must be a whole number, got {value!r}")
+    return int(as_float)
+
+
+def parse_loras(text: str | None) -> tuple[LoraSpec, ...]:
+    """``name:weight, name2:weight`` (weight 1 when left out) -> LoRA specs, in order."""
+    out = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, weight = item.rpartition(":")
+        if not sep:
+            name, weight = item, "1"
+        weight_value = number("loras", weight.strip(), whole=False)
+        out.append(LoraSpec(name.strip(), 1.0 if weight_value is None else weight_value))
+    return tuple(out)
+
+
+def format_loras(loras: tuple[LoraSpec, ...]) -> str:
+    return ", ".join(f"{x.name}:{x.weight:g}" for x in loras)
+
+
+@dataclass(frozen=True, slots=True)
+class Adapted:
+    """What a form can take from foreign values: ``fields`` (only accepted values, by request
+    field name) and ``problems`` (one sentence per value changed or left out)."""
+
+    fields: dict[str, Any]
+    problems: tuple[str, ...]
+
+
+def _snap_side(name: str, value: int) -> tuple[int, str]:
+    snapped = min(MAX_SIDE, max(MIN_SIDE, round(value / 16) * 16))
+    return snapped, ("" if snapped == value else f"{name} {value} became {snapped} (multiples of 16 within "
+                                                 f"{MIN_SIDE}..{MAX_SIDE})")
+
+
+def adapt(fields: dict[str, Any], *, models: list[str], loras: list[str]) -> Adapted:
+    """Keep the values the form accepts. Sizes snap to multiples of 16; any other value the request
+    would refuse is left out and named, as is a model or LoRA this studio does not have."""
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in ("prompt", "negative_prompt"):
+        if fields.get(name) is not None:
+            out[name] = str(fields[name])
+    model = fields.get("model_id") or ""
+    if model and model in models:
+        out["model_id"] = model
+    elif model:
+        problems.append(f"model {model!r} is not in this studio; the model picker was left as it was")
+    for name in ("width", "height"):
+        try:
+            value = number(name, fields.get(name))
+        except InvalidRequest as err:
+            problems.append(str(err))
+            continue
+        if value is not None:
+            out[name], note = _snap_side(name, value)
+            if note:
+                problems.append(note)
+    for name, whole in (("steps", True), ("guidance", False), ("seed", True)):
+        raw = fields.get(name)
+        if raw is None or (name == "seed" and raw in (-1, "-1")):
+            continue
+        try:
+            value = number(name, raw, whole=whole)
+            GenerationRequest(prompt="", **{name: value})       # the request's own bounds
+        except StudioError as err:
+            lo, hi = LIMITS[name]
+            problems.append(f"{err} — left as it was (the form takes {lo}..{hi})")
+            continue
+        out[name] = value
+    kept = []
+    for lora in fields.get("loras") or ():
+        spec = lora if isinstance(lora, LoraSpec) else LoraSpec(**lora)
+        if spec.name in loras:
+            kept.append(spec)
+        else:
+            problems.append(f"LoRA {spec.name!r} is not in the LoRA folder; left out")
+    out["loras"] = tuple(kept)
+    return Adapted(out, tuple(problems))
