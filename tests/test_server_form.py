@@ -168,3 +168,23 @@ def test_send_to_keeps_loras_and_names_what_the_form_refuses(server, sd15_lora_n
         browser.close()
     assert "model 'juggernautXL' is not in this studio" in said
     assert steps_after == steps_before == "3" and seed == "3"
+
+
+@needs_chromium
+def test_models_table_headers_keep_whole_words_and_notes_are_readable(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server[0], wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Models").click()
+        header = page.locator("#models-table th", has_text="placement").first
+        header.wait_for(state="visible", timeout=30_000)
+        heights = page.locator("#models-table th span.header").evaluate_all(
+            "spans => spans.map(s => Math.round(s.getBoundingClientRect().height))")
+        clipped = page.locator("#models-table td").evaluate_all(
+            "cells => cells.filter(c => c.scrollWidth > c.clientWidth + 1).length")
+        browser.close()
+    assert len(heights) == 7 and len(set(heights)) == 1         # every header on one line, "placement" too
+    assert clipped == 0

@@ -20,6 +20,8 @@ TABS = ("tab_txt2img", "tab_gallery", "tab_pnginfo", "tab_models")
 
 CSS = """
 .studio-images img { image-rendering: pixelated; }
+#models-table th, #models-table th * { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
+#models-table td, #models-table td * { white-space: normal; overflow-wrap: anywhere; }
 footer { display: none !important; }
 """
 

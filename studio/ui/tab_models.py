@@ -48,8 +48,10 @@ def build(studio, ctx) -> None:
     offline = getattr(getattr(ctx, "settings", None), "offline", False)
     with gr.Tab("Models", id="models") as tab:
         memory = gr.Markdown(studio.models.summary())
+        # widths by content: short facts narrow, the location / note (how to get a model) wide enough to read
         rows = gr.Dataframe(value=table(studio), headers=list(ModelManager.ROW_HEADERS), interactive=False,
-                            wrap=True, label="Models")
+                            wrap=True, label="Models", elem_id="models-table",
+                            column_widths=["11%", "12%", "8%", "10%", "11%", "10%", "38%"])
         with gr.Row():
             model = gr.Dropdown(choices=studio.registry.ids(), value=studio.registry.default_id(), label="Model",
                                 scale=3)
