@@ -188,3 +188,13 @@ def test_models_table_headers_keep_whole_words_and_notes_are_readable(server):
         browser.close()
     assert len(heights) == 7 and len(set(heights)) == 1         # every header on one line, "placement" too
     assert clipped == 0
+
+
+def test_generate_shows_one_progress_bar_on_the_images(server):
+    """Progress is drawn on the output gallery only, not on every output (seed, info) too."""
+    from gradio_client import Client
+
+    config = Client(server[0], verbose=False).config
+    ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    deps = [d for d in config["dependencies"] if d.get("api_name") == "txt2img"]
+    assert len(deps) == 1 and [ids[i] for i in deps[0]["show_progress_on"]] == ["txt2img-images"]
