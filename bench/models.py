@@ -213,11 +213,11 @@ def main() -> None:
     from studio.models.manager import LeasePlan
 
     plan = LeasePlan(controlnets=(str(CONTROLNET),))
-    studio.models.component("controlnet", CONTROLNET, "flux-schnell")
+    studio.models.component("controlnet", CONTROLNET, big.family.controlnet_class)
     gc.collect()
     rss0 = rss()
-    for task in (Task.IMG2IMG, Task.INPAINT, Task.CONTROLNET):
-        with studio.models.lease(big, task, plan if task is Task.CONTROLNET else None):
+    for task, controlled in ((Task.IMG2IMG, False), (Task.INPAINT, False), (Task.TXT2IMG, True)):
+        with studio.models.lease(big, task, plan if controlled else None):
             pass
     gc.collect()
     tab_memory = max(0, rss() - rss0) / weight_bytes

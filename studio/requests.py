@@ -27,11 +27,31 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 
 
+REQUEST_VERSION = 2          # 1: task "controlnet", one image_prompt, ControlUnit(control_type, preprocess)
+MAX_REFERENCES = 10          # per request; a family may take fewer (catalog)
+MAX_IMAGE_PROMPTS = 4        # adapters at once
+PRIOR_TASKS = {"controlnet": "txt2img"}
+
+
 class Task(str, Enum):
+    """What the pipeline starts from. Controls, image prompts, references and LoRAs are
+    modifiers that combine with any task the family has a pipeline for (``catalog``)."""
+
     TXT2IMG = "txt2img"
     IMG2IMG = "img2img"
-    INPAINT = "inpaint"
-    CONTROLNET = "controlnet"
+    INPAINT = "inpaint"     # outpaint = inpaint on a padded canvas
+
+
+def _check_float(name: str, value: Any, lo: float, hi: float, *, low_open: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value > hi or value < lo or (low_open and value == lo):
+        low = f"{lo:g} (exclusive)" if low_open else f"{lo:g}"
+        raise InvalidRequest(name, f"must be a number within {low}..{hi:g}, got {value!r}")
+
+
+def _check_image(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(name, f"needs an image (a file path), got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,34 +62,79 @@ class LoraSpec:
     def __post_init__(self) -> None:
         if not self.name:
             raise InvalidRequest("loras", "a LoRA needs a name")
-        if not math.isfinite(self.weight) or abs(self.weight) > 10:
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
+                or not math.isfinite(self.weight) or abs(self.weight) > 10:
             raise InvalidRequest("loras", f"weight of {self.name!r} must be within -10..10, got {self.weight}")
 
 
 @dataclass(frozen=True, slots=True)
 class ControlUnit:
-    control_type: str                 # canny | depth | pose | ...
-    image: str                        # path of the control image (already preprocessed or not)
+    """One ControlNet input. ``image`` is what the user gave; ``preprocessor`` turns it into the
+    map the net reads ("none": it is a map already). The resolved request also carries ``map``,
+    the stored map that was used, so a re-generate skips the preprocessor."""
+
+    type: str                          # what the map shows: canny | depth | pose | ...
+    image: str
+    model: str = ""                    # a ControlNet in models/controlnet/; "" = the family's net for the type
+    mode: str = ""                     # union nets: the control mode; "" = the type
     scale: float = 1.0
     start: float = 0.0
     end: float = 1.0
-    preprocess: bool = True
+    preprocessor: str = "none"
+    resolution: int = 512              # the preprocessor's working size (A1111 "Processor Res")
+    map: str = ""                      # filled when resolved: the stored control map
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.start < self.end <= 1.0:
-            raise InvalidRequest("controlnet", f"start/end must satisfy 0 <= start < end <= 1, got {self.start}..{self.end}")
-        if not 0.0 <= self.scale <= 5.0:
-            raise InvalidRequest("controlnet", f"scale must be within 0..5, got {self.scale}")
+        if not isinstance(self.type, str) or not self.type:
+            raise InvalidRequest("controls", f"a control unit needs a type (canny, depth, pose...), got {self.type!r}")
+        _check_image("controls", self.image)
+        _check_float("controls", self.scale, 0.0, 5.0)
+        if not (isinstance(self.start, (int, float)) and isinstance(self.end, (int, float))
+                and 0.0 <= self.start < self.end <= 1.0):
+            raise InvalidRequest("controls", f"start/end must satisfy 0 <= start < end <= 1, got {self.start}..{self.end}")
+        _check_int("controls", self.resolution, 64, MAX_SIDE)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ControlUnit:
+        """Also reads version 1 units: ``control_type`` and ``preprocess: bool``."""
+        data = dict(data)
+        if "control_type" in data:
+            data["type"] = data.pop("control_type")
+            data["preprocessor"] = data["type"] if data.pop("preprocess", True) else "none"
+        return cls(**_known(cls, data, "controls"))
 
 
 @dataclass(frozen=True, slots=True)
 class ImagePrompt:
-    image: str                        # path of the reference image
+    """IP-Adapter: one adapter and its reference image(s)."""
+
+    images: tuple[str, ...]
+    adapter: str = ""                  # an IP-Adapter in models/ip_adapter/; "" = the family's default
     scale: float = 0.6
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.scale <= 2.0:
-            raise InvalidRequest("ip_adapter", f"scale must be within 0..2, got {self.scale}")
+        images = (self.images,) if isinstance(self.images, str) else tuple(self.images or ())
+        object.__setattr__(self, "images", images)
+        if not images:
+            raise InvalidRequest("image_prompts", "an image prompt needs at least one image")
+        for image in images:
+            _check_image("image_prompts", image)
+        _check_float("image_prompts", self.scale, 0.0, 2.0)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImagePrompt:
+        data = dict(data)
+        if "image" in data:                                   # version 1
+            data["images"] = (data.pop("image"),)
+        return cls(**_known(cls, data, "image_prompts"))
+
+
+def _known(cls, data: dict[str, Any], name: str) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise InvalidRequest(name, f"unknown field(s) {unknown}")
+    return data
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -85,7 +150,7 @@ class GenerationRequest:
     model_id: str = ""                # "" = the studio's default model
     task: Task = Task.TXT2IMG
     negative_prompt: str = ""
-    width: int | None = None          # None = the model's default
+    width: int | None = None          # None = the model's default (img2img/inpaint: the input's size)
     height: int | None = None
     steps: int | None = None
     guidance: float | None = None
@@ -93,13 +158,16 @@ class GenerationRequest:
     batch_size: int = 1               # images per pipeline call
     batch_count: int = 1              # pipeline calls, one after the other
     scheduler: str | None = None      # None = the model's own
-    strength: float | None = None     # img2img / inpaint
-    init_image: str | None = None
-    mask_image: str | None = None
+    strength: float | None = None     # img2img / inpaint: how much is redrawn (None = 0.75 / 1.0)
+    init_image: str | None = None     # img2img / inpaint
+    mask_image: str | None = None     # inpaint: white = redraw
+    mask_blur: int = 4                # inpaint: pixels of blur where the redrawn part meets the original
     loras: tuple[LoraSpec, ...] = ()
     controls: tuple[ControlUnit, ...] = ()
-    image_prompt: ImagePrompt | None = None
+    image_prompts: tuple[ImagePrompt, ...] = ()
+    references: tuple[str, ...] = ()  # FLUX.2 (and Kontext): images the prompt refers to
     extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    version: int = REQUEST_VERSION
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -122,38 +190,85 @@ class GenerationRequest:
         if self.steps is not None:
             _check_int("steps", self.steps, *LIMITS["steps"])
         if self.guidance is not None:
-            lo, hi = LIMITS["guidance"]
-            if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) \
-                    or not math.isfinite(self.guidance) or not lo <= self.guidance <= hi:
-                raise InvalidRequest("guidance", f"must be a number within {lo:g}..{hi:g}, got {self.guidance!r}")
+            _check_float("guidance", self.guidance, *LIMITS["guidance"])
         if self.seed is not None:
             _check_int("seed", self.seed, *LIMITS["seed"])
         _check_int("batch_size", self.batch_size, *LIMITS["batch_size"])
         _check_int("batch_count", self.batch_count, *LIMITS["batch_count"])
-        if self.strength is not None and not 0.0 < self.strength <= 1.0:
-            raise InvalidRequest("strength", f"must be within 0 (exclusive)..1, got {self.strength}")
-        if self.task in (Task.IMG2IMG, Task.INPAINT) and not self.init_image:
-            raise InvalidRequest("init_image", f"{self.task.value} needs an input image")
-        if self.task is Task.INPAINT and not self.mask_image:
-            raise InvalidRequest("mask_image", "inpaint needs a mask")
-        if self.task is Task.CONTROLNET and not self.controls:
-            raise InvalidRequest("controls", "ControlNet needs at least one control unit")
-        object.__setattr__(self, "loras", tuple(self.loras))
-        object.__setattr__(self, "controls", tuple(self.controls))
+        _check_int("mask_blur", self.mask_blur, 0, 64)
+        self._check_inputs()
+        for name, kind in (("loras", LoraSpec), ("controls", ControlUnit), ("image_prompts", ImagePrompt)):
+            value = tuple(getattr(self, name) or ())
+            if any(not isinstance(x, kind) for x in value):
+                raise InvalidRequest(name, f"expected {kind.__name__} items, got {value!r}")
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "references", tuple(self.references or ()))
+        for image in self.references:
+            _check_image("references", image)
+        if len(self.references) > MAX_REFERENCES:
+            raise InvalidRequest("references", f"at most {MAX_REFERENCES} reference images, got {len(self.references)}")
+        if len(self.image_prompts) > MAX_IMAGE_PROMPTS:
+            raise InvalidRequest("image_prompts", f"at most {MAX_IMAGE_PROMPTS} IP-Adapters at once, "
+                                                  f"got {len(self.image_prompts)}")
         names = [lora.name for lora in self.loras]
         if len(set(names)) != len(names):
             raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
+
+    def _check_inputs(self) -> None:
+        if self.task is Task.TXT2IMG:
+            for name in ("init_image", "mask_image", "strength"):
+                if getattr(self, name) is not None:
+                    raise InvalidRequest(name, f"txt2img takes no {name}; use img2img or inpaint")
+            return
+        _check_image("init_image", self.init_image)
+        if self.task is Task.INPAINT:
+            _check_image("mask_image", self.mask_image)
+        elif self.mask_image is not None:
+            raise InvalidRequest("mask_image", "img2img takes no mask; use inpaint")
+        if self.strength is not None:
+            _check_float("strength", self.strength, 0.0, 1.0, low_open=True)
 
     # -- derived ---------------------------------------------------------------------------
     @property
     def images_total(self) -> int:
         return self.batch_size * self.batch_count
 
+    @property
+    def input_images(self) -> dict[str, str]:
+        """Every input image by where it sits (``init_image``, ``controls.0.image``, ...)."""
+        out = {}
+        for name in ("init_image", "mask_image"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        for i, unit in enumerate(self.controls):
+            out[f"controls.{i}.image"] = unit.image
+            if unit.map:
+                out[f"controls.{i}.map"] = unit.map
+        for i, prompt in enumerate(self.image_prompts):
+            for j, image in enumerate(prompt.images):
+                out[f"image_prompts.{i}.images.{j}"] = image
+        for i, image in enumerate(self.references):
+            out[f"references.{i}"] = image
+        return out
+
+    def with_images(self, mapping: dict[str, str]) -> GenerationRequest:
+        """The request with input images replaced (by path: old -> new), e.g. by stored copies."""
+        def swap(path: str) -> str:
+            return mapping.get(path, path) if path else path
+
+        return self.replace(
+            init_image=swap(self.init_image) if self.init_image else self.init_image,
+            mask_image=swap(self.mask_image) if self.mask_image else self.mask_image,
+            controls=tuple(dataclasses.replace(u, image=swap(u.image), map=swap(u.map)) for u in self.controls),
+            image_prompts=tuple(dataclasses.replace(p, images=tuple(swap(x) for x in p.images))
+                                for p in self.image_prompts),
+            references=tuple(swap(x) for x in self.references))
+
     def replace(self, **changes: Any) -> GenerationRequest:
         return dataclasses.replace(self, **changes)
 
     def resolved(self, *, model_id: str, width: int, height: int, steps: int, guidance: float,
-                 seed: int, scheduler: str) -> GenerationRequest:
+                 seed: int, scheduler: str, strength: float | None = None) -> GenerationRequest:
         """Fill every default so the request alone reproduces the images."""
         return self.replace(
             model_id=self.model_id or model_id,
@@ -163,6 +278,7 @@ class GenerationRequest:
             guidance=guidance if self.guidance is None else self.guidance,
             seed=seed if self.seed is None else self.seed,
             scheduler=self.scheduler or scheduler,
+            strength=self.strength if self.strength is not None or self.task is Task.TXT2IMG else strength,
         )
 
     def seed_of(self, batch: int, index: int) -> int:
@@ -183,21 +299,42 @@ class GenerationRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        """A request from its JSON form, any version (older ones are migrated)."""
+        data = migrate(dict(data))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise InvalidRequest(sorted(unknown)[0], f"unknown request field(s) {sorted(unknown)}")
-        data = dict(data)
-        data["loras"] = tuple(LoraSpec(**x) for x in data.get("loras") or ())
-        data["controls"] = tuple(ControlUnit(**x) for x in data.get("controls") or ())
-        if data.get("image_prompt"):
-            data["image_prompt"] = ImagePrompt(**data["image_prompt"])
+        data["loras"] = tuple(x if isinstance(x, LoraSpec) else LoraSpec(**x) for x in data.get("loras") or ())
+        data["controls"] = tuple(x if isinstance(x, ControlUnit) else ControlUnit.from_dict(x)
+                                 for x in data.get("controls") or ())
+        data["image_prompts"] = tuple(x if isinstance(x, ImagePrompt) else ImagePrompt.from_dict(x)
+                                      for x in data.get("image_prompts") or ())
+        data["references"] = tuple(data.get("references") or ())
         data["extra"] = tuple(sorted((data.get("extra") or {}).items()))
         return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> GenerationRequest:
         return cls.from_dict(json.loads(text))
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A request dict of any version -> the current version's field names.
+
+    Version 1 (no ``version`` key): task "controlnet" (now txt2img + controls), one
+    ``image_prompt`` {image, scale} (now ``image_prompts``), units with ``control_type``/``preprocess``.
+    """
+    version = data.get("version", 1)
+    if not isinstance(version, int) or version > REQUEST_VERSION:
+        raise InvalidRequest("version", f"this studio reads request versions 1..{REQUEST_VERSION}, got {version!r}")
+    if version == 1:
+        data["task"] = PRIOR_TASKS.get(data.get("task"), data.get("task", "txt2img"))
+        prompt = data.pop("image_prompt", None)
+        data["image_prompts"] = [prompt] if prompt else []
+        data["controls"] = [ControlUnit.from_dict(c) if isinstance(c, dict) else c for c in data.get("controls") or ()]
+        data["version"] = REQUEST_VERSION
+    return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from studio.engine import runner
+from studio.gallery.inputs import InputStore
+
+from studio.engine import binders, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
-from studio.errors import InvalidRequest, OutOfMemory
+from studio.errors import OutOfMemory
+from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage
+from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage, Task
 
 
 class ImageSink(Protocol):
-    """Where finished images go. ``save`` writes every image or none (raises)."""
+    """Where finished images go (``save`` writes every image or none, or raises), and where the
+    inputs of a request are stored before it runs (``inputs``: an ``InputStore``)."""
+
+    inputs: InputStore
 
     def save(self, request: GenerationRequest, images: list, seeds: list[int], *, entry: ModelEntry,
              timings: dict[str, float]) -> list[SavedImage]: ...
@@ -60,20 +66,23 @@ class Studio:
         """Load a model ahead of the first click (app.py runs it in the background at start)."""
         self.models.load(self.registry.require(model_id))
 
-    def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, GenerationRequest]:
+    def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, PipeSpec, GenerationRequest]:
+        """Every default filled in, every input stored. What the model cannot serve is refused
+        (``InvalidRequest`` naming the field) before anything is written or loaded."""
         entry = self.registry.require(request.model_id)
+        spec = binders.check(entry.family, request)
+        runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
+        stored = self.sink.inputs.store_request(request, make_map=inputs.make_map)
         width, height = entry.default("default_size")
-        resolved = request.resolved(model_id=entry.id, width=width, height=height,
-                                    steps=int(entry.default("default_steps")),
-                                    guidance=float(entry.default("default_guidance")),
-                                    seed=self._seed_source(), scheduler=entry.family.sampler)
-        runner.check_sampler(entry.family, resolved.scheduler)
-        if resolved.negative_prompt and not entry.family.supports_negative:
-            raise InvalidRequest("negative_prompt", f"{entry.label} ({entry.family.label}) does not use a negative "
-                                                      "prompt; leave it empty")
-        if request.task not in entry.family.pipelines:
-            raise InvalidRequest("task", f"{entry.family.label} has no {request.task.value} pipeline")
-        return entry, resolved
+        if stored.init_image and not (request.width and request.height):
+            width, height = inputs.snapped_size(self.sink.inputs.open(stored.init_image, "init_image").size)
+        default_strength = 1.0 if request.task is Task.INPAINT else float(entry.default("default_strength"))
+        resolved = stored.resolved(model_id=entry.id, width=width, height=height,
+                                   steps=int(entry.default("default_steps")),
+                                   guidance=float(entry.default("default_guidance")),
+                                   seed=self._seed_source(), scheduler=entry.family.sampler,
+                                   strength=default_strength)
+        return entry, spec, resolved
 
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
@@ -82,8 +91,9 @@ class Studio:
         """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
         saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
         started = self._clock()
-        entry, req = self.resolve(request)
-        plan = self._plan(req)
+        entry, spec, req = self.resolve(request)
+        plan = self._plan(entry, req)
+        images = inputs.load(req, self.sink.inputs, union=tuple(self._is_union(path) for path in plan.controlnets))
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
@@ -100,8 +110,10 @@ class Studio:
                 callback = StepCallback(total=req.steps, batch=batch, batches=req.batch_count, started=started,
                                         on_progress=on_progress, cancel=cancel, clock=self._clock)
                 t1 = self._clock()
-                out = runner.run(pipe, entry.family, req, seeds=batch_seeds, callback=callback,
+                out = runner.run(pipe, entry.family, spec, req, images, seeds=batch_seeds, callback=callback,
                                  max_sequence_length=msl)
+                if req.task is Task.INPAINT:
+                    out = [inputs.overlay(images.init, image, images.mask, req.mask_blur) for image in out]
                 state.add_time("generate", self._clock() - t1)
                 if callback.cancelled:
                     state.cancelled_at = (callback.steps_done, batch)
@@ -138,11 +150,26 @@ class Studio:
         return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
                                 tuple(timings.items()), message=message, notices=tuple(state.notices))
 
-    def _plan(self, req: GenerationRequest) -> LeasePlan | None:
-        """What the lease needs besides the base model (LoRA files by name, in request order)."""
-        if not req.loras:
-            return None
-        return LeasePlan(loras=tuple((str(self.registry.lora_path(l.name)), l.weight) for l in req.loras))
+    @staticmethod
+    def _is_union(path: str) -> bool:
+        """A union ControlNet (one net, several control modes) says so in its config: ``num_mode``."""
+        import json
+        from pathlib import Path
+
+        config = Path(path) / "config.json"
+        try:
+            return bool(json.loads(config.read_text(encoding="utf-8")).get("num_mode")) if config.is_file() else False
+        except (OSError, ValueError):
+            return False
+
+    def _plan(self, entry: ModelEntry, req: GenerationRequest) -> LeasePlan:
+        """What the lease needs besides the base model: ControlNets, IP-Adapters and LoRAs by path,
+        in request order (a unit without a model takes the model's own net for its type)."""
+        return LeasePlan(
+            controlnets=tuple(str(self.registry.controlnet_path(u.model, entry, u.type)) for u in req.controls),
+            ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
+                              for p in req.image_prompts),
+            loras=tuple((str(self.registry.lora_path(x.name)), x.weight) for x in req.loras))
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Request + leased pipeline -> pipeline keyword arguments -> images.
 
-Knows how each family is driven (negative prompt, true CFG, max_sequence_length, scheduler);
-knows nothing of Gradio, files or the gallery.
+The keyword arguments come from the binders (``binders.py``, driven by the catalog's data); the
+runner adds the seeded generators, the step callback and the scheduler of the request. Knows
+nothing of Gradio, files or the gallery.
 """
 
 from __future__ import annotations
@@ -10,43 +11,28 @@ from contextlib import contextmanager
 
 import torch
 
+from studio.engine import binders
+from studio.engine.binders import Inputs
 from studio.engine.callbacks import StepCallback
 from studio.errors import InvalidRequest
-from studio.models.catalog import Family
+from studio.models.catalog import Family, PipeSpec
 from studio.requests import GenerationRequest
-
-# A1111 sampler names -> (diffusers scheduler class, extra config). Flow-matching families
-# (FLUX, SD3) have one sampler: their own FlowMatchEuler.
-SD_SAMPLERS: dict[str, tuple[str, dict]] = {
-    "Euler": ("EulerDiscreteScheduler", {}),
-    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
-    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
-    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
-    "DDIM": ("DDIMScheduler", {}),
-    "UniPC": ("UniPCMultistepScheduler", {}),
-}
-FLOW_SAMPLERS = {"Euler": ("FlowMatchEulerDiscreteScheduler", {})}
 
 
 def samplers_for(family: Family) -> list[str]:
-    return list(FLOW_SAMPLERS if _is_flow(family) else SD_SAMPLERS)
-
-
-def _is_flow(family: Family) -> bool:
-    return family.name.startswith(("flux", "sd3"))
+    return list(family.samplers)
 
 
 def check_sampler(family: Family, name: str) -> None:
-    if name not in samplers_for(family):
+    if name not in family.samplers:
         raise InvalidRequest("scheduler", f"{family.label} offers {samplers_for(family)}, got {name!r}")
 
 
 @contextmanager
 def scheduler_set(pipe, family: Family, name: str):
     """Swap the pipeline's scheduler for one call; put the original back after."""
-    table = FLOW_SAMPLERS if _is_flow(family) else SD_SAMPLERS
     original = pipe.scheduler
-    cls_name, extra = table[name]
+    cls_name, extra = family.samplers[name]
     if type(original).__name__ == cls_name and not extra:
         yield
         return
@@ -101,31 +87,11 @@ def check_prompt_length(pipe, family: Family, request: GenerationRequest, limit:
     return notices
 
 
-def pipeline_kwargs(family: Family, request: GenerationRequest, *, max_sequence_length: int | None,
-                    true_cfg_scale: float | None = None) -> dict:
-    kw: dict = {
-        "prompt": request.prompt,
-        "height": request.height,
-        "width": request.width,
-        "num_inference_steps": request.steps,
-        "guidance_scale": request.guidance,
-        "num_images_per_prompt": request.batch_size,
-        "output_type": "pil",
-    }
-    if max_sequence_length is not None and family.max_sequence_length is not None:
-        kw["max_sequence_length"] = max_sequence_length
-    if request.negative_prompt and family.supports_negative:   # Studio.resolve refuses the others
-        kw["negative_prompt"] = request.negative_prompt
-        if family.negative == "true_cfg":
-            kw["true_cfg_scale"] = true_cfg_scale or family.true_cfg_scale
-    return kw
-
-
-def run(pipe, family: Family, request: GenerationRequest, *, seeds: list[int], callback: StepCallback,
-        max_sequence_length: int | None) -> list:
+def run(pipe, family: Family, spec: PipeSpec, request: GenerationRequest, inputs: Inputs, *, seeds: list[int],
+        callback: StepCallback, max_sequence_length: int | None) -> list:
     """One pipeline call: ``request.batch_size`` images, one seeded CPU generator each."""
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    kwargs = pipeline_kwargs(family, request, max_sequence_length=max_sequence_length)
+    kwargs = binders.bind(family, spec, request, inputs, max_sequence_length=max_sequence_length)
     with scheduler_set(pipe, family, request.scheduler), torch.inference_mode():
         out = pipe(**kwargs, generator=generators, callback_on_step_end=callback)
     return list(out.images)

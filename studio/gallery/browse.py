@@ -94,10 +94,11 @@ def summary(record: ImageRecord) -> str:
              f"{record.scheduler or '-'}" + (f" · strength {record.strength}" if record.strength is not None else ""),
              f"LoRAs: {loras}"]
     if record.controls:
-        lines.append("ControlNet: " + "; ".join(f"{c.control_type} {c.scale:g} ({Path(c.image).name})"
+        lines.append("ControlNet: " + "; ".join(f"{c.type} {c.scale:g} ({Path(c.image).name})"
                                                 for c in record.controls))
-    if record.image_prompt:
-        lines.append(f"IP-Adapter: {record.image_prompt.scale:g} ({Path(record.image_prompt.image).name})")
+    for prompt in record.image_prompts:
+        lines.append(f"IP-Adapter {prompt.adapter or '(default)'}: {prompt.scale:g} "
+                     f"({', '.join(Path(x).name for x in prompt.images)})")
     if record.tags:
         lines.append("Tags: " + ", ".join(record.tags))
     if record.missing:

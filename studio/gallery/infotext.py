@@ -93,12 +93,16 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
     if request.loras:
         fields["Loras"] = _format_loras(request.loras)
     for i, unit in enumerate(request.controls):
-        fields[f"ControlNet {i}"] = _pairs({"Module": unit.control_type, "Image": unit.image,
-                                            "Weight": _number(unit.scale), "Guidance Start": _number(unit.start),
-                                            "Guidance End": _number(unit.end), "Preprocess": unit.preprocess})
-    if request.image_prompt is not None:
-        fields["IP-Adapter"] = _pairs({"Image": request.image_prompt.image,
-                                       "Weight": _number(request.image_prompt.scale)})
+        fields[f"ControlNet {i}"] = _pairs({"Module": unit.preprocessor, "Model": unit.model or unit.type,
+                                            "Type": unit.type, "Mode": unit.mode, "Image": unit.image,
+                                            "Map": unit.map, "Weight": _number(unit.scale),
+                                            "Guidance Start": _number(unit.start), "Guidance End": _number(unit.end),
+                                            "Processor Res": unit.resolution})
+    for i, prompt in enumerate(request.image_prompts):
+        fields["IP-Adapter" + (f" {i}" if i else "")] = _pairs(
+            {"Adapter": prompt.adapter, "Images": " | ".join(prompt.images), "Weight": _number(prompt.scale)})
+    for i, image in enumerate(request.references):
+        fields[f"Reference {i}"] = image
     if request.batch_size > 1:
         fields["Batch size"] = request.batch_size
     fields.update(extra or {})
@@ -206,8 +210,10 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
     size = RE_SIZE.match(p.get("Size", ""))
     if size:
         fields["width"], fields["height"] = int(size.group(1)), int(size.group(2))
-    for key, name, conv in (("Steps", "steps", _int), ("Seed", "seed", _int),
-                            ("Denoising strength", "strength", _float), ("Batch size", "batch_size", _int)):
+    # "Denoising strength" of a txt2img image is A1111's hires fix, which this studio does not do
+    strength = ("Denoising strength", "strength", _float) if fields.get("task", "txt2img") != "txt2img" else None
+    for key, name, conv in filter(None, (("Steps", "steps", _int), ("Seed", "seed", _int), strength,
+                                         ("Batch size", "batch_size", _int))):
         value = conv(p[key]) if key in p else None
         if value is not None:
             fields[name] = value
@@ -231,18 +237,50 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
             break
         c = parse_params(raw)
         if c.get("Image"):
-            controls.append(ControlUnit(control_type=c.get("Module", "canny"), image=c["Image"],
+            module = c.get("Module", "none")
+            if c.get("Preprocess") == "False":                     # written by request version 1
+                module = "none"
+            kind = c.get("Type") or _control_type(module, c.get("Model", ""))
+            controls.append(ControlUnit(type=kind, image=c["Image"], model=_own_model(c.get("Model", ""), kind),
+                                        mode=c.get("Mode", ""), map=c.get("Map", ""),
                                         scale=_or(_float(c.get("Weight")), 1.0),
                                         start=_or(_float(c.get("Guidance Start")), 0.0),
-                                        end=_or(_float(c.get("Guidance End")), 1.0),
-                                        preprocess=c.get("Preprocess", "True") != "False"))
+                                        end=_or(_float(c.get("Guidance End")), 1.0), preprocessor=module,
+                                        resolution=_or(_int(c.get("Processor Res")), 512)))
     if controls:
         fields["controls"] = tuple(controls)
-    if p.get("IP-Adapter"):
-        ip = parse_params(p["IP-Adapter"])
-        if ip.get("Image"):
-            fields["image_prompt"] = ImagePrompt(ip["Image"], _or(_float(ip.get("Weight")), 0.6))
+    prompts = []
+    for i in range(8):
+        raw = p.get("IP-Adapter" + (f" {i}" if i else ""))
+        if raw is None:
+            break
+        ip = parse_params(raw)
+        images = tuple(x.strip() for x in (ip.get("Images") or ip.get("Image") or "").split(" | ") if x.strip())
+        if images:
+            prompts.append(ImagePrompt(images, adapter=ip.get("Adapter", ""), scale=_or(_float(ip.get("Weight")), 0.6)))
+    if prompts:
+        fields["image_prompts"] = tuple(prompts)
+    references = tuple(p[f"Reference {i}"] for i in range(16) if p.get(f"Reference {i}"))
+    if references:
+        fields["references"] = references
     return fields
+
+
+CONTROL_WORDS = ("canny", "depth", "pose", "lineart", "scribble", "softedge", "normal", "seg", "tile", "mlsd",
+                 "shuffle", "inpaint")
+
+
+def _control_type(module: str, model: str) -> str:
+    """A1111's Module (preprocessor) / Model names -> the kind of map: openpose_full -> pose."""
+    text = f"{module} {model}".lower().replace("openpose", "pose").replace("midas", "depth").replace("zoe", "depth")
+    return next((w for w in CONTROL_WORDS if w in text), module or "canny")
+
+
+def _own_model(model: str, kind: str) -> str:
+    """A1111 writes "control_v11p_sd15_canny [d14c016b]": the name without the hash; the type alone
+    (how this studio writes "the family's net") means no particular model."""
+    name = model.split(" [", 1)[0].strip()
+    return "" if name == kind else name
 
 
 def request_from_infotext(text_or_parsed: str | dict[str, str], **overrides: Any) -> GenerationRequest:
@@ -325,8 +363,10 @@ def fields_from_comfyui(prompt_json: str) -> dict[str, Any] | None:
     for node in nodes:
         kind, inputs = str(node.get("class_type", "")), node.get("inputs") or {}
         if kind.startswith("KSampler") or kind == "SamplerCustom":
+            # "denoise" is left out: from an empty latent it is txt2img's 1.0, and an img2img graph's
+            # init image is a node's file, not something this studio can re-open
             for key, name, conv in (("seed", "seed", _int), ("noise_seed", "seed", _int), ("steps", "steps", _int),
-                                    ("cfg", "guidance", _float), ("denoise", "strength", _float)):
+                                    ("cfg", "guidance", _float)):
                 if key in inputs and not isinstance(inputs[key], list) and conv(inputs[key]) is not None:
                     fields[name] = conv(inputs[key])
             if isinstance(inputs.get("sampler_name"), str):

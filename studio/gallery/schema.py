@@ -45,8 +45,9 @@ class ImageRow(Base):
     scheduler: Mapped[str] = mapped_column(String(100), default="")
     strength: Mapped[float | None] = mapped_column(Float)
     loras: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)        # [{name, weight}]
-    controls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)     # [{control_type, scale, image, ...}]
-    image_prompt: Mapped[dict[str, Any] | None] = mapped_column(JSON)              # {image, scale}
+    controls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)     # [ControlUnit as a dict]
+    # [ImagePrompt as a dict] (rows of request version 1 hold one {image, scale}; the store reads both)
+    image_prompt: Mapped[Any] = mapped_column(JSON)
     timings: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     request_json: Mapped[str | None] = mapped_column(Text)       # None: imported without a studio request
     infotext: Mapped[str] = mapped_column(Text, default="")

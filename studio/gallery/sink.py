@@ -16,6 +16,7 @@ from pathlib import Path
 
 from studio.gallery.files import encode_png, sha256_bytes, write_atomic
 from studio.gallery.infotext import format_infotext
+from studio.gallery.inputs import InputStore
 from studio.gallery.store import GalleryStore, NewImage
 from studio.requests import GenerationRequest, SavedImage
 
@@ -68,6 +69,7 @@ class GallerySink:
     def __init__(self, store: GalleryStore, fingerprints: ModelFingerprints | None = None) -> None:
         self.store = store
         self.outputs_dir = store.outputs_dir
+        self.inputs = InputStore(self.outputs_dir)
         self._fingerprints = fingerprints or ModelFingerprints()
         self._names = threading.Lock()
         self._counters: dict[Path, int] = {}

@@ -15,6 +15,7 @@ Files and rows agree:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -98,7 +99,7 @@ class NewImage:
     strength: float | None = None
     loras: tuple[LoraSpec, ...] = ()
     controls: tuple[ControlUnit, ...] = ()
-    image_prompt: ImagePrompt | None = None
+    image_prompts: tuple[ImagePrompt, ...] = ()
     request_json: str | None = None
     infotext: str = ""
     model_source: str = ""
@@ -121,7 +122,7 @@ class NewImage:
                    prompt=request.prompt, negative_prompt=request.negative_prompt, seed=request.seed,
                    width=request.width, height=request.height, steps=request.steps, guidance=request.guidance,
                    scheduler=request.scheduler or "", strength=request.strength, loras=request.loras,
-                   controls=request.controls, image_prompt=request.image_prompt, request_json=request.to_json(),
+                   controls=request.controls, image_prompts=request.image_prompts, request_json=request.to_json(),
                    infotext=infotext or format_infotext(request, request.seed),
                    model_source=model_source, model_revision=model_revision,
                    timings=tuple((timings or {}).items()), created_at=created_at, source=source, tags=tuple(tags))
@@ -139,7 +140,7 @@ class NewImage:
                    steps=fields.get("steps"), guidance=fields.get("guidance"),
                    scheduler=str(fields.get("scheduler") or ""), strength=fields.get("strength"),
                    loras=tuple(fields.get("loras") or ()), controls=tuple(fields.get("controls") or ()),
-                   image_prompt=fields.get("image_prompt"), request_json=request_json, infotext=infotext,
+                   image_prompts=tuple(fields.get("image_prompts") or ()), request_json=request_json, infotext=infotext,
                    created_at=created_at, source=source)
 
 
@@ -161,7 +162,7 @@ class ImageRecord:
     strength: float | None
     loras: tuple[LoraSpec, ...]
     controls: tuple[ControlUnit, ...]
-    image_prompt: ImagePrompt | None
+    image_prompts: tuple[ImagePrompt, ...]
     timings: tuple[tuple[str, float], ...]
     sha256: str
     infotext: str
@@ -189,9 +190,8 @@ class ImageRecord:
                 "width": self.width, "height": self.height, "steps": self.steps, "guidance": self.guidance,
                 "scheduler": self.scheduler, "strength": self.strength,
                 "loras": [{"name": x.name, "weight": x.weight} for x in self.loras],
-                "controls": [_control_dict(c) for c in self.controls],
-                "image_prompt": {"image": self.image_prompt.image, "scale": self.image_prompt.scale}
-                if self.image_prompt else None,
+                "controls": [dataclasses.asdict(c) for c in self.controls],
+                "image_prompts": [dataclasses.asdict(p) for p in self.image_prompts],
                 "timings": dict(self.timings), "sha256": self.sha256, "infotext": self.infotext,
                 "request": json.loads(self.request_json) if self.request_json else None, "source": self.source,
                 "favourite": self.favourite, "missing": self.missing, "tags": list(self.tags)}
@@ -242,11 +242,6 @@ class ReconcileReport:
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
     folders_listed: int = 0           # folders whose mtime changed since the last pass (or all, if full)
-
-
-def _control_dict(unit: ControlUnit) -> dict[str, Any]:
-    return {"control_type": unit.control_type, "image": unit.image, "scale": unit.scale, "start": unit.start,
-            "end": unit.end, "preprocess": unit.preprocess}
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -339,9 +334,8 @@ class GalleryStore:
             seed=image.seed, width=image.width, height=image.height, steps=image.steps, guidance=image.guidance,
             scheduler=image.scheduler, strength=image.strength,
             loras=[{"name": x.name, "weight": x.weight} for x in image.loras],
-            controls=[_control_dict(c) for c in image.controls],
-            image_prompt={"image": image.image_prompt.image, "scale": image.image_prompt.scale}
-            if image.image_prompt else None,
+            controls=[dataclasses.asdict(c) for c in image.controls],
+            image_prompt=[dataclasses.asdict(p) for p in image.image_prompts] or None,
             timings=dict(image.timings), request_json=image.request_json, infotext=image.infotext,
             source=image.source, favourite=image.favourite, missing=False,
             lora_names=" ".join(names), tags=" ".join(tags))
@@ -523,13 +517,15 @@ class GalleryStore:
         return self._distinct(ImageRow.task)
 
     def _record(self, row: ImageRow) -> ImageRecord:
-        image_prompt = ImagePrompt(**row.image_prompt) if row.image_prompt else None
+        prompts = row.image_prompt or []
+        prompts = [prompts] if isinstance(prompts, dict) else prompts         # version 1 rows: one {image, scale}
         return ImageRecord(
             id=row.id, path=str(self.absolute_path(row.path)), created_at=_as_utc(row.created_at), task=row.task,
             model_id=row.model_id, prompt=row.prompt, negative_prompt=row.negative_prompt, seed=row.seed,
             width=row.width, height=row.height, steps=row.steps, guidance=row.guidance, scheduler=row.scheduler,
             strength=row.strength, loras=tuple(LoraSpec(x["name"], x["weight"]) for x in row.loras or ()),
-            controls=tuple(ControlUnit(**c) for c in row.controls or ()), image_prompt=image_prompt,
+            controls=tuple(ControlUnit.from_dict(c) for c in row.controls or ()),
+            image_prompts=tuple(ImagePrompt.from_dict(p) for p in prompts),
             timings=tuple((row.timings or {}).items()), sha256=row.sha256, infotext=row.infotext,
             request_json=row.request_json, model_source=row.model_source, model_revision=row.model_revision,
             source=row.source, favourite=bool(row.favourite), missing=bool(row.missing),

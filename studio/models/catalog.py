@@ -10,14 +10,95 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from studio.errors import InvalidRequest
 from studio.requests import Task
+
+
+# A1111 sampler names -> (diffusers scheduler class, extra config), per sampler kind.
+SAMPLERS: dict[str, dict[str, tuple[str, dict]]] = {
+    "sd": {
+        "Euler": ("EulerDiscreteScheduler", {}),
+        "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+        "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
+        "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+        "DDIM": ("DDIMScheduler", {}),
+        "UniPC": ("UniPCMultistepScheduler", {}),
+    },
+    "flow": {"Euler": ("FlowMatchEulerDiscreteScheduler", {})},   # flow matching: its own Euler
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PipeSpec:
+    """One diffusers pipeline class and what its ``__call__`` takes. The binders read these flags;
+    ``tests/test_binders.py`` checks each against the real signature."""
+
+    cls: str
+    size: bool = True                 # height / width
+    negative: bool = True             # negative_prompt
+    true_cfg: bool = False            # true_cfg_scale (FLUX: a negative prompt needs it)
+    ip_adapter: bool = False          # load_ip_adapter + ip_adapter_image
+    control_arg: str = ""             # controlled pipelines: where the map goes (control_image | image)
+    control_mode: bool = False        # control_mode (union ControlNets)
+    references: bool = False          # image=[...] read as reference images (FLUX.2)
+    sequence_length: bool = False     # max_sequence_length
+
+
+def _pipes(**specs: PipeSpec) -> dict[tuple[Task, bool], PipeSpec]:
+    """``txt2img=..., img2img_controlled=...`` -> {(task, controlled): spec}."""
+    return {(Task(name.removesuffix("_controlled")), name.endswith("_controlled")): spec
+            for name, spec in specs.items()}
+
+
+_FLUX = dict(negative=True, true_cfg=True, ip_adapter=True, sequence_length=True)
+_FLUX_CN = dict(control_arg="control_image", control_mode=True, sequence_length=True)
+FLUX_PIPES = _pipes(
+    txt2img=PipeSpec("FluxPipeline", **_FLUX),
+    img2img=PipeSpec("FluxImg2ImgPipeline", **_FLUX),
+    inpaint=PipeSpec("FluxInpaintPipeline", **_FLUX),
+    txt2img_controlled=PipeSpec("FluxControlNetPipeline", **_FLUX, control_arg="control_image", control_mode=True),
+    img2img_controlled=PipeSpec("FluxControlNetImg2ImgPipeline", negative=False, **_FLUX_CN),
+    inpaint_controlled=PipeSpec("FluxControlNetInpaintPipeline", negative=False, **_FLUX_CN),
+)
+SDXL_PIPES = _pipes(
+    txt2img=PipeSpec("StableDiffusionXLPipeline", ip_adapter=True),
+    img2img=PipeSpec("StableDiffusionXLImg2ImgPipeline", size=False, ip_adapter=True),
+    inpaint=PipeSpec("StableDiffusionXLInpaintPipeline", ip_adapter=True),
+    txt2img_controlled=PipeSpec("StableDiffusionXLControlNetPipeline", ip_adapter=True, control_arg="image"),
+    img2img_controlled=PipeSpec("StableDiffusionXLControlNetImg2ImgPipeline", ip_adapter=True,
+                                control_arg="control_image"),
+    inpaint_controlled=PipeSpec("StableDiffusionXLControlNetInpaintPipeline", ip_adapter=True,
+                                control_arg="control_image"),
+)
+SD15_PIPES = _pipes(
+    txt2img=PipeSpec("StableDiffusionPipeline", ip_adapter=True),
+    img2img=PipeSpec("StableDiffusionImg2ImgPipeline", size=False, ip_adapter=True),
+    inpaint=PipeSpec("StableDiffusionInpaintPipeline", ip_adapter=True),
+    txt2img_controlled=PipeSpec("StableDiffusionControlNetPipeline", ip_adapter=True, control_arg="image"),
+    img2img_controlled=PipeSpec("StableDiffusionControlNetImg2ImgPipeline", ip_adapter=True,
+                                control_arg="control_image"),
+    inpaint_controlled=PipeSpec("StableDiffusionControlNetInpaintPipeline", ip_adapter=True,
+                                control_arg="control_image"),
+)
+SD3_PIPES = _pipes(   # IP-Adapter: InstantX's SD3.5 adapter (SD3IPAdapterMixin)
+    txt2img=PipeSpec("StableDiffusion3Pipeline", ip_adapter=True, sequence_length=True),
+    img2img=PipeSpec("StableDiffusion3Img2ImgPipeline", ip_adapter=True, sequence_length=True),
+    inpaint=PipeSpec("StableDiffusion3InpaintPipeline", ip_adapter=True, sequence_length=True),
+    txt2img_controlled=PipeSpec("StableDiffusion3ControlNetPipeline", ip_adapter=True, sequence_length=True,
+                                control_arg="control_image"),
+)
+FLUX2_PIPES = _pipes(
+    txt2img=PipeSpec("Flux2Pipeline", negative=False, references=True, sequence_length=True),
+)
+# InstantX / Shakker-Labs FLUX.1 union ControlNets number their modes so (the demo union net too)
+FLUX_UNION_MODES = {"canny": 0, "tile": 1, "depth": 2, "blur": 3, "pose": 4, "gray": 5, "lq": 6}
 
 
 @dataclass(frozen=True, slots=True)
 class Family:
     name: str
     label: str
-    pipelines: dict[Task, str]                  # diffusers class names per task
+    pipes: dict[tuple[Task, bool], PipeSpec]    # (task, controlled?) -> pipeline class and its arguments
     default_steps: int
     default_guidance: float
     default_size: tuple[int, int] = (1024, 1024)
@@ -27,77 +108,81 @@ class Family:
     token_limit: int = 77                       # tokens the prompt encoder reads; longer is an error
     token_encoder: str = "tokenizer"            # the tokenizer that reads token_limit (T5 on FLUX/SD3)
     prompt_encoders: tuple[str, ...] = ("tokenizer",)   # every tokenizer that reads the prompt
+    sampler_kind: str = "sd"                    # which SAMPLERS table: sd | flow
     sampler: str = "Euler"                      # A1111 name of the default scheduler
     guidance_label: str = "CFG scale"
     # Single-file checkpoints: a file belongs to this family if it has every key of one group.
     signatures: tuple[tuple[str, ...], ...] = ()
     base_repo: str = ""                         # hub repo with the configs a single file needs
+    transformer_files: bool = False             # single files usually hold the transformer only
+    controlnet_class: str = ""                  # diffusers class of this family's ControlNets ("": none)
+    multi_controlnet_class: str = ""            # several nets at once
+    control_modes: dict[str, int] = field(default_factory=dict)   # union nets: control type -> mode number
+    max_references: int = 0                     # reference images (FLUX.2)
+    default_strength: float = 0.75              # img2img (inpaint: 1.0)
 
-    def pipeline_class(self, task: Task) -> str:
-        try:
-            return self.pipelines[task]
-        except KeyError:
-            raise KeyError(f"{self.label} has no {task.value} pipeline") from None
+    def pipe(self, task: Task, controlled: bool = False) -> PipeSpec:
+        """The pipeline for ``task`` (with ControlNets when ``controlled``); ``InvalidRequest``
+        naming the field when this family has none."""
+        spec = self.pipes.get((Task(task), controlled))
+        if spec is None:
+            if (Task(task), False) not in self.pipes:
+                raise InvalidRequest("task", f"{self.label} has no {Task(task).value} pipeline")
+            raise InvalidRequest("controls", f"{self.label} has no ControlNet pipeline for {Task(task).value}")
+        return spec
+
+    def pipeline_class(self, task: Task, controlled: bool = False) -> str:
+        return self.pipe(task, controlled).cls
 
     @property
     def supports_negative(self) -> bool:
         return self.negative != "none"
 
+    @property
+    def samplers(self) -> dict[str, tuple[str, dict]]:
+        return SAMPLERS[self.sampler_kind]
 
-FLUX_PIPES = {
-    Task.TXT2IMG: "FluxPipeline",
-    Task.IMG2IMG: "FluxImg2ImgPipeline",
-    Task.INPAINT: "FluxInpaintPipeline",
-    Task.CONTROLNET: "FluxControlNetPipeline",
-}
-SDXL_PIPES = {
-    Task.TXT2IMG: "StableDiffusionXLPipeline",
-    Task.IMG2IMG: "StableDiffusionXLImg2ImgPipeline",
-    Task.INPAINT: "StableDiffusionXLInpaintPipeline",
-    Task.CONTROLNET: "StableDiffusionXLControlNetPipeline",
-}
-SD15_PIPES = {
-    Task.TXT2IMG: "StableDiffusionPipeline",
-    Task.IMG2IMG: "StableDiffusionImg2ImgPipeline",
-    Task.INPAINT: "StableDiffusionInpaintPipeline",
-    Task.CONTROLNET: "StableDiffusionControlNetPipeline",
-}
-SD3_PIPES = {
-    Task.TXT2IMG: "StableDiffusion3Pipeline",
-    Task.IMG2IMG: "StableDiffusion3Img2ImgPipeline",
-    Task.INPAINT: "StableDiffusion3InpaintPipeline",
-    Task.CONTROLNET: "StableDiffusion3ControlNetPipeline",
-}
+    @property
+    def ip_adapter(self) -> bool:
+        return any(spec.ip_adapter for spec in self.pipes.values())
 
+
+_FLUX_FAMILY = dict(sampler_kind="flow", guidance_label="Guidance", token_encoder="tokenizer_2",
+                    prompt_encoders=("tokenizer", "tokenizer_2"), transformer_files=True,
+                    controlnet_class="FluxControlNetModel", multi_controlnet_class="FluxMultiControlNetModel",
+                    control_modes=FLUX_UNION_MODES, default_strength=0.85)
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("flux-schnell", "FLUX.1 schnell", FLUX_PIPES, default_steps=4, default_guidance=0.0,
-           negative="none", max_sequence_length=256, token_limit=256, token_encoder="tokenizer_2",
-           prompt_encoders=("tokenizer", "tokenizer_2"), guidance_label="Guidance",
+           negative="none", max_sequence_length=256, token_limit=256, **_FLUX_FAMILY,
            signatures=(("double_blocks.0.img_attn.qkv.weight",),
                        ("transformer_blocks.0.attn.to_q.weight", "single_transformer_blocks.0.proj_out.weight")),
            base_repo="black-forest-labs/FLUX.1-schnell"),
     Family("flux-dev", "FLUX.1 dev", FLUX_PIPES, default_steps=28, default_guidance=3.5,
-           negative="true_cfg", max_sequence_length=512, token_limit=512, token_encoder="tokenizer_2",
-           prompt_encoders=("tokenizer", "tokenizer_2"), guidance_label="Distilled guidance",
+           negative="true_cfg", max_sequence_length=512, token_limit=512, **{**_FLUX_FAMILY,
+                                                                             "guidance_label": "Distilled guidance"},
            signatures=(("double_blocks.0.img_attn.qkv.weight", "guidance_in.in_layer.weight"),
                        ("transformer_blocks.0.attn.to_q.weight", "time_text_embed.guidance_embedder.linear_1.weight")),
            base_repo="black-forest-labs/FLUX.1-dev"),
-    Family("flux2", "FLUX.2 dev", {Task.TXT2IMG: "Flux2Pipeline"}, default_steps=50, default_guidance=4.0,
+    Family("flux2", "FLUX.2 dev", FLUX2_PIPES, default_steps=50, default_guidance=4.0,
            negative="none", max_sequence_length=512, token_limit=512, token_encoder="tokenizer",
-           guidance_label="Guidance", base_repo="black-forest-labs/FLUX.2-dev"),
+           sampler_kind="flow", guidance_label="Guidance", base_repo="black-forest-labs/FLUX.2-dev",
+           max_references=10),
     Family("sdxl", "Stable Diffusion XL", SDXL_PIPES, default_steps=30, default_guidance=6.0,
            prompt_encoders=("tokenizer", "tokenizer_2"),
+           controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
            signatures=(("conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",),
                        ("model.diffusion_model.label_emb.0.0.weight",)),
            base_repo="stabilityai/stable-diffusion-xl-base-1.0"),
     Family("sd15", "Stable Diffusion 1.5", SD15_PIPES, default_steps=25, default_guidance=7.0,
            default_size=(512, 512),
+           controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
            signatures=(("model.diffusion_model.input_blocks.0.0.weight",
                         "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"),),
            base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5"),
     Family("sd3", "Stable Diffusion 3.5", SD3_PIPES, default_steps=28, default_guidance=4.5,
            max_sequence_length=256, token_limit=256, token_encoder="tokenizer_3",
-           prompt_encoders=("tokenizer", "tokenizer_2", "tokenizer_3"),
+           prompt_encoders=("tokenizer", "tokenizer_2", "tokenizer_3"), sampler_kind="flow",
+           controlnet_class="SD3ControlNetModel", multi_controlnet_class="SD3MultiControlNetModel",
            signatures=(("model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight",),),
            base_repo="stabilityai/stable-diffusion-3.5-medium"),
 )}

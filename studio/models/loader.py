@@ -115,8 +115,8 @@ class Loader:
         local = self.offline or Path(config).is_dir()
         keys = safetensors_keys(path)
         has_vae = any(k.startswith(("vae.", "first_stage_model.")) for k in keys)
-        if entry.family.name.startswith("flux") and not has_vae:
-            # a transformer-only FLUX file (the usual download): the rest comes from the base repo
+        if entry.family.transformer_files and not has_vae:
+            # a transformer-only file (the usual FLUX download): the rest comes from the base repo
             from diffusers import FluxTransformer2DModel
 
             transformer = FluxTransformer2DModel.from_single_file(
@@ -195,18 +195,18 @@ class Loader:
         pipe.to("cpu")
         return True
 
-    def derive(self, base, entry: ModelEntry, task: Task, **components):
+    def derive(self, base, entry: ModelEntry, task: Task, controlled: bool = False, **components):
         """A task pipeline from the base with ``from_pipe``: same tensors, nothing new allocated.
 
         The base's dtype is passed on purpose: ``from_pipe`` otherwise casts to float32, which on a
         bfloat16 model would convert the shared weights in place and double their memory.
         """
-        cls = pipeline_class(entry.family.pipeline_class(task))
+        cls = pipeline_class(entry.family.pipeline_class(task, controlled))
         pipe = cls.from_pipe(base, dtype=base.dtype, **components)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def load_component(self, kind: str, path: str | Path, family: str = ""):
+    def load_component(self, kind: str, path: str | Path, controlnet_class: str = ""):
         """A ControlNet (model), a LoRA (state dict) or an IP-Adapter (state dict) from a local path."""
         path = Path(path)
         if kind not in COMPONENT_KINDS:
@@ -217,7 +217,7 @@ class Loader:
             if kind == "controlnet":
                 import diffusers
 
-                name = "FluxControlNetModel" if family.startswith("flux") else "ControlNetModel"
+                name = controlnet_class or "ControlNetModel"
                 if path.is_dir() and (path / "config.json").is_file():
                     cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
                     name = cfg.get("_class_name", name)

@@ -57,10 +57,12 @@ GPU, OFFLOAD, CPU, DISK = "GPU", "GPU+CPU (offload)", "CPU", "disk"
 
 @dataclass(frozen=True, slots=True)
 class LeasePlan:
-    """What a lease needs besides the base model: ControlNets (paths, in unit order), LoRAs
-    ((path, weight) pairs). Each is a cached entry of its own (see ``ModelManager.component``)."""
+    """What a lease needs besides the base model: ControlNets (paths, in unit order), IP-Adapters
+    ((folder, scale) pairs) and LoRAs ((path, weight) pairs). Each is a cached entry of its own
+    (see ``ModelManager.component``)."""
 
     controlnets: tuple[str, ...] = ()
+    ip_adapters: tuple[tuple[str, float], ...] = ()
     loras: tuple[tuple[str, float], ...] = ()
 
 
@@ -441,11 +443,9 @@ class ModelManager:
     # -- task pipelines -----------------------------------------------------------------------------
     def _task_pipe(self, slot: _Slot, task: Task, plan: LeasePlan | None, comps: list[_Component]):
         controlnets = [c for c in comps if c.kind == "controlnet"]
-        if task is Task.CONTROLNET and not controlnets:
-            raise InvalidRequest("controls", "a ControlNet task needs at least one ControlNet model")
-        key = (task, tuple(id(c.obj) for c in controlnets)) if task is Task.CONTROLNET else (task, ())
+        key = (task, tuple(id(c.obj) for c in controlnets))
         with self._cond:
-            if task is Task.TXT2IMG:
+            if task is Task.TXT2IMG and not controlnets:
                 pipe = slot.base
             else:
                 pipe = slot.tasks.get(key)
@@ -454,7 +454,7 @@ class ModelManager:
                     if controlnets:
                         extra["controlnet"] = controlnets[0].obj if len(controlnets) == 1 else \
                             _multi_controlnet(slot.entry, [c.obj for c in controlnets])
-                    pipe = self._loader.derive(slot.base, slot.entry, task, **extra)
+                    pipe = self._loader.derive(slot.base, slot.entry, task, bool(controlnets), **extra)
                     slot.tasks[key] = pipe
             if slot.hooked is not pipe and slot.placement not in ("cpu", "gpu") and slot.pins == 1:
                 # offload hooks follow the pipeline's own model sequence (e.g. with its ControlNet)
@@ -493,7 +493,7 @@ class ModelManager:
             pipe.disable_lora()
 
     # -- components: ControlNets, LoRAs, IP-Adapters -------------------------------------------------
-    def component(self, kind: str, path: str | Path, family: str = ""):
+    def component(self, kind: str, path: str | Path, controlnet_class: str = ""):
         """A ControlNet model / LoRA or IP-Adapter state dict, loaded once and cached by path."""
         key = _component_key(kind, path)
         while True:
@@ -511,7 +511,7 @@ class ModelManager:
                 if key not in self._components:   # the other load failed: raise our own error
                     break
         try:
-            obj = self._loader.load_component(kind, path, family)
+            obj = self._loader.load_component(kind, path, controlnet_class)
             size = _object_bytes(obj)
             with self._cond:
                 self._make_ram_room(size, keep=None)
@@ -528,7 +528,7 @@ class ModelManager:
         if not plan:
             return
         for path in plan.controlnets:
-            self.component("controlnet", path, entry.family.name)
+            self.component("controlnet", path, entry.family.controlnet_class)
             with self._cond:
                 comp = self._components.get(_component_key("controlnet", path))
                 if comp is None:
@@ -552,7 +552,7 @@ class ModelManager:
     def loaded(self) -> list[CachedModel]:
         with self._cond:
             return [CachedModel(s.entry.id, s.where, s.placement, s.bytes, s.pins > 0,
-                                tuple(k[0].value for k in s.tasks), s.load_seconds)
+                                tuple(k[0].value + ("+controlnet" if k[1] else "") for k in s.tasks), s.load_seconds)
                     for s in self._slots.values() if s.state == "ready"]
 
     def where(self, model_id: str) -> str:
@@ -641,10 +641,7 @@ class ModelManager:
 def _multi_controlnet(entry: ModelEntry, models: list):
     import diffusers
 
-    name = "FluxMultiControlNetModel" if entry.family.name.startswith("flux") else "MultiControlNetModel"
-    if entry.family.name == "sd3":
-        name = "SD3MultiControlNetModel"
-    return getattr(diffusers, name)(models)
+    return getattr(diffusers, entry.family.multi_controlnet_class)(models)
 
 
 def _object_bytes(obj) -> int:

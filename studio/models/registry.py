@@ -69,7 +69,8 @@ def _sidecar(path: Path) -> dict:
 
 def _defaults_from(meta: dict) -> dict[str, object]:
     out: dict[str, object] = {}
-    for key in ("default_steps", "default_guidance", "max_sequence_length", "token_limit", "display_scale"):
+    for key in ("default_steps", "default_guidance", "max_sequence_length", "token_limit", "display_scale",
+                "default_strength", "controlnets", "ip_adapter"):
         if key in meta:
             out[key] = meta[key]
     if "width" in meta and "height" in meta:
@@ -129,7 +130,7 @@ class Registry:
             raise ModelUnavailable(f"{entry.label} cannot be loaded now: {entry.reason}")
         return entry
 
-    # -- LoRAs -----------------------------------------------------------------------------
+    # -- LoRAs, ControlNets, IP-Adapters ---------------------------------------------------
     def loras(self) -> list[Path]:
         folder = self._settings.models_dir / "loras"
         return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
@@ -146,6 +147,46 @@ class Registry:
         known = ", ".join(p.stem for p in found) or "none"
         raise ModelUnavailable(f"LoRA {name!r} not found in {self._settings.models_dir / 'loras'} "
                                f"(found: {known}). Put the .safetensors file there.")
+
+    def adapters(self, kind: str) -> list[Path]:
+        """ControlNets (``controlnet``) or IP-Adapters (``ip_adapter``): each a diffusers folder
+        (or, for ControlNets, a single .safetensors file) in the models folder's ``<kind>/``."""
+        folder = self._settings.models_dir / kind
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+                      and (p.is_dir() or p.suffix == ".safetensors"))
+
+    def _adapter_path(self, kind: str, label: str, name: str) -> Path:
+        direct = Path(name).expanduser()
+        if direct.is_absolute() and direct.exists():
+            return direct
+        found = self.adapters(kind)
+        for path in found:
+            if name in (path.name, path.stem):
+                return path
+        known = ", ".join(p.name for p in found) or "none"
+        raise ModelUnavailable(f"{label} {name!r} not found in {self._settings.models_dir / kind} (found: {known}). "
+                               "Put its folder there.")
+
+    def controlnet_path(self, name: str, entry: ModelEntry, control_type: str) -> Path:
+        """A ControlNet by name; "" = the model's own net for ``control_type`` (its studio.json
+        ``controlnets``), refused with what to do when it has none."""
+        if not name:
+            name = (entry.defaults.get("controlnets") or {}).get(control_type, "")
+            if not name:
+                raise ModelUnavailable(f"{entry.label} names no ControlNet for {control_type!r}: pick one from "
+                                       f"{self._settings.models_dir / 'controlnet'} in the unit's model")
+        return self._adapter_path("controlnet", "ControlNet", name)
+
+    def ip_adapter_path(self, name: str, entry: ModelEntry) -> Path:
+        """An IP-Adapter folder by name; "" = the model's own (its studio.json ``ip_adapter``)."""
+        if not name:
+            name = str(entry.defaults.get("ip_adapter") or "")
+            if not name:
+                raise ModelUnavailable(f"{entry.label} names no IP-Adapter: pick one from "
+                                       f"{self._settings.models_dir / 'ip_adapter'}")
+        return self._adapter_path("ip_adapter", "IP-Adapter", name)
 
     # -- sources ---------------------------------------------------------------------------
     def _folder_entry(self, folder: Path, model_id: str) -> ModelEntry | None:

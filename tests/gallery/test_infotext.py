@@ -36,10 +36,24 @@ def test_round_trip_write_parse_equal(prompt):
 
 
 def test_round_trip_keeps_studio_only_facts():
-    req = request("a cat", task=Task.CONTROLNET, strength=0.55, init_image="/in/a, b.png",
-                  controls=(ControlUnit("canny", "/c/edge: 1.png", 0.0, 0.1, 0.9, False),),
-                  image_prompt=ImagePrompt("/ref/“quote”.png", 0.7), loras=[("odd: name, with comma", 0.5)])
+    req = request("a cat", task=Task.INPAINT, strength=0.55, init_image="/in/a, b.png", mask_image="/in/m.png",
+                  controls=(ControlUnit("canny", "/c/edge: 1.png", model="demo-union", mode="canny", scale=0.0,
+                                        start=0.1, end=0.9, preprocessor="canny", resolution=256,
+                                        map="/in/map.png"),
+                            ControlUnit("depth", "/c/d.png")),
+                  image_prompts=(ImagePrompt(("/ref/“quote”.png", "/ref/b.png"), adapter="demo", scale=0.7),
+                                 ImagePrompt(("/ref/c.png",))),
+                  references=("/r/1.png",), loras=[("odd: name, with comma", 0.5)])
     assert request_from_infotext(format_infotext(req, req.seed)) == req
+
+
+def test_a1111_controlnet_units_read_as_type_model_and_preprocessor():
+    text = ("a dancer\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, "
+            'ControlNet 0: "Module: openpose_full, Model: control_v11p_sd15_openpose [cab727d4], Weight: 0.8, '
+            'Resize Mode: Crop and Resize, Processor Res: 512, Guidance Start: 0, Guidance End: 1, Image: p.png"')
+    unit = request_from_infotext(text).controls[0]
+    assert (unit.type, unit.model, unit.preprocessor, unit.scale) == \
+        ("pose", "control_v11p_sd15_openpose", "openpose_full", 0.8)
 
 
 def test_parse_real_a1111_forge_string():
@@ -53,7 +67,7 @@ def test_parse_real_a1111_forge_string():
     assert (req.prompt, req.negative_prompt, req.steps, req.guidance, req.seed) == \
         ("masterpiece, 1girl", "lowres, bad anatomy", 20, 7.0, 1234567890)
     assert (req.width, req.height, req.model_id, req.strength, req.scheduler) == \
-        (512, 768, "v1-5-pruned-emaonly", 0.7, "DPM++ 2M Karras")
+        (512, 768, "v1-5-pruned-emaonly", None, "DPM++ 2M Karras")   # txt2img: 0.7 was hires fix
 
 
 def test_forge_lora_tags_schedule_type_and_distilled_cfg():

@@ -82,12 +82,12 @@ class FakeLoader:
             final()
         return placement != "group_offload"
 
-    def derive(self, base, entry, task, **extra):
+    def derive(self, base, entry, task, controlled=False, **extra):
         comps = dict(base.components)
         comps.update(extra)
         return FakePipe(base.name, components=comps, task=task)
 
-    def load_component(self, kind, path, family=""):
+    def load_component(self, kind, path, controlnet_class=""):
         time.sleep(self.delay)
         return Blob(100) if kind == "controlnet" else {"w": torch.zeros(10)}
 

@@ -47,15 +47,17 @@ def test_task_pipelines_share_the_very_same_tensors(registry, tmp_path, tiny_con
     with m.lease(flux) as base:
         ptrs = tensor_ptrs(base)
         size = pipeline_bytes(base)
-    for task in (Task.IMG2IMG, Task.INPAINT, Task.CONTROLNET):
-        with m.lease(flux, task, plan if task is Task.CONTROLNET else None) as pipe:
-            assert type(pipe).__name__ == flux.family.pipeline_class(task)
+    for task, controlled in ((Task.IMG2IMG, False), (Task.INPAINT, False), (Task.TXT2IMG, True),
+                             (Task.IMG2IMG, True), (Task.INPAINT, True)):
+        with m.lease(flux, task, plan if controlled else None) as pipe:
+            assert type(pipe).__name__ == flux.family.pipeline_class(task, controlled)
             assert ptrs <= tensor_ptrs(pipe)                       # every base tensor, same data_ptr
-            if task is Task.CONTROLNET:
+            if controlled:
                 assert pipe.controlnet is m.component("controlnet", tiny_controlnet)
     assert m.loads == 1
     [row] = m.loaded()
-    assert row.bytes == size and set(row.tasks) == {"img2img", "inpaint", "controlnet"}
+    assert row.bytes == size and set(row.tasks) == {"img2img", "inpaint", "txt2img+controlnet",
+                                                    "img2img+controlnet", "inpaint+controlnet"}
 
 
 def test_sd15_and_sdxl_derive_too(registry, tmp_path):

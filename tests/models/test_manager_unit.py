@@ -135,19 +135,18 @@ def test_task_pipelines_share_the_base_components_and_are_cached():
     assert m.loaded()[0].tasks == ("img2img",)
 
 
-def test_controlnet_task_needs_a_controlnet_and_caches_it(tmp_path):
+def test_controlnets_in_the_plan_derive_the_controlled_pipeline_and_are_cached(tmp_path):
     m, loader, _ = make()
-    with pytest.raises(InvalidRequest, match="ControlNet"):
-        with m.lease(entry("a"), Task.CONTROLNET):
-            pass
-    assert not m.loaded()[0].in_use                           # the failed lease unpinned
     cn = tmp_path / "cn"
     plan = LeasePlan(controlnets=(str(cn),))
-    with m.lease(entry("a"), Task.CONTROLNET, plan) as pipe:
+    with m.lease(entry("a"), Task.TXT2IMG, plan) as pipe:
         first = pipe.components["controlnet"]
         assert m.components()[0][3] is True                   # pinned while in use
-    with m.lease(entry("a"), Task.CONTROLNET, plan) as pipe:
+    with m.lease(entry("a"), Task.TXT2IMG, plan) as pipe:
         assert pipe.components["controlnet"] is first
+    with m.lease(entry("a"), Task.TXT2IMG) as plain:
+        assert "controlnet" not in plain.components          # the base, not the controlled pipeline
+    assert m.loaded()[0].tasks == ("txt2img+controlnet",)
     assert m.component("controlnet", cn) is first
     assert m.components()[0][:3] == ("controlnet", str(cn), 100)
     m.release_all()
@@ -361,15 +360,15 @@ def test_a_plan_failing_halfway_unpins_what_it_pinned(tmp_path):
     m, loader, _ = make()
     original = loader.load_component
 
-    def second_fails(kind, path, family=""):
+    def second_fails(kind, path, controlnet_class=""):
         if Path(path).name == "bad":
             raise ModelUnavailable("bad ControlNet")
-        return original(kind, path, family)
+        return original(kind, path, controlnet_class)
 
     loader.load_component = second_fails
     plan = LeasePlan(controlnets=(str(tmp_path / "good"), str(tmp_path / "bad")))
     with pytest.raises(ModelUnavailable, match="bad ControlNet"):
-        with m.lease(entry("a"), Task.CONTROLNET, plan):
+        with m.lease(entry("a"), Task.TXT2IMG, plan):
             pass
     assert [in_use for *_, in_use in m.components()] == [False]
     assert not m.loaded()[0].in_use

@@ -1,0 +1,63 @@
+"""A resolved request's stored images -> the ``Inputs`` the binders hand to the pipeline.
+
+Init image and mask are sized to the request (a mask must match its image: it was painted on
+it); control maps too, after their preprocessor. IP-Adapter images and references stay as they
+are (their encoders resize). ``overlay`` puts the original back outside the (blurred) mask after
+inpainting, as A1111 does, so nothing outside the mask changes.
+"""
+
+from __future__ import annotations
+
+from PIL import Image, ImageFilter
+
+from studio.control import preprocessor
+from studio.engine.binders import Inputs
+from studio.errors import InvalidRequest
+from studio.requests import GenerationRequest
+
+
+def make_map(unit, image: Image.Image) -> Image.Image | None:  # noqa: ANN001 - ControlUnit
+    """The unit's control map (its preprocessor on ``image``); ``None``: the image is the map."""
+    fn = preprocessor(unit.preprocessor)
+    return None if fn is None else fn(image.convert("RGB"), unit)
+
+
+def snapped_size(size: tuple[int, int]) -> tuple[int, int]:
+    """An input's size as a request size: each side to the nearest multiple of 16, within limits."""
+    from studio.requests import MAX_SIDE, MIN_SIDE
+
+    return tuple(min(MAX_SIDE, max(MIN_SIDE, round(side / 16) * 16)) for side in size)
+
+
+def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = ()) -> Inputs:  # noqa: ANN001
+    size = (request.width, request.height)
+    init = mask = None
+    if request.init_image:
+        source = store.open(request.init_image, "init_image")
+        init = source.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        if request.mask_image:
+            painted = store.open(request.mask_image, "mask_image")
+            if painted.size != source.size:
+                raise InvalidRequest("mask_image", f"the mask is {painted.size[0]}x{painted.size[1]} but the image is "
+                                                   f"{source.size[0]}x{source.size[1]}; paint the mask on this image")
+            mask = _mask(painted).resize(size, Image.Resampling.LANCZOS)
+    maps = tuple(store.open(u.map or u.image, "controls").convert("RGB").resize(size, Image.Resampling.LANCZOS)
+                 for u in request.controls)
+    prompts = tuple(tuple(store.open(x, "image_prompts").convert("RGB") for x in p.images)
+                    for p in request.image_prompts)
+    references = tuple(store.open(x, "references").convert("RGB") for x in request.references)
+    return Inputs(init=init, mask=mask, control_maps=maps, union=union or (False,) * len(maps),
+                  image_prompts=prompts, references=references)
+
+
+def _mask(image: Image.Image) -> Image.Image:
+    """White = redraw. A mask with transparency (painted on a layer) counts its opaque part."""
+    if image.mode in ("RGBA", "LA"):
+        return image.getchannel("A")
+    return image.convert("L")
+
+
+def overlay(original: Image.Image, generated: Image.Image, mask: Image.Image, blur: int) -> Image.Image:
+    """The original where the blurred mask is 0, the generated image where it is 255, blended between."""
+    soft = mask.filter(ImageFilter.GaussianBlur(blur)) if blur else mask
+    return Image.composite(generated.convert("RGB"), original.convert("RGB"), soft)

@@ -1,0 +1,114 @@
+"""Stored inputs: every image a request reads, kept once, content-addressed, in the outputs folder.
+
+``outputs/inputs/<sha256>.png`` (the sha256 of the file's own bytes): init images, masks, control
+images and their maps, IP-Adapter images, references. They are written before the run, and the
+resolved request (so the gallery row and the PNG's metadata) refers to them as
+``inputs/<sha256>.png``, relative to the outputs folder. An upload may vanish from Gradio's temp
+folder; a row can still be made again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from studio.gallery.files import write_atomic
+from studio.gallery.imagefile import open_image
+from studio.requests import ControlUnit, GenerationRequest
+
+FOLDER = "inputs"
+MapMaker = Callable[[ControlUnit, Image.Image], "Image.Image | None"]
+
+
+def _field_of(where: str) -> str:
+    """``controls.0.image`` -> ``controls`` (the request field an error should name)."""
+    return where.split(".", 1)[0]
+
+
+class InputStore:
+    def __init__(self, outputs_dir: Path) -> None:
+        self.outputs_dir = Path(outputs_dir)
+        self.folder = self.outputs_dir / FOLDER
+
+    # -- references <-> files -------------------------------------------------------------------
+    def is_stored(self, ref: str) -> bool:
+        name = Path(ref).name
+        return (ref == f"{FOLDER}/{name}" and name.endswith(".png") and len(name) == 68
+                and (self.folder / name).is_file())
+
+    def path(self, ref: str) -> Path:
+        """Where an input reference lies: stored refs are relative to the outputs folder."""
+        return self.outputs_dir / ref if ref.startswith(f"{FOLDER}/") else Path(ref).expanduser()
+
+    def open(self, ref: str, field: str, name: str | None = None) -> Image.Image:
+        """The image an input reference points to, checked (``InvalidRequest`` names ``field``)."""
+        with open_image(self.path(ref), name or Path(ref).name, field=field) as image:
+            image.load()
+            return image.copy()
+
+    def refs(self) -> set[str]:
+        """Every stored input on disk, as references."""
+        if not self.folder.is_dir():
+            return set()
+        return {f"{FOLDER}/{name}" for name in os.listdir(self.folder)
+                if name.endswith(".png") and not name.startswith(".")}
+
+    # -- storing --------------------------------------------------------------------------------
+    @staticmethod
+    def _encode(image: Image.Image) -> tuple[str, bytes]:
+        """(reference, PNG bytes) of ``image``: no metadata, so equal pixels give equal files."""
+        if image.mode not in ("RGB", "RGBA", "L"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        data = buffer.getvalue()
+        return f"{FOLDER}/{hashlib.sha256(data).hexdigest()}.png", data
+
+    def _write(self, ref: str, data: bytes) -> None:
+        target = self.outputs_dir / ref
+        if not target.is_file():
+            try:
+                write_atomic(data, target, exclusive=True)
+            except FileExistsError:
+                pass                                 # another request stored the same image just now
+
+    def put(self, image: Image.Image) -> str:
+        """Store ``image`` once; its reference ``inputs/<sha256>.png``."""
+        ref, data = self._encode(image)
+        self._write(ref, data)
+        return ref
+
+    def store_request(self, request: GenerationRequest, make_map: MapMaker | None = None) -> GenerationRequest:
+        """The request with every input image stored, and each control unit's map made
+        (``make_map``: its preprocessor; ``None`` when the image is the map) and stored. Every
+        image is read and checked first, then the files are written: a bad input writes nothing."""
+        opened: dict[str, Image.Image] = {}
+        mapping: dict[str, str] = {}
+        files: dict[str, bytes] = {}
+        for where, ref in request.input_images.items():
+            if ref in mapping:
+                continue
+            if self.is_stored(ref):
+                mapping[ref] = ref
+                continue
+            opened[ref] = self.open(ref, _field_of(where))
+            mapping[ref], files[mapping[ref]] = self._encode(opened[ref])
+        units = []
+        for unit in request.controls:
+            if make_map is not None and not unit.map:
+                source = opened.get(unit.image) or self.open(mapping.get(unit.image, unit.image), "controls")
+                made = make_map(unit, source)
+                if made is not None:
+                    ref, files[ref] = self._encode(made)
+                    unit = dataclasses.replace(unit, map=ref)
+            units.append(unit)
+        for ref, data in files.items():
+            self._write(ref, data)
+        stored = request.replace(controls=tuple(units)) if units else request
+        return stored.with_images(mapping) if mapping else stored
