@@ -66,13 +66,15 @@ class Studio:
         """Load a model ahead of the first click (app.py runs it in the background at start)."""
         self.models.load(self.registry.require(model_id))
 
-    def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, PipeSpec, GenerationRequest]:
-        """Every default filled in, every input stored. What the model cannot serve is refused
-        (``InvalidRequest`` naming the field) before anything is written or loaded."""
+    def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, PipeSpec, LeasePlan, GenerationRequest]:
+        """Every default filled in, every input stored, the lease planned. What the model cannot
+        serve is refused (``InvalidRequest`` naming the field) before anything is written or loaded."""
         entry = self.registry.require(request.model_id)
         spec = binders.check(entry.family, request)
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
-        stored = self.sink.inputs.store_request(request, make_map=inputs.make_map)
+        plan = self._plan(entry, request)
+        binders.check_modes(entry.family, request, plan.union)
+        stored = self.sink.inputs.store_request(request, make_map=inputs.make_map, check=inputs.check_sizes)
         width, height = entry.default("default_size")
         if stored.init_image and not (request.width and request.height):
             width, height = inputs.snapped_size(self.sink.inputs.open(stored.init_image, "init_image").size)
@@ -82,7 +84,7 @@ class Studio:
                                    guidance=float(entry.default("default_guidance")),
                                    seed=self._seed_source(), scheduler=entry.family.sampler,
                                    strength=default_strength)
-        return entry, spec, resolved
+        return entry, spec, plan, resolved
 
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
@@ -91,9 +93,8 @@ class Studio:
         """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
         saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
         started = self._clock()
-        entry, spec, req = self.resolve(request)
-        plan = self._plan(entry, req)
-        images = inputs.load(req, self.sink.inputs, union=tuple(self._is_union(path) for path in plan.controlnets))
+        entry, spec, plan, req = self.resolve(request)
+        images = inputs.load(req, self.sink.inputs, union=plan.union)
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
@@ -165,8 +166,9 @@ class Studio:
     def _plan(self, entry: ModelEntry, req: GenerationRequest) -> LeasePlan:
         """What the lease needs besides the base model: ControlNets, IP-Adapters and LoRAs by path,
         in request order (a unit without a model takes the model's own net for its type)."""
+        controlnets = tuple(str(self.registry.controlnet_path(u.model, entry, u.type)) for u in req.controls)
         return LeasePlan(
-            controlnets=tuple(str(self.registry.controlnet_path(u.model, entry, u.type)) for u in req.controls),
+            controlnets=controlnets, union=tuple(self._is_union(path) for path in controlnets),
             ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
                               for p in req.image_prompts),
             loras=tuple((str(self.registry.lora_path(x.name)), x.weight) for x in req.loras))

@@ -20,14 +20,15 @@ torch.set_num_threads(1)  # two cores, often both busy: one thread is far faster
 
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory) -> Path:
-    """A models folder whose checkpoints/ holds tiny FLUX, SDXL and SD1.5 diffusers folders."""
+    """A models folder whose checkpoints/ holds tiny FLUX, SDXL, SD1.5 and SD3 diffusers folders."""
     from studio.models.tiny import save_tiny
 
     root = tmp_path_factory.mktemp("models")
-    for kind in ("flux", "sdxl", "sd15"):
+    for kind in ("flux", "sdxl", "sd15", "sd3"):
         save_tiny(kind, root / "checkpoints" / f"tiny-{kind}", seed=0)
-    (root / "checkpoints" / "tiny-flux" / "studio.json").write_text(
-        '{"family": "flux-schnell", "max_sequence_length": 32, "default_steps": 4, "width": 64, "height": 64}')
+    for name in ("tiny-flux", "tiny-sd3"):
+        (root / "checkpoints" / name / "studio.json").write_text(
+            '{"max_sequence_length": 32, "default_steps": 4, "width": 64, "height": 64}')
     for name in ("tiny-sdxl", "tiny-sd15"):
         (root / "checkpoints" / name / "studio.json").write_text('{"width": 64, "height": 64, "default_steps": 4}')
     return root

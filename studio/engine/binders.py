@@ -75,17 +75,18 @@ def bind_controls(family: Family, spec: PipeSpec, req: GenerationRequest, inputs
                 "control_guidance_start": _one_or_list([u.start for u in units]),
                 "control_guidance_end": _one_or_list([u.end for u in units])}
     if any(inputs.union):
-        if not spec.control_mode:
-            raise InvalidRequest("controls", f"{family.label}: this pipeline takes no union ControlNet modes")
-        modes = []
-        for unit in units:
-            name = unit.mode or unit.type
-            if name not in family.control_modes:
-                raise InvalidRequest("controls", f"union ControlNets of {family.label} have no {name!r} mode; "
-                                                 f"modes: {', '.join(family.control_modes)}")
-            modes.append(family.control_modes[name])
-        kw["control_mode"] = _one_or_list(modes)
+        check_modes(family, req, inputs.union)
+        kw["control_mode"] = _one_or_list([family.control_modes.get(u.mode or u.type, -1) for u in units])
     return kw
+
+
+def check_modes(family: Family, req: GenerationRequest, union: tuple[bool, ...]) -> None:
+    """Each unit of a union net needs a mode the family's union nets have (its type by default)."""
+    for unit, is_union in zip(req.controls, union, strict=False):
+        name = unit.mode or unit.type
+        if is_union and name not in family.control_modes:
+            raise InvalidRequest("controls", f"union ControlNets of {family.label} have no {name!r} mode; "
+                                             f"modes: {', '.join(family.control_modes)}")
 
 
 def bind_image_prompts(family: Family, spec: PipeSpec, req: GenerationRequest, inputs: Inputs) -> dict:

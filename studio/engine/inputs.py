@@ -22,6 +22,14 @@ def make_map(unit, image: Image.Image) -> Image.Image | None:  # noqa: ANN001 - 
     return None if fn is None else fn(image.convert("RGB"), unit)
 
 
+def check_sizes(images: dict[str, Image.Image]) -> None:
+    """A mask is painted on its image: the two must have the same size."""
+    init, mask = images.get("init_image"), images.get("mask_image")
+    if init is not None and mask is not None and init.size != mask.size:
+        raise InvalidRequest("mask_image", f"the mask is {mask.size[0]}x{mask.size[1]} but the image is "
+                                           f"{init.size[0]}x{init.size[1]}; paint the mask on this image")
+
+
 def snapped_size(size: tuple[int, int]) -> tuple[int, int]:
     """An input's size as a request size: each side to the nearest multiple of 16, within limits."""
     from studio.requests import MAX_SIDE, MIN_SIDE
@@ -37,9 +45,7 @@ def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = ()) -> 
         init = source.convert("RGB").resize(size, Image.Resampling.LANCZOS)
         if request.mask_image:
             painted = store.open(request.mask_image, "mask_image")
-            if painted.size != source.size:
-                raise InvalidRequest("mask_image", f"the mask is {painted.size[0]}x{painted.size[1]} but the image is "
-                                                   f"{source.size[0]}x{source.size[1]}; paint the mask on this image")
+            check_sizes({"init_image": source, "mask_image": painted})
             mask = _mask(painted).resize(size, Image.Resampling.LANCZOS)
     maps = tuple(store.open(u.map or u.image, "controls").convert("RGB").resize(size, Image.Resampling.LANCZOS)
                  for u in request.controls)

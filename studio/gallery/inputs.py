@@ -84,21 +84,27 @@ class InputStore:
         self._write(ref, data)
         return ref
 
-    def store_request(self, request: GenerationRequest, make_map: MapMaker | None = None) -> GenerationRequest:
+    def store_request(self, request: GenerationRequest, make_map: MapMaker | None = None,
+                      check: Callable[[dict[str, Image.Image]], None] | None = None) -> GenerationRequest:
         """The request with every input image stored, and each control unit's map made
         (``make_map``: its preprocessor; ``None`` when the image is the map) and stored. Every
-        image is read and checked first, then the files are written: a bad input writes nothing."""
+        image is read and checked first (``check`` sees them by where they sit, e.g. ``mask_image``),
+        then the files are written: a bad input writes nothing."""
         opened: dict[str, Image.Image] = {}
+        by_where: dict[str, Image.Image] = {}
         mapping: dict[str, str] = {}
         files: dict[str, bytes] = {}
         for where, ref in request.input_images.items():
-            if ref in mapping:
-                continue
-            if self.is_stored(ref):
+            if ref not in mapping and self.is_stored(ref):
                 mapping[ref] = ref
-                continue
-            opened[ref] = self.open(ref, _field_of(where))
-            mapping[ref], files[mapping[ref]] = self._encode(opened[ref])
+            if ref not in opened and (check is not None or ref != mapping.get(ref)):
+                opened[ref] = self.open(ref, _field_of(where))
+            if ref not in mapping:
+                mapping[ref], files[mapping[ref]] = self._encode(opened[ref])
+            if ref in opened:
+                by_where[where] = opened[ref]
+        if check is not None:
+            check(by_where)
         units = []
         for unit in request.controls:
             if make_map is not None and not unit.map:

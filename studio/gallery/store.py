@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studio.errors import InvalidRequest
 from studio.gallery import db as gallery_db
 from studio.gallery.infotext import format_infotext
+from studio.gallery.inputs import FOLDER as INPUTS_FOLDER
 from studio.gallery.pnginfo import read_image_info
 from studio.gallery.schema import ImageRow, LoraRow, ScannedDir, TagRow
 from studio.gallery.search import build_match
@@ -624,7 +625,8 @@ class GalleryStore:
                     elif name.startswith(TEMP_PREFIX):
                         temps.append(Path(entry.path))
                 elif entry.is_dir(follow_symlinks=False):
-                    stack.append(prefix + name)
+                    if not (rel == "" and name == INPUTS_FOLDER):     # stored inputs are not gallery images
+                        stack.append(prefix + name)
                 elif name.lower().endswith(IMAGE_SUFFIXES):
                     files.add(prefix + name)
             listed[rel] = files

@@ -62,6 +62,7 @@ class LeasePlan:
     (see ``ModelManager.component``)."""
 
     controlnets: tuple[str, ...] = ()
+    union: tuple[bool, ...] = ()            # per ControlNet: a union net (it takes a control mode)
     ip_adapters: tuple[tuple[str, float], ...] = ()
     loras: tuple[tuple[str, float], ...] = ()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import Settings
-from studio.errors import ModelUnavailable
+from studio.errors import InvalidRequest, ModelUnavailable
 from studio.models.catalog import FAMILIES, HUB_MODELS, TINY_RANDOM, Family, ModelSpec, detect_family
 
 DEMO_ID = "demo"
@@ -175,8 +175,8 @@ class Registry:
         if not name:
             name = (entry.defaults.get("controlnets") or {}).get(control_type, "")
             if not name:
-                raise ModelUnavailable(f"{entry.label} names no ControlNet for {control_type!r}: pick one from "
-                                       f"{self._settings.models_dir / 'controlnet'} in the unit's model")
+                raise InvalidRequest("controls", f"{entry.label} has no ControlNet for {control_type!r}: pick one "
+                                                 f"from {self._settings.models_dir / 'controlnet'} as the unit's model")
         return self._adapter_path("controlnet", "ControlNet", name)
 
     def ip_adapter_path(self, name: str, entry: ModelEntry) -> Path:
@@ -184,8 +184,8 @@ class Registry:
         if not name:
             name = str(entry.defaults.get("ip_adapter") or "")
             if not name:
-                raise ModelUnavailable(f"{entry.label} names no IP-Adapter: pick one from "
-                                       f"{self._settings.models_dir / 'ip_adapter'}")
+                raise InvalidRequest("image_prompts", f"{entry.label} has no IP-Adapter of its own: pick one from "
+                                                      f"{self._settings.models_dir / 'ip_adapter'}")
         return self._adapter_path("ip_adapter", "IP-Adapter", name)
 
     # -- sources ---------------------------------------------------------------------------

@@ -109,11 +109,11 @@ def build_tiny_flux_pipeline(seed: int = 0, *, guidance_embeds: bool = False, ma
                         text_encoder_2=text_encoder_2, tokenizer_2=tok2, transformer=transformer)
 
 
-def _sd_vae(seed: int):
+def _sd_vae(seed: int, latent_channels: int = 4):
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels,
                          down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
                          block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4,
                          sample_size=64).eval()
@@ -162,7 +162,29 @@ def build_tiny_sdxl_pipeline(seed: int = 0):
                                      force_zeros_for_empty_prompt=True)
 
 
-BUILDERS = {"flux": build_tiny_flux_pipeline, "sd15": build_tiny_sd15_pipeline, "sdxl": build_tiny_sdxl_pipeline}
+def build_tiny_sd3_pipeline(seed: int = 0, *, max_length: int = 32):
+    """StableDiffusion3Pipeline: two CLIPs with projection (pooled 32 + 32) and a T5, a one-layer
+    SD3 transformer on a 16-channel VAE (SD3's inpaint pipeline insists on 16)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    tok, tok2, tok3 = clip_tokenizer(77), clip_tokenizer(77), t5_tokenizer(max_length)
+    text_encoder = _clip_text(len(tok), 32, projection=True, seed=seed)
+    text_encoder_2 = _clip_text(len(tok2), 32, projection=True, seed=seed + 1)
+    text_encoder_3 = _t5_text(len(tok3), 32, seed=seed + 2)
+    torch.manual_seed(seed + 3)
+    transformer = SD3Transformer2DModel(sample_size=8, patch_size=1, in_channels=16, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                        joint_attention_dim=32, pooled_projection_dim=64, out_channels=16).eval()
+    vae = _sd_vae(seed + 4, latent_channels=16)
+    vae.register_to_config(shift_factor=0.0, scaling_factor=1.0)
+    return StableDiffusion3Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=vae,
+                                    text_encoder=text_encoder, tokenizer=tok, text_encoder_2=text_encoder_2,
+                                    tokenizer_2=tok2, text_encoder_3=text_encoder_3, tokenizer_3=tok3,
+                                    transformer=transformer)
+
+
+BUILDERS = {"flux": build_tiny_flux_pipeline, "sd15": build_tiny_sd15_pipeline, "sdxl": build_tiny_sdxl_pipeline,
+            "sd3": build_tiny_sd3_pipeline}
 
 
 def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
