@@ -45,7 +45,7 @@ def test_app_starts_with_flags_and_auth(tiny_models_dir, tmp_path):
         with pytest.raises(Exception):
             Client(url, verbose=False)                           # no login, no API
         client = Client(url, auth=("ann", "pw"), verbose=False)
-        gallery, seed, info = client.predict("a red circle", seed=9, api_name="/txt2img")
+        gallery, seed, *_ = client.predict("a red circle", seed=9, api_name="/txt2img")
         assert seed == "9" and len(gallery) == 1
         written = list((tmp_path / "out").rglob("*.png"))
         assert [p.name.endswith("-9.png") for p in written] == [True]

@@ -38,19 +38,21 @@ def test_txt2img_endpoint_with_only_a_prompt(server):
     assert names == ["prompt", "negative_prompt", "model", "width", "height", "steps", "guidance", "seed",
                      "batch_count", "batch_size", "loras"]
     assert all(p["parameter_has_default"] for p in api["parameters"][1:])
-    gallery, seed, info = client.predict("a red circle", api_name="/txt2img")
+    gallery, seed, infotext, ids, info = client.predict("a red circle", api_name="/txt2img")
     assert len(gallery) == 1 and int(seed) >= 0
     with Image.open(gallery[0]["image"]) as im:
         assert im.size == (64, 64)                       # the native image, not the enlarged view
         assert f"Seed: {int(seed)}" in im.info["parameters"]
-    assert f"seed {int(seed)}" in info
+    assert f"seed {int(seed)}" in info and f"Seed: {int(seed)}" in infotext and len(ids) == 1
+    returns = [r["label"] for r in api["returns"]]
+    assert returns == ["Images", "Seed used", "Infotext", "Image ids", "Status"]
 
 
 def test_fixed_seed_and_batch_through_the_api(server):
     from gradio_client import Client
 
     client = Client(server[0], verbose=False)
-    gallery, seed, _ = client.predict("a cat", seed=123, batch_size=2, api_name="/txt2img")
+    gallery, seed, _, ids, _ = client.predict("a cat", seed=123, batch_size=2, api_name="/txt2img")
     assert seed == "123" and [g["caption"] for g in gallery] == ["seed 123", "seed 124"]
 
 

@@ -68,10 +68,10 @@ def test_each_batch_is_shown_as_it_finishes_and_an_empty_prompt_is_said(server):
 
     client = Client(server[0], verbose=False)
     job = client.submit("", seed=5, batch_count=3, api_name="/txt2img")
-    gallery, seed, info = job.result(timeout=120)
+    gallery, seed, infotext, ids, info = job.result(timeout=120)
     counts = [len(out[0]) for out in job.outputs()]
     assert counts[:3] == [1, 2, 3] and counts[-1] == 3          # batch 1 was out while batch 2 ran
-    assert seed == "5" and "The prompt is empty" in info
+    assert seed == "5" and "The prompt is empty" in info and len(ids) == 3 and "Seed: 5" in infotext
 
 
 @needs_chromium

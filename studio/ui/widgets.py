@@ -123,6 +123,8 @@ class GenerationForm:
     cancel: gr.Button
     images: gr.Gallery
     seed_used: gr.Textbox
+    infotext: gr.Textbox
+    image_ids: gr.JSON
     info: gr.Markdown
     cancellers: Cancellers = field(default_factory=Cancellers)
     studio: Studio | None = None
@@ -177,10 +179,15 @@ class GenerationForm:
                     # a Textbox: gradio draws an empty Number as "0", and "Seed used" is empty before a run
                     seed_used = gr.Textbox(value="", label="Seed used", interactive=False, max_lines=1,
                                            buttons=["copy"], elem_id=f"{t}-seed-used")
-                info = gr.Markdown(elem_id=f"{t}-info")
+                infotext = gr.Textbox(value="", label="Infotext", lines=2, max_lines=6, interactive=False,
+                                      buttons=["copy"], elem_id=f"{t}-infotext",
+                                      info="The parameters of the first image, as A1111 writes them.")
+                image_ids = gr.JSON(value=[], label="Image ids", visible=False)
+                info = gr.Markdown(label="Status", elem_id=f"{t}-info")
         rescan.click(lambda: gr.update(choices=model_choices(studio)), None, model, api_visibility="private")
         form = cls(task, model, prompt, negative, loras, aspect, width, height, steps, guidance, seed,
-                   batch_count, batch_size, generate, cancel, images, seed_used, info, studio=studio)
+                   batch_count, batch_size, generate, cancel, images, seed_used, infotext, image_ids, info,
+                   studio=studio)
         form._wire(studio)
         return form
 
@@ -191,7 +198,8 @@ class GenerationForm:
 
     @property
     def outputs(self) -> list:
-        return [self.images, self.seed_used, self.info]
+        """Labeled API returns: Images, Seed used, Infotext, Image ids, Status."""
+        return [self.images, self.seed_used, self.infotext, self.image_ids, self.info]
 
     # -- "send to": only what the form accepts --------------------------------------------
     @property
@@ -322,7 +330,7 @@ def _run_streaming(studio: Studio, req: GenerationRequest, cancel: threading.Eve
             elif kind == "saved":
                 shown += value
                 batches = req.batch_count
-                yield (_gallery(shown), _seed(shown[0].seed),
+                yield (_gallery(shown), _seed(shown[0].seed), shown[0].infotext, [s.image_id for s in shown],
                        f"batch {len(shown) // max(1, req.batch_size)} of {batches} done" if batches > 1 else "")
             elif kind == "error":
                 raise value
@@ -331,7 +339,9 @@ def _run_streaming(studio: Studio, req: GenerationRequest, cancel: threading.Eve
                 lines = [*notes, *result.notices, result.message, _saved_line(list(result.saved))]
                 if result.cancelled:
                     gr.Warning(result.message)
-                yield _gallery(list(result.saved)), _seed(result.request.seed), "  \n".join(x for x in lines if x)
+                saved = list(result.saved)
+                yield (_gallery(saved), _seed(result.request.seed), saved[0].infotext if saved else "",
+                       [s.image_id for s in saved], "  \n".join(x for x in lines if x))
                 return
     finally:
         if worker.is_alive():
