@@ -70,10 +70,11 @@ class Studio:
         """Every default filled in, every input stored, the lease planned. What the model cannot
         serve is refused (``InvalidRequest`` naming the field) before anything is written or loaded."""
         entry = self.registry.require(request.model_id)
-        spec = binders.check(entry.family, request)
+        active = running(request)
+        spec = binders.check(entry.family, active)
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
-        plan = self._plan(entry, request)
-        binders.check_modes(entry.family, request, plan.union)
+        plan = self._plan(entry, active)
+        binders.check_modes(entry.family, active, plan.union)
         stored = self.sink.inputs.store_request(request, make_map=inputs.make_map, check=inputs.check_sizes)
         width, height = entry.default("default_size")
         if stored.init_image and not (request.width and request.height):
@@ -94,7 +95,8 @@ class Studio:
         saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
         started = self._clock()
         entry, spec, plan, req = self.resolve(request)
-        images = inputs.load(req, self.sink.inputs, union=plan.union)
+        run_req = running(req)
+        images = inputs.load(run_req, self.sink.inputs, union=plan.union)
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
@@ -111,7 +113,7 @@ class Studio:
                 callback = StepCallback(total=req.steps, batch=batch, batches=req.batch_count, started=started,
                                         on_progress=on_progress, cancel=cancel, clock=self._clock)
                 t1 = self._clock()
-                out = runner.run(pipe, entry.family, spec, req, images, seeds=batch_seeds, callback=callback,
+                out = runner.run(pipe, entry.family, spec, run_req, images, seeds=batch_seeds, callback=callback,
                                  max_sequence_length=msl)
                 if req.task is Task.INPAINT:
                     out = [inputs.overlay(images.init, image, images.mask, req.mask_blur) for image in out]
@@ -130,7 +132,7 @@ class Studio:
                 state.next_batch = batch + 1
 
         try:
-            self.models.run(entry, req.task, work, plan)
+            self.models.run(entry, run_req.task, work, plan)
         except Exception as err:
             if _is_oom(err):  # the manager translates OOM it sees; this is the last line of defence
                 self.models.release_all()
@@ -172,6 +174,14 @@ class Studio:
             ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
                               for p in req.image_prompts),
             loras=tuple((str(self.registry.lora_path(x.name)), x.weight) for x in req.loras))
+
+
+def running(request: GenerationRequest) -> GenerationRequest:
+    """What the pipeline runs: control units at scale 0 are left out (the request keeps them), so a
+    scale of 0 gives exactly the image without that net, as a user expects of "off"."""
+    if all(unit.scale > 0 for unit in request.controls):
+        return request
+    return request.replace(controls=tuple(unit for unit in request.controls if unit.scale > 0))
 
 
 @dataclass

@@ -35,6 +35,17 @@ def tiny_models_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_controlnets(tiny_models_dir) -> dict[str, str]:
+    """ControlNets in <models>/controlnet/: a FLUX union net and an SD1.5 net; name by kind."""
+    from studio.models.tiny import save_tiny_controlnet
+
+    checkpoints, nets = tiny_models_dir / "checkpoints", tiny_models_dir / "controlnet"
+    save_tiny_controlnet("flux", checkpoints / "tiny-flux", nets / "tiny-flux-union", union=True, seed=1)
+    save_tiny_controlnet("sd15", checkpoints / "tiny-sd15", nets / "tiny-sd15-canny", seed=2)
+    return {"flux": "tiny-flux-union", "sd15": "tiny-sd15-canny"}
+
+
+@pytest.fixture(scope="session")
 def sd15_lora_named(tiny_models_dir) -> str:
     """A LoRA for tiny-sd15 saved as <models>/loras/tiny_style.safetensors; returns its name."""
     from diffusers import StableDiffusionPipeline

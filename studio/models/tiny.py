@@ -191,3 +191,32 @@ def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     BUILDERS[kind](seed).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def save_tiny_controlnet(kind: str, base_folder: str | Path, folder: str | Path, *, union: bool = False,
+                         seed: int = 0) -> Path:
+    """A ControlNet for a tiny base (``flux``: FluxControlNetModel, a union net with ``union``;
+    ``sd15``/``sdxl``: ControlNetModel), copied from the base as diffusers does, with the
+    zero-initialised output layers randomised so that a scale visibly changes the image."""
+    import diffusers
+
+    base_folder, folder = Path(base_folder), Path(folder)
+    torch.manual_seed(seed)
+    if kind == "flux":
+        transformer = diffusers.FluxTransformer2DModel.from_pretrained(base_folder / "transformer")
+        net = diffusers.FluxControlNetModel.from_transformer(transformer, num_layers=1, num_single_layers=0,
+                                                             attention_head_dim=16, num_attention_heads=2)
+        if union:
+            state = net.state_dict()
+            config = {k: v for k, v in net.config.items() if not k.startswith("_")}   # "_use_default_values" would
+            net = diffusers.FluxControlNetModel.from_config({**config, "num_mode": 10})     # reset num_mode
+            net.load_state_dict(state, strict=False)
+    else:
+        unet = diffusers.UNet2DConditionModel.from_pretrained(base_folder / "unet")
+        net = diffusers.ControlNetModel.from_unet(unet)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if "controlnet_" in name and ("blocks" in name or "mid_block" in name or "x_embedder" in name):
+                param.normal_(0, 0.3)
+    net.save_pretrained(folder, safe_serialization=True)
+    return folder
