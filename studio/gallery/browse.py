@@ -18,6 +18,7 @@ from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
 from studio.requests import MAX_SEED, GenerationRequest, GenerationResult
 
 PER_PAGE = 48
+MAX_SIZE_FILTER = 100_000      # any real image is smaller; larger numbers overflow SQLite's integers
 SORT_CHOICES = [("Newest first", "newest"), ("Oldest first", "oldest"), ("Best match", "relevance"), ("Seed", "seed")]
 SEARCH_HELP = ('Words match prompt, negative prompt, model, LoRA names and tags (prefixes too: "cat" finds '
                '"cats"). "a phrase", -without, prompt: neg: model: lora: tag: for one field.')
@@ -44,8 +45,10 @@ def parse_size(text: str | None) -> tuple[int | None, int | None]:
     if not text:
         return None, None
     width, sep, height = text.partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
+    if not sep or not width.isdecimal() or not height.isdecimal():
         raise InvalidRequest("size", f"expected WIDTHxHEIGHT like 832x1216, got {text!r}")
+    if not (1 <= int(width) <= MAX_SIZE_FILTER and 1 <= int(height) <= MAX_SIZE_FILTER):
+        raise InvalidRequest("size", f"width and height must be within 1..{MAX_SIZE_FILTER}, got {text!r}")
     return int(width), int(height)
 
 
@@ -179,7 +182,9 @@ def png_info_summary(info: ImageInfo | None) -> str:
 
 
 def png_info_json(info: ImageInfo | None) -> dict[str, Any]:
+    """Everything found, for the JSON view: the file by its name (an upload's folder is the server's)."""
     if info is None:
         return {}
     data = info.to_dict()
+    data = {"file": Path(data.pop("path")).name, **data}
     return json.loads(json.dumps(data, default=str))

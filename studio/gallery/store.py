@@ -219,6 +219,9 @@ class GalleryQuery:
             raise InvalidRequest("sort", f"one of {SORTS}, got {self.sort!r}")
         if self.page < 1 or not 1 <= self.per_page <= 1000:
             raise InvalidRequest("page", f"page >= 1 and per_page within 1..1000, got {self.page}, {self.per_page}")
+        for name in ("width", "height"):
+            if not 0 <= (getattr(self, name) or 0) < 2**31:
+                raise InvalidRequest(name, f"a size filter within 0..{2**31 - 1}, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, slots=True)
