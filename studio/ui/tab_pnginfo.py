@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio.gallery import browse
+from studio.gallery import browse, imports
 from studio.requests import Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
@@ -55,7 +55,6 @@ def build(studio: Studio, ctx) -> None:
             def do_import(path):
                 if not path:
                     raise gr.Error("Drop an image first.")
-                image_id = store.import_image(path)
-                return f"In the gallery as #{image_id}."
+                return imports.import_image(store, path).message   # says so when it was there already
 
             import_btn.click(do_import, upload, result, api_visibility="private")
