@@ -11,6 +11,7 @@ import gradio as gr
 from studio.config import Settings
 from studio.requests import GenerationRequest, Task
 from studio.service import Studio
+from studio.ui import serving
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def launch_kwargs(settings: Settings) -> dict:
         share=settings.share,
         auth=list(settings.auth) or None,
         allowed_paths=[str(settings.outputs_dir)],
+        app_kwargs=serving.app_kwargs(settings.outputs_dir),   # ...but only its images are served
         css=CSS,
         theme=gr.themes.Soft(),
         ssr_mode=False,

@@ -96,3 +96,18 @@ def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
         page.screenshot(path=str(tmp_path / "gallery.png"))
         browser.close()
     assert store.count() == before - 1 and store.get(shown) is None
+
+
+def test_the_studio_serves_its_images_and_not_its_database(server):
+    import httpx
+
+    from studio.requests import GenerationRequest
+
+    url, studio = server
+    saved = studio.generate(GenerationRequest("a green owl", model_id="tiny-random", seed=5)).saved[0]
+    outputs = studio.sink.store.outputs_dir
+    with httpx.Client() as client:
+        assert client.get(f"{url}gradio_api/file={saved.path}").content[:8] == b"\x89PNG\r\n\x1a\n"
+        for name in ("gallery.db", "gallery.db-wal", "gallery.db-shm"):
+            assert (outputs / name).exists()
+            assert client.get(f"{url}gradio_api/file={outputs / name}").status_code == 403, name
