@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 TABS = ("tab_txt2img", "tab_gallery", "tab_pnginfo", "tab_models")
 
 CSS = """
-.studio-images img { image-rendering: pixelated; }
+/* small images (the demo model draws 64x64) are enlarged to the frame, whole and with sharp pixels:
+   txt2img's images, the Gallery's Selected and Re-generated, PNG Info's preview */
+.studio-images img { image-rendering: pixelated; object-fit: contain !important; }
 footer { display: none !important; }
 """
 
