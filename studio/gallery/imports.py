@@ -4,9 +4,9 @@
   oversized image raises ``InvalidRequest`` naming it, and nothing is copied or recorded.
 * Content already in the gallery (same sha256 as a row whose file is there) is not copied again:
   the result names that row (``already=True``), tags given are added to it.
-* Otherwise a file outside outputs is copied into ``outputs/imported/`` (a free name: ``x.png``,
-  ``x-1.png``, ...: neither a file nor a row whose file is missing holds it) and recorded from its own metadata; a file already under outputs is recorded
-  where it lies.
+* Otherwise a file outside outputs is copied into ``outputs/imported/`` under a free name
+  (``x.png``, ``x-1.png``, ...: held by neither a file nor a row whose file is missing) and
+  recorded from its own metadata; a file already under outputs is recorded where it lies.
 """
 
 from __future__ import annotations
