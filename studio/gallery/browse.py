@@ -7,16 +7,26 @@ functions, so everything a user can do there is tested without a browser.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw
+
 from studio.errors import InvalidRequest
+from studio.gallery.files import encode_png, write_atomic
 from studio.gallery.pnginfo import ImageInfo, read_image_info
 from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
 from studio.requests import GenerationResult
 
 PER_PAGE = 48
+MISSING_CAPTION = "file missing"
+EXPORT_PREFIX = "export-"
+EXPORT_KEEP_SECONDS = 3600
+MAX_SIZE_FILTER = 100_000      # any real image is smaller; larger numbers overflow SQLite's integers
 SORT_CHOICES = [("Newest first", "newest"), ("Oldest first", "oldest"), ("Best match", "relevance"), ("Seed", "seed")]
 SEARCH_HELP = ('Words match prompt, negative prompt, model, LoRA names and tags (prefixes too: "cat" finds '
                '"cats"). "a phrase", -without, prompt: neg: model: lora: tag: for one field.')
@@ -43,8 +53,10 @@ def parse_size(text: str | None) -> tuple[int | None, int | None]:
     if not text:
         return None, None
     width, sep, height = text.partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
+    if not sep or not width.isdecimal() or not height.isdecimal():
         raise InvalidRequest("size", f"expected WIDTHxHEIGHT like 832x1216, got {text!r}")
+    if not (1 <= int(width) <= MAX_SIZE_FILTER and 1 <= int(height) <= MAX_SIZE_FILTER):
+        raise InvalidRequest("size", f"width and height must be within 1..{MAX_SIZE_FILTER}, got {text!r}")
     return int(width), int(height)
 
 
@@ -67,14 +79,40 @@ def caption(record: ImageRecord) -> str:
     return f"{star}#{record.id} · {prompt}"
 
 
-def grid(page: Page) -> list[tuple[str, str]]:
-    """(file, caption) per image whose file is there (missing ones have no picture to show)."""
-    return [(r.path, caption(r)) for r in page.items if not r.missing and Path(r.path).is_file()]
+def _shown(page: Page, missing_image: str | Path | None) -> list[tuple[int, str, str]]:
+    cells = []
+    for r in page.items:
+        if not r.missing and Path(r.path).is_file():
+            cells.append((r.id, r.path, caption(r)))
+        elif missing_image is not None:
+            cells.append((r.id, str(missing_image), f"{caption(r)} · {MISSING_CAPTION}"))
+    return cells
 
 
-def grid_ids(page: Page) -> list[int]:
-    """The image ids of ``grid(page)``, in the same order (a click gives an index into it)."""
-    return [r.id for r in page.items if not r.missing and Path(r.path).is_file()]
+def grid(page: Page, missing_image: str | Path | None = None) -> list[tuple[str, str]]:
+    """(file, caption) per image of the page. A row whose file is gone shows ``missing_image``
+    (see ``missing_placeholder``), captioned "file missing", so it can be clicked, selected and
+    deleted; without one it is left out."""
+    return [(path, text) for _, path, text in _shown(page, missing_image)]
+
+
+def grid_ids(page: Page, missing_image: str | Path | None = None) -> list[int]:
+    """The image ids of ``grid(page, missing_image)``, in the same order (a click gives an index)."""
+    return [image_id for image_id, _, _ in _shown(page, missing_image)]
+
+
+def missing_placeholder(folder: Path) -> Path:
+    """The picture shown for a row whose file is gone: a grey square with a cross, written once
+    into ``folder`` (a folder of the app's own, outside outputs: reconcile would import it)."""
+    path = Path(folder) / "file-missing.png"
+    if not path.is_file():
+        im = Image.new("RGB", (256, 256), (120, 120, 120))
+        draw = ImageDraw.Draw(im)
+        draw.line((48, 48, 208, 208), fill=(230, 230, 230), width=12)
+        draw.line((48, 208, 208, 48), fill=(230, 230, 230), width=12)
+        draw.text((128, 236), MISSING_CAPTION, fill=(255, 255, 255), anchor="ms")
+        write_atomic(encode_png(im, {}), path)
+    return path
 
 
 def page_label(page: Page) -> str:
@@ -140,10 +178,28 @@ def regenerate(studio: Any, store: GalleryStore, image_id: int, **kwargs: Any) -
 
 
 def export(store: GalleryStore, image_ids: list[int], folder: Path) -> Path:
+    """A zip of the images, in a folder of its own under ``folder`` with a random name: two
+    sessions' exports never share, overwrite or guess each other's file. (The UI hands the zip
+    to Gradio, which serves a copy to the session that asked; see ``studio/ui/serving.py``.)
+    Exports older than ``EXPORT_KEEP_SECONDS`` are removed first."""
     if not image_ids:
         raise InvalidRequest("selection", "select at least one image to export")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_old_exports(folder)
+    own = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=folder))
     name = f"gallery-{datetime.now():%Y%m%d-%H%M%S}-{len(image_ids)}.zip"
-    return store.export_zip(sorted({int(i) for i in image_ids}), Path(folder) / name)
+    return store.export_zip(sorted({int(i) for i in image_ids}), own / name)
+
+
+def _remove_old_exports(folder: Path) -> None:
+    limit = time.time() - EXPORT_KEEP_SECONDS
+    for old in folder.glob(f"{EXPORT_PREFIX}*"):
+        try:
+            if old.is_dir() and old.stat().st_mtime < limit:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def png_info(path: str | Path | None) -> ImageInfo | None:
@@ -162,7 +218,9 @@ def png_info_summary(info: ImageInfo | None) -> str:
 
 
 def png_info_json(info: ImageInfo | None) -> dict[str, Any]:
+    """Everything found, for the JSON view: the file by its name (an upload's folder is the server's)."""
     if info is None:
         return {}
     data = info.to_dict()
+    data = {"file": Path(data.pop("path")).name, **data}
     return json.loads(json.dumps(data, default=str))

@@ -5,6 +5,9 @@ Fooocus JSON "parameters", then A1111 text "parameters" (PNG text chunk, or EXIF
 JPEG/WebP), then ComfyUI's "prompt" graph. ``fields`` are ``GenerationRequest`` keyword
 arguments; ``request`` is the checked request when they make one (a foreign 1000x1000 image,
 say, does not: sizes must be multiples of 16), else ``None`` with ``problem`` saying why.
+
+A file that is not a whole image (empty, not an image, truncated, over ``imagefile.MAX_PIXELS``)
+raises ``InvalidRequest`` naming the file and what is wrong (see ``studio/gallery/imagefile.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from PIL import Image
 
 from studio.errors import StudioError
 from studio.gallery import infotext
+from studio.gallery.imagefile import open_image
 from studio.requests import GenerationRequest
 
 
@@ -60,8 +64,9 @@ def _exif_comment(im: Image.Image) -> str:
     return raw if isinstance(raw, str) else ""
 
 
-def read_chunks(path: Path) -> tuple[dict[str, str], int, int]:
-    with Image.open(path) as im:
+def read_chunks(path: Path, name: str | None = None) -> tuple[dict[str, str], int, int]:
+    """Every text chunk (and A1111's EXIF comment as "parameters"), width, height."""
+    with open_image(path, name) as im:
         info = getattr(im, "text", None) or im.info
         chunks = {k: v for k, v in info.items() if isinstance(v, str)}
         if "parameters" not in chunks:
@@ -78,10 +83,12 @@ def _checked(fields: dict[str, Any]) -> tuple[GenerationRequest | None, str]:
         return None, str(err)
 
 
-def read_image_info(path: str | Path) -> ImageInfo:
-    """The parameters any image carries. Never raises for an image without metadata."""
+def read_image_info(path: str | Path, name: str | None = None) -> ImageInfo:
+    """The parameters any image carries. Never raises for an image without metadata; raises
+    ``InvalidRequest`` for a file that is not a whole image (``name``: the file as the user knows
+    it, default its base name)."""
     path = Path(path)
-    chunks, width, height = read_chunks(path)
+    chunks, width, height = read_chunks(path, name)
     text = chunks.get("parameters", "")
     if chunks.get("studio"):
         try:

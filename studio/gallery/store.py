@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 import zipfile
@@ -220,6 +219,9 @@ class GalleryQuery:
             raise InvalidRequest("sort", f"one of {SORTS}, got {self.sort!r}")
         if self.page < 1 or not 1 <= self.per_page <= 1000:
             raise InvalidRequest("page", f"page >= 1 and per_page within 1..1000, got {self.page}, {self.per_page}")
+        for name in ("width", "height"):
+            if not 0 <= (getattr(self, name) or 0) < 2**31:
+                raise InvalidRequest(name, f"a size filter within 0..{2**31 - 1}, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,40 +539,26 @@ class GalleryStore:
         """(Re-)record a file under outputs from its own metadata; replaces a row for the same path."""
         return self.add_many([self._new_from_file(Path(path).resolve())], replace=True)[0]
 
-    def import_image(self, path: Path | str, *, tags: Sequence[str] = ()) -> int:
+    def import_image(self, path: Path | str, *, tags: Sequence[str] = (), name: str | None = None) -> int:
         """Bring any image into the gallery: copied into ``outputs/imported/`` (unless it already
-        lies under outputs), recorded from its own metadata (studio, A1111, Fooocus, ComfyUI)."""
-        source = Path(path).resolve()
-        if not source.is_file():
-            raise InvalidRequest("path", f"no such image: {source}")
-        if self.stored_path(source) != str(source):          # already under outputs
-            existing = self._id_for_path(self.stored_path(source))
-            return existing if existing is not None else self.reimport(source)
-        folder = self.outputs_dir / "imported"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / source.name
-        n = 1
-        while target.exists():
-            target = folder / f"{source.stem}-{n}{source.suffix}"
-            n += 1
-        tmp = folder / f"{TEMP_PREFIX}{target.name}"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-        try:
-            image = self._new_from_file(target)
-            if tags:
-                image = _with(image, tags=tuple(tags))
-            return self.add(image)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
+        lies under outputs), recorded from its own metadata (studio, A1111, Fooocus, ComfyUI).
+        Content already in the gallery is not copied again: its row's id is returned.
+        ``studio.gallery.imports.import_image`` also says which of the two happened."""
+        from studio.gallery.imports import import_image
+
+        return import_image(self, path, tags=tags, name=name).image_id
+
+    def ids_with_sha256(self, sha256: str) -> list[int]:
+        """Rows recording a file with this content, oldest first (no index: imports only ask)."""
+        with self._read() as session:
+            return list(session.scalars(select(ImageRow.id).where(ImageRow.sha256 == sha256).order_by(ImageRow.id)))
 
     def _id_for_path(self, stored: str) -> int | None:
         with self._read() as session:
             return session.scalar(select(ImageRow.id).where(ImageRow.path == stored))
 
-    def _new_from_file(self, path: Path) -> NewImage:
-        info = read_image_info(path)
+    def _new_from_file(self, path: Path, name: str | None = None) -> NewImage:
+        info = read_image_info(path, name)
         created = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
         sha = sha256_file(path)
         if info.request is not None and info.source == "studio":
@@ -738,8 +726,3 @@ class GalleryStore:
         os.replace(tmp, destination)
         return destination
 
-
-def _with(image: NewImage, **changes: Any) -> NewImage:
-    import dataclasses
-
-    return dataclasses.replace(image, **changes)

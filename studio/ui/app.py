@@ -11,6 +11,7 @@ import gradio as gr
 from studio.config import Settings
 from studio.requests import Task
 from studio.service import Studio
+from studio.ui import serving
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,9 @@ log = logging.getLogger(__name__)
 TABS = ("tab_txt2img", "tab_gallery", "tab_pnginfo", "tab_models")
 
 CSS = """
-.studio-images img { image-rendering: pixelated; }
+/* small images (the demo model draws 64x64) are enlarged to the frame, whole and with sharp pixels:
+   txt2img's images, the Gallery's Selected and Re-generated, PNG Info's preview */
+.studio-images img { image-rendering: pixelated; object-fit: contain !important; }
 #models-table th, #models-table th * { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
 #models-table td, #models-table td * { white-space: normal; overflow-wrap: anywhere; }
 footer { display: none !important; }
@@ -72,6 +75,7 @@ def launch_kwargs(settings: Settings) -> dict:
         share=settings.share,
         auth=list(settings.auth) or None,
         allowed_paths=[str(settings.outputs_dir)],
+        app_kwargs=serving.app_kwargs(settings.outputs_dir),   # ...but only its images are served
         css=CSS,
         theme=gr.themes.Soft(),
         ssr_mode=False,

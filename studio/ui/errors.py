@@ -1,7 +1,7 @@
 """The edge where StudioError becomes gr.Error: once, with the message unchanged.
 
 A ``StudioError`` is the user's to fix: shown as it is, no traceback on the console. Anything
-else is a bug: logged with its traceback, shown as such. Messages never show server temporary
+else is a bug: shown as such, its traceback printed by gradio. Messages never show server temporary
 paths (an upload's path in gradio's cache means nothing to the user): those become file names.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import re
 import tempfile
 
@@ -17,7 +16,6 @@ import gradio as gr
 
 from studio.errors import StudioError
 
-log = logging.getLogger(__name__)
 _TEMP = re.compile(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^\s'\"`,;)]*/([^/\s'\"`,;)]+)")
 
 
@@ -29,10 +27,10 @@ def without_temp_paths(message: str) -> str:
 def as_gr_error(err: BaseException, where: str) -> gr.Error:
     if isinstance(err, StudioError):
         return gr.Error(without_temp_paths(str(err)), title=type(err).__name__, print_exception=False)
-    log.error("unexpected error in %s", where, exc_info=err)
-    return gr.Error(without_temp_paths(f"Unexpected error ({type(err).__name__}: {err}). This is a bug in the "
-                                       "studio; the console has the traceback."), title="Internal error",
-                    print_exception=False)
+    # a bug: gradio prints this error's traceback, its cause (the bug) included
+    return gr.Error(without_temp_paths(f"Unexpected error in {where} ({type(err).__name__}: {err}). This is a bug "
+                                       "in the studio; the console has the traceback."), title="Internal error",
+                    print_exception=True)
 
 
 def shown_as_gr_error(fn):

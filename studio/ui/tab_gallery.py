@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio.errors import InvalidRequest
 from studio.gallery import browse
 from studio.requests import Task
 from studio.service import Studio
@@ -25,7 +26,9 @@ def build(studio: Studio, ctx) -> None:
         if store is None:
             gr.Markdown("This studio was started without a gallery (its image sink keeps no database).")
             return
-        export_dir = Path(tempfile.mkdtemp(prefix="studio-export-"))
+        work = Path(tempfile.mkdtemp(prefix="studio-gallery-"))      # the app's own: never served as is
+        export_dir = work / "exports"                                  # one random folder per export
+        missing_image = browse.missing_placeholder(work)                 # stands in for a missing file
         with gr.Row():
             text = gr.Textbox(label="Search", elem_id="gallery-search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
                               scale=4)
@@ -36,7 +39,7 @@ def build(studio: Studio, ctx) -> None:
                 model = gr.Dropdown([("any", "")] + store.model_ids(), value="", label="Model", allow_custom_value=True)
                 task = gr.Dropdown([("any", "")] + [t.value for t in Task], value="", label="Task")
                 lora = gr.Dropdown([("any", "")] + store.lora_names(), value="", label="LoRA", allow_custom_value=True)
-                size = gr.Textbox(label="Size", placeholder="832x1216")
+                size = gr.Textbox(label="Size", placeholder="832x1216", elem_id="gallery-size")
             with gr.Row():
                 date_from = gr.Textbox(label="From (YYYY-MM-DD)")
                 date_to = gr.Textbox(label="To (YYYY-MM-DD)")
@@ -55,7 +58,8 @@ def build(studio: Studio, ctx) -> None:
                     export_btn = gr.Button("Export selection as zip", size="sm", elem_id="gallery-export")
                     export_file = gr.File(label="Export", interactive=False, elem_id="gallery-export-file")
             with gr.Column(scale=2):
-                preview = gr.Image(label="Selected", interactive=False, type="filepath", height=360)
+                preview = gr.Image(label="Selected", interactive=False, type="filepath", height=360,
+                                   elem_id="gallery-preview", elem_classes=["studio-images"])
                 facts = gr.Markdown("Click an image to see everything about it.", elem_id="gallery-facts")
                 infotext = gr.Textbox(label="Parameters (A1111 infotext)", lines=4, interactive=False, buttons=["copy"])
                 with gr.Row():
@@ -70,7 +74,8 @@ def build(studio: Studio, ctx) -> None:
                     confirm_btn = gr.Button("Yes, delete file and entry", size="sm", variant="stop", visible=False,
                                             elem_id="gallery-confirm")
                     cancel_btn = gr.Button("Keep it", size="sm", visible=False)
-                regen_out = gr.Gallery(label="Re-generated", columns=2, height=200, visible=False)
+                regen_out = gr.Gallery(label="Re-generated", columns=2, height=360, object_fit="contain",
+                                       visible=False, elem_id="gallery-regenerated", elem_classes=["studio-images"])
                 with gr.Accordion("All parameters", open=False):
                     details = gr.JSON()
         page_no = gr.State(1)
@@ -88,9 +93,14 @@ def build(studio: Studio, ctx) -> None:
             if result.page > result.pages:           # e.g. after deleting the last image of the last page
                 result = store.search(browse.build_query(text, model, task, lora, favourites, date_from, date_to,
                                                          size, missing, sort, result.pages))
-            cells = browse.grid(result)
+            cells = browse.grid(result, missing_image)
             return (cells, browse.page_label(result), gr.update(choices=browse.selection_choices(result), value=[]),
-                    result.page, browse.grid_ids(result))
+                    result.page, browse.grid_ids(result, missing_image))
+
+        # gr.Error leaves outputs as they were: after a failed action nothing of the previous one
+        # may stay on screen as if it were the answer (e.g. the old page under a bad size filter)
+        def nothing_listed():
+            return [], "", gr.update(choices=[], value=[]), 1, []
 
         def show(image_id):
             image_id = _id(image_id)
@@ -105,13 +115,17 @@ def build(studio: Studio, ctx) -> None:
         def on_select(ids, evt: gr.SelectData):
             return show(ids[evt.index] if ids and 0 <= evt.index < len(ids) else None)
 
+        listed = []
         for trigger in (tab.select, search.click, text.submit, sort.change, favourites.change, missing.change):
-            trigger(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private")
+            listed.append(trigger(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private"))
         for control in (model, task, lora):
-            control.input(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private")
-        prev_btn.click(lambda p, *f: refresh(*f, max(1, p - 1)), [page_no, *filters], listing,
-                       api_visibility="private")
-        next_btn.click(lambda p, *f: refresh(*f, p + 1), [page_no, *filters], listing, api_visibility="private")
+            listed.append(control.input(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private"))
+        listed.append(prev_btn.click(lambda p, *f: refresh(*f, max(1, p - 1)), [page_no, *filters], listing,
+                                     api_visibility="private"))
+        listed.append(next_btn.click(lambda p, *f: refresh(*f, p + 1), [page_no, *filters], listing,
+                                     api_visibility="private"))
+        for event in listed:
+            event.failure(nothing_listed, None, listing, queue=False, api_visibility="private")
         grid.select(on_select, shown_ids, detail, api_visibility="private")
 
         def choices():
@@ -122,25 +136,26 @@ def build(studio: Studio, ctx) -> None:
 
         @shown_as_gr_error
         def favourite(image_id):
-            image_id = _id(image_id)
-            if image_id is None:
-                raise gr.Error("Select an image first.")
-            record = store.get(image_id)
-            store.set_favourite(image_id, not record.favourite)
-            return show(image_id)
+            record = store.get(_chosen(image_id))
+            if record is None:
+                raise InvalidRequest("image", f"image #{image_id} is no longer in the gallery")
+            store.set_favourite(record.id, not record.favourite)
+            return show(record.id)
 
-        fav_btn.click(favourite, selected, detail, api_visibility="private")
+        def nothing_shown():
+            return show(None)
+
+        fav_btn.click(favourite, selected, detail, api_visibility="private").failure(
+            nothing_shown, None, detail, queue=False, api_visibility="private")
 
         @shown_as_gr_error
         def save_tags(image_id, value):
-            image_id = _id(image_id)
-            if image_id is None:
-                raise gr.Error("Select an image first.")
-            store.set_tags(image_id, value.split(","))
+            store.set_tags(_chosen(image_id), value.split(","))
             return show(image_id)
 
-        tags_btn.click(save_tags, [selected, tags], detail, api_visibility="private")
-        tags.submit(save_tags, [selected, tags], detail, api_visibility="private")
+        for trigger in (tags_btn.click, tags.submit):
+            trigger(save_tags, [selected, tags], detail, api_visibility="private").failure(
+                nothing_shown, None, detail, queue=False, api_visibility="private")
 
         ask = [delete_btn, confirm_btn, cancel_btn]
         delete_btn.click(lambda i: [gr.update(visible=i is None), gr.update(visible=i is not None),
@@ -157,7 +172,9 @@ def build(studio: Studio, ctx) -> None:
             return [*show(None), gr.update(visible=True), gr.update(visible=False), gr.update(visible=False),
                     *refresh(*form)]
 
-        confirm_btn.click(delete, [selected, *filters, page_no], [*detail, *ask, *listing], api_visibility="private")
+        confirm_btn.click(delete, [selected, *filters, page_no], [*detail, *ask, *listing],
+                          api_visibility="private").failure(nothing_shown, None, detail, queue=False,
+                                                            api_visibility="private")
 
         if can_send:
             @shown_as_gr_error
@@ -171,23 +188,31 @@ def build(studio: Studio, ctx) -> None:
 
         @shown_as_gr_error
         def regenerate(image_id):
-            image_id = _id(image_id)
-            if image_id is None:
-                raise gr.Error("Select an image first.")
+            image_id = _chosen(image_id)
             result = browse.regenerate(studio, store, image_id)
             gr.Info(f"Re-generated #{image_id} as #{result.saved[0].image_id}: {result.message}"
                     if result.saved else result.message)
             return gr.update(value=[s.path for s in result.saved], visible=True)
 
         regen_btn.click(regenerate, selected, regen_out, api_name="gallery_regenerate",
-                        concurrency_id=GPU_QUEUE, concurrency_limit=getattr(ctx, "concurrency", 1))
+                        concurrency_id=GPU_QUEUE, concurrency_limit=getattr(ctx, "concurrency", 1)).failure(
+            lambda: gr.update(value=None, visible=False), None, regen_out, queue=False, api_visibility="private")
 
         @shown_as_gr_error
         def export(ids):
             return str(browse.export(store, list(ids or []), export_dir))
 
-        export_btn.click(export, selection, export_file, api_visibility="private")
+        export_btn.click(export, selection, export_file, api_visibility="private").failure(
+            lambda: None, None, export_file, queue=False, api_visibility="private")
 
 
 def _id(value) -> int | None:
     return None if value is None or value == "" else int(value)
+
+
+def _chosen(value) -> int:
+    """The selected image's id; none selected is the user's to fix, not a bug."""
+    image_id = _id(value)
+    if image_id is None:
+        raise InvalidRequest("image", "select an image in the grid first")
+    return image_id

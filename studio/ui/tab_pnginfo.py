@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio.gallery import browse
+from studio.errors import InvalidRequest
+from studio.gallery import browse, imports
 from studio.requests import Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
@@ -18,15 +19,17 @@ def build(studio: Studio, ctx) -> None:
         with gr.Row():
             with gr.Column():
                 # a File, not an Image: gr.Image re-encodes uploads and drops their text chunks
-                upload = gr.File(label="Image", file_types=["image"], type="filepath")
-                preview = gr.Image(label="Preview", interactive=False, type="filepath", height=320)
+                upload = gr.File(label="Image", file_types=["image"], type="filepath", elem_id="pnginfo-upload")
+                preview = gr.Image(label="Preview", interactive=False, type="filepath", height=320,
+                                   elem_id="pnginfo-preview", elem_classes=["studio-images"])
             with gr.Column():
-                facts = gr.Markdown(browse.png_info_summary(None))
+                facts = gr.Markdown(browse.png_info_summary(None), elem_id="pnginfo-facts")
                 infotext = gr.Textbox(label="Parameters", lines=6, interactive=False, buttons=["copy"])
                 with gr.Row():
                     send_btn = gr.Button("Send to txt2img", visible=can_send)
-                    import_btn = gr.Button("Import into gallery", visible=store is not None)
-                result = gr.Markdown()
+                    import_btn = gr.Button("Import into gallery", visible=store is not None,
+                                           elem_id="pnginfo-import")
+                result = gr.Markdown(elem_id="pnginfo-result")
                 with gr.Accordion("Everything found", open=False):
                     details = gr.JSON()
 
@@ -37,7 +40,15 @@ def build(studio: Studio, ctx) -> None:
                 return None, browse.png_info_summary(None), "", {}
             return path, browse.png_info_summary(info), info.infotext, browse.png_info_json(info)
 
-        upload.change(read, upload, [preview, facts, infotext, details], api_name="png_info")
+        shown = [preview, facts, infotext, details]
+
+        def nothing_read():          # gr.Error leaves outputs as they were: the last file's facts must go
+            return None, browse.png_info_summary(None), "", {}
+
+        upload.change(read, upload, shown, api_name="png_info").failure(
+            nothing_read, None, shown, queue=False, api_visibility="private")
+        # "In the gallery as #3" was about the previous file
+        upload.change(lambda: "", None, result, queue=False, api_visibility="private")
 
         if can_send:
             @shown_as_gr_error
@@ -53,8 +64,8 @@ def build(studio: Studio, ctx) -> None:
             @shown_as_gr_error
             def do_import(path):
                 if not path:
-                    raise gr.Error("Drop an image first.")
-                image_id = store.import_image(path)
-                return f"In the gallery as #{image_id}."
+                    raise InvalidRequest("image", "drop an image first")
+                return imports.import_image(store, path).message   # says so when it was there already
 
-            import_btn.click(do_import, upload, result, api_visibility="private")
+            import_btn.click(do_import, upload, result, api_visibility="private").failure(
+                lambda: "", None, result, queue=False, api_visibility="private")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from studio.errors import InvalidRequest
 from studio.gallery import browse
@@ -49,6 +52,25 @@ def test_grid_labels_selection_and_details(three):
         ["#2 · a blue dog", "#1 · a red cat"]
 
 
+def test_include_missing_files_shows_them_so_they_can_be_selected_and_deleted(three, tmp_path):
+    placeholder = browse.missing_placeholder(tmp_path / "ui")
+    assert browse.missing_placeholder(tmp_path / "ui") == placeholder          # written once
+    with Image.open(placeholder) as im:
+        assert im.size == (256, 256)
+    Path(three.get(2).path).unlink()
+    three.reconcile()
+    hidden = three.search(browse.build_query(include_missing=False))
+    assert browse.grid_ids(hidden, placeholder) == [3, 1]
+    shown = three.search(browse.build_query(include_missing=True))
+    cells = browse.grid(shown, placeholder)
+    assert browse.grid_ids(shown, placeholder) == [3, 2, 1]
+    assert cells[1] == (str(placeholder), "#2 · a blue dog · file missing")
+    assert cells[0][0] == three.get(3).path
+    clicked = browse.grid_ids(shown, placeholder)[1]                   # a click on the placeholder...
+    assert three.delete([clicked]) == 1 and three.get(2) is None        # ...selects the row to delete
+    assert browse.grid_ids(three.search(browse.build_query(include_missing=True)), placeholder) == [3, 1]
+
+
 def test_send_to_uses_the_exact_request_or_adapts_an_import(three, outputs):
     from studio import forms
 
@@ -73,6 +95,18 @@ def test_export_selection(three, tmp_path):
         assert len([n for n in z.namelist() if n.endswith(".png")]) == 2
     with pytest.raises(InvalidRequest):
         browse.export(three, [], tmp_path)
+
+
+def test_exports_of_two_sessions_never_share_a_file_and_old_ones_go(three, tmp_path):
+    first, second = browse.export(three, [1, 2], tmp_path), browse.export(three, [2, 3], tmp_path)
+    assert first.parent != second.parent and first.parent.parent == tmp_path   # each in its own folder
+    assert len(first.parent.name) > len(browse.EXPORT_PREFIX) + 6                 # a random, unguessable name
+    with zipfile.ZipFile(first) as z:
+        assert any(n.startswith("images/000001-") for n in z.namelist())        # the first one is intact
+    old = time.time() - browse.EXPORT_KEEP_SECONDS - 10
+    os.utime(first.parent, (old, old))
+    browse.export(three, [3], tmp_path)
+    assert not first.parent.exists() and second.exists()
 
 
 def test_png_info_views(tmp_path):
