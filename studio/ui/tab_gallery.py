@@ -181,7 +181,7 @@ def build(studio: Studio, ctx) -> None:
             def send(image_id):
                 image_id = _id(image_id)
                 if image_id is None:
-                    raise gr.Error("Select an image first.")
+                    raise InvalidRequest("selection", "select an image first")
                 return ctx.send_to(browse.form_fields(store.get(image_id)), Task.TXT2IMG)
 
             send_btn.click(send, selected, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")

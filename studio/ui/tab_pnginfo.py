@@ -55,7 +55,7 @@ def build(studio: Studio, ctx) -> None:
             def send(path):
                 info = browse.png_info(path)
                 if info is None or info.source == "none":
-                    raise gr.Error("This image carries no generation parameters to send.")
+                    raise InvalidRequest("image", "this image carries no generation parameters to send")
                 return ctx.send_to(browse.info_fields(info), Task.TXT2IMG)
 
             send_btn.click(send, upload, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
