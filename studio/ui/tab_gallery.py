@@ -30,7 +30,7 @@ def build(studio: Studio, ctx) -> None:
         export_dir = work / "exports"                                  # one random folder per export
         missing_image = browse.missing_placeholder(work)                 # stands in for a missing file
         with gr.Row():
-            text = gr.Textbox(label="Search", elem_id="gallery-search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
+            text = gr.Textbox(value="", label="Search", elem_id="gallery-search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
                               scale=4)
             sort = gr.Dropdown(browse.SORT_CHOICES, value="newest", label="Sort", scale=1)
             search = gr.Button("Search", variant="primary", scale=0)
@@ -39,10 +39,10 @@ def build(studio: Studio, ctx) -> None:
                 model = gr.Dropdown([("any", "")] + store.model_ids(), value="", label="Model", allow_custom_value=True)
                 task = gr.Dropdown([("any", "")] + [t.value for t in Task], value="", label="Task")
                 lora = gr.Dropdown([("any", "")] + store.lora_names(), value="", label="LoRA", allow_custom_value=True)
-                size = gr.Textbox(label="Size", placeholder="832x1216", elem_id="gallery-size")
+                size = gr.Textbox(value="", label="Size", placeholder="832x1216", elem_id="gallery-size")
             with gr.Row():
-                date_from = gr.Textbox(label="From (YYYY-MM-DD)")
-                date_to = gr.Textbox(label="To (YYYY-MM-DD)")
+                date_from = gr.Textbox(value="", label="From (YYYY-MM-DD)")
+                date_to = gr.Textbox(value="", label="To (YYYY-MM-DD)")
                 favourites = gr.Checkbox(label="Favourites only")
                 missing = gr.Checkbox(label="Include missing files")
         with gr.Row():
@@ -74,6 +74,7 @@ def build(studio: Studio, ctx) -> None:
                     confirm_btn = gr.Button("Yes, delete file and entry", size="sm", variant="stop", visible=False,
                                             elem_id="gallery-confirm")
                     cancel_btn = gr.Button("Keep it", size="sm", visible=False)
+                regen_ids = gr.JSON(value=[], label="Image ids", visible=False)
                 regen_out = gr.Gallery(label="Re-generated", columns=2, height=360, object_fit="contain",
                                        visible=False, elem_id="gallery-regenerated", elem_classes=["studio-images"])
                 with gr.Accordion("All parameters", open=False):
@@ -187,16 +188,38 @@ def build(studio: Studio, ctx) -> None:
             send_btn.click(send, selected, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
 
         @shown_as_gr_error
-        def regenerate(image_id):
+        def gallery_regenerate(image_id):
+            """Make image ``image_id`` again (its exact request): the new image and its id."""
             image_id = _chosen(image_id)
             result = browse.regenerate(studio, store, image_id)
             gr.Info(f"Re-generated #{image_id} as #{result.saved[0].image_id}: {result.message}"
                     if result.saved else result.message)
-            return gr.update(value=[s.path for s in result.saved], visible=True)
+            return [s.path for s in result.saved], [s.image_id for s in result.saved]
 
-        regen_btn.click(regenerate, selected, regen_out, api_name="gallery_regenerate",
-                        concurrency_id=GPU_QUEUE, concurrency_limit=getattr(ctx, "concurrency", 1)).failure(
+        # values only in the API's returns; showing the view is a separate, private step
+        regen_btn.click(gallery_regenerate, selected, [regen_out, regen_ids], api_name="gallery_regenerate",
+                        concurrency_id=GPU_QUEUE, concurrency_limit=getattr(ctx, "concurrency", 1)).success(
+            lambda: gr.update(visible=True), None, regen_out, queue=False, api_visibility="private").failure(
             lambda: gr.update(value=None, visible=False), None, regen_out, queue=False, api_visibility="private")
+
+        @shown_as_gr_error
+        def gallery_search(query: str = "", model: str = "", task: str = "", lora: str = "",
+                           favourites_only: bool = False, date_from: str = "", date_to: str = "", size: str = "",
+                           include_missing: bool = False, sort: str = "newest", page: float = 1):
+            """The gallery's search for API clients: one page of images, their ids and infotexts."""
+            result = store.search(browse.build_query(query, model, task, lora, favourites_only, date_from, date_to,
+                                                     size, include_missing, sort, int(page or 1)))
+            ids = browse.grid_ids(result, missing_image)
+            infotexts = {r.id: r.infotext for r in result.items}
+            return browse.grid(result, missing_image), ids, [infotexts[i] for i in ids], browse.page_label(result)
+
+        with gr.Group(visible=False):
+            api_page = gr.Number(value=1, precision=0, label="page")
+            api_out = [gr.Gallery(label="Thumbnails", format="png"), gr.JSON(label="Image ids"),
+                       gr.JSON(label="Infotexts"), gr.Textbox(label="Page")]
+            api_btn = gr.Button("search (API)")
+        api_btn.click(gallery_search, [text, model, task, lora, favourites, date_from, date_to, size, missing, sort,
+                                       api_page], api_out, api_name="gallery_search")
 
         @shown_as_gr_error
         def export(ids):

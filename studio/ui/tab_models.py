@@ -47,7 +47,7 @@ def download(studio, model_id: str, progress=gr.Progress(track_tqdm=True)):  # n
 def build(studio, ctx) -> None:
     offline = getattr(getattr(ctx, "settings", None), "offline", False)
     with gr.Tab("Models", id="models") as tab:
-        memory = gr.Markdown(studio.models.summary())
+        memory = gr.Markdown(studio.models.summary(), label="Memory")
         # widths by content: short facts narrow, the location / note (how to get a model) wide enough to read
         rows = gr.Dataframe(value=table(studio), headers=list(ModelManager.ROW_HEADERS), interactive=False,
                             wrap=True, label="Models", elem_id="models-table",
@@ -61,21 +61,30 @@ def build(studio, ctx) -> None:
             free_btn = gr.Button("Free all")
             refresh_btn = gr.Button("Refresh")
         status = gr.Markdown("Offline: downloads are off (start without --offline / HF_HUB_OFFLINE to download)."
-                             if offline else "")
+                             if offline else "", label="Status")
         outputs = [rows, memory, status]
 
         # Load/unload move weights: they wait in the one GPU queue like a generation does.
-        load_btn.click(shown_as_gr_error(lambda m: load(studio, m)), inputs=[model], outputs=outputs,
-                       concurrency_id=GPU_QUEUE, api_name="load_model")
-        unload_btn.click(shown_as_gr_error(lambda m: unload(studio, m)), inputs=[model], outputs=outputs,
-                         concurrency_id=GPU_QUEUE, api_name="unload_model")
-        free_btn.click(shown_as_gr_error(lambda: free_all(studio)), outputs=outputs, concurrency_id=GPU_QUEUE,
-                       api_name="free_models")
+        # API parameter names come from these signatures: plain "model"
+        def load_model(model: str):
+            return load(studio, model)
 
-        def _download(m, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-            return download(studio, m, progress)
+        def unload_model(model: str):
+            return unload(studio, model)
 
-        download_btn.click(shown_as_gr_error(_download), inputs=[model], outputs=outputs, api_name="download_model")
+        def free_models():
+            return free_all(studio)
+
+        def download_model(model: str, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+            return download(studio, model, progress)
+
+        # Load/unload move weights: they wait in the one GPU queue like a generation does.
+        load_btn.click(shown_as_gr_error(load_model), inputs=[model], outputs=outputs, concurrency_id=GPU_QUEUE,
+                       api_name="load_model")
+        unload_btn.click(shown_as_gr_error(unload_model), inputs=[model], outputs=outputs, concurrency_id=GPU_QUEUE,
+                         api_name="unload_model")
+        free_btn.click(shown_as_gr_error(free_models), outputs=outputs, concurrency_id=GPU_QUEUE, api_name="free_models")
+        download_btn.click(shown_as_gr_error(download_model), inputs=[model], outputs=outputs, api_name="download_model")
         refresh_btn.click(shown_as_gr_error(lambda: (*refresh(studio), "")), outputs=outputs,
                           api_visibility="private")
         # what is loaded changes from other tabs: show the truth whenever the tab is opened

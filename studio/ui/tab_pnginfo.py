@@ -23,7 +23,7 @@ def build(studio: Studio, ctx) -> None:
                 preview = gr.Image(label="Preview", interactive=False, type="filepath", height=320,
                                    elem_id="pnginfo-preview", elem_classes=["studio-images"])
             with gr.Column():
-                facts = gr.Markdown(browse.png_info_summary(None), elem_id="pnginfo-facts")
+                facts = gr.Markdown(browse.png_info_summary(None), label="Summary", elem_id="pnginfo-facts")
                 infotext = gr.Textbox(label="Parameters", lines=6, interactive=False, buttons=["copy"])
                 with gr.Row():
                     send_btn = gr.Button("Send to txt2img", visible=can_send)
@@ -31,21 +31,22 @@ def build(studio: Studio, ctx) -> None:
                                            elem_id="pnginfo-import")
                 result = gr.Markdown(elem_id="pnginfo-result")
                 with gr.Accordion("Everything found", open=False):
-                    details = gr.JSON()
+                    details = gr.JSON(label="Everything found")
 
         @shown_as_gr_error
-        def read(path):
-            info = browse.png_info(path)
+        def png_info(image):
+            """The generation parameters any image carries (this studio, A1111/Forge, Fooocus, ComfyUI)."""
+            info = browse.png_info(image)
             if info is None:
                 return None, browse.png_info_summary(None), "", {}
-            return path, browse.png_info_summary(info), info.infotext, browse.png_info_json(info)
+            return image, browse.png_info_summary(info), info.infotext, browse.png_info_json(info)
 
         shown = [preview, facts, infotext, details]
 
         def nothing_read():          # gr.Error leaves outputs as they were: the last file's facts must go
             return None, browse.png_info_summary(None), "", {}
 
-        upload.change(read, upload, shown, api_name="png_info").failure(
+        upload.change(png_info, upload, shown, api_name="png_info").failure(
             nothing_read, None, shown, queue=False, api_visibility="private")
         # "In the gallery as #3" was about the previous file
         upload.change(lambda: "", None, result, queue=False, api_visibility="private")

@@ -141,7 +141,7 @@ class GenerationForm:
                                         allow_custom_value=True, scale=8,
                                         info="Local, built-in and hub models; the Models tab has details.")
                     rescan = gr.Button("↻", scale=1, min_width=40, elem_id=f"{t}-rescan")
-                prompt = gr.Textbox(label="Prompt", lines=3, info=str(d["prompt_hint"]) or None, value="",
+                prompt = gr.Textbox(label="Prompt", lines=3, info=str(d["prompt_hint"]) or None,  # no value: required
                                     placeholder="a red circle at the left on a blue background",
                                     elem_id=f"{t}-prompt")
                 negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
