@@ -1,0 +1,283 @@
+"""A generation form: the shared base section, a tab's own section, the labeled results.
+
+Every generating tab has the same base fields (model, prompt, negative prompt, LoRAs, size, steps,
+guidance, seed, batch) and results (Images, Seed used, Infotext, Image ids, Status); a tab adds its
+own section (img2img: the image, mask, strength...). The tab writes one handler whose signature
+names the API parameters, turns its values into a request with ``base.request_fields`` plus its
+section's fields, and yields ``form.run(request, ...)``: batches stream in as they finish.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from studio import forms
+from studio.requests import GenerationRequest, SavedImage, Task
+from studio.service import Studio
+from studio.ui.errors import shown_as_gr_error
+from studio.ui.widgets import (ASPECTS, GPU_QUEUE, Cancellers, NumberField, aspect_size, limits_text, model_choices,
+                               progress_text)
+
+# The base section's API parameters, in order (after them come the tab's own).
+BASE = ("prompt", "negative_prompt", "model", "width", "height", "steps", "guidance", "seed", "batch_count",
+        "batch_size", "loras")
+EMPTY_PROMPT = "The prompt is empty: the model draws unconditionally."
+
+
+@dataclass
+class BaseSection:
+    """The fields every generating tab shares, by API name (``BASE`` order), and the aspect picker."""
+
+    fields: dict[str, gr.components.Component]
+    aspect: gr.Dropdown
+    studio: Studio
+
+    @classmethod
+    def create(cls, studio: Studio, t: str) -> BaseSection:
+        d = studio.defaults()
+        with gr.Row():
+            model = gr.Dropdown(model_choices(studio), value=d["model_id"], label="Model", allow_custom_value=True,
+                                scale=8, info="Local, built-in and hub models; the Models tab has details.")
+            rescan = gr.Button("↻", scale=1, min_width=40, elem_id=f"{t}-rescan")
+        prompt = gr.Textbox(label="Prompt", lines=3, info=str(d["prompt_hint"]) or None,   # no value: required
+                            placeholder="a red circle at the left on a blue background", elem_id=f"{t}-prompt")
+        negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
+                              info="Only for models that use one (SD, FLUX dev via true CFG).")
+        loras = gr.Textbox(value="", label="LoRAs", placeholder="name:weight, name2:0.5",
+                           info="Files in models/loras/, each with its weight.", elem_id=f"{t}-loras")
+        with gr.Row():
+            aspect = gr.Dropdown(list(ASPECTS), value="1:1", label="Aspect", min_width=90)
+            width = NumberField(value=d["width"], step=16, label="Width", min_width=110,
+                                info=f"{limits_text('width')}, ×16", elem_id=f"{t}-width")
+            height = NumberField(value=d["height"], step=16, label="Height", min_width=110,
+                                 info=f"{limits_text('height')}, ×16", elem_id=f"{t}-height")
+        with gr.Row():
+            steps = NumberField(value=d["steps"], step=1, label="Steps", info=limits_text("steps"), min_width=110,
+                                elem_id=f"{t}-steps")
+            guidance = NumberField(value=d["guidance"], step=0.1, label=str(d["guidance_label"]),
+                                   info=limits_text("guidance"), min_width=110, elem_id=f"{t}-guidance")
+            seed = NumberField(value=-1, step=1, label="Seed", info="-1 = random", min_width=110, elem_id=f"{t}-seed")
+        with gr.Row():
+            batch_count = NumberField(value=1, step=1, label="Batch count", min_width=110,
+                                      info=f"{limits_text('batch_count')} calls, one after another",
+                                      elem_id=f"{t}-batch-count")
+            batch_size = NumberField(value=1, step=1, label="Batch size", min_width=110,
+                                     info=f"{limits_text('batch_size')} images per call", elem_id=f"{t}-batch-size")
+        rescan.click(lambda: gr.update(choices=model_choices(studio)), None, model, api_visibility="private")
+        fields = dict(zip(BASE, (prompt, negative, model, width, height, steps, guidance, seed, batch_count,
+                                 batch_size, loras), strict=True))
+        section = cls(fields, aspect, studio)
+        section._wire()
+        return section
+
+    def __getattr__(self, name: str):
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def inputs(self) -> list:
+        return list(self.fields.values())
+
+    @staticmethod
+    def request_fields(*, prompt, negative_prompt, model, width, height, steps, guidance, seed, batch_count,
+                       batch_size, loras) -> dict:
+        """Widget (or raw API) values -> request keyword arguments. An empty size, steps or guidance
+        means the model's default; anything else is checked as typed, and errors name the field."""
+        n = forms.number
+        return dict(prompt=prompt or "", negative_prompt=negative_prompt or "", model_id=model or "",
+                    width=n("width", width), height=n("height", height), steps=n("steps", steps),
+                    guidance=n("guidance", guidance, whole=False), seed=n("seed", seed, default=-1),
+                    batch_count=n("batch_count", batch_count, default=1),
+                    batch_size=n("batch_size", batch_size, default=1), loras=forms.parse_loras(loras))
+
+    # -- "send to": only what the form accepts --------------------------------------------
+    FILLED = ("model", "prompt", "negative_prompt", "loras", "width", "height", "steps", "guidance", "seed")
+
+    @property
+    def fill_outputs(self) -> list:
+        return [self.fields[name] for name in self.FILLED]
+
+    def fill(self, fields: dict) -> list:
+        """Updates for ``fill_outputs`` that load ``fields`` (request field names). Values the form
+        would refuse are left as they are and named in a warning; the rest is sent."""
+        registry = self.studio.registry
+        adapted = forms.adapt(fields, models=registry.ids(), loras=[p.stem for p in registry.loras()])
+        if adapted.problems:
+            gr.Warning("Sent, except: " + "; ".join(adapted.problems) + ".")
+        got, keep = adapted.fields, gr.update()
+        return [gr.update(value=got["model_id"]) if "model_id" in got else keep,
+                got.get("prompt", keep), got.get("negative_prompt", keep), forms.format_loras(got.get("loras", ())),
+                got.get("width", keep), got.get("height", keep), got.get("steps", keep), got.get("guidance", keep),
+                got.get("seed", -1)]
+
+    def _wire(self) -> None:
+        studio, f = self.studio, self.fields
+
+        @shown_as_gr_error
+        def on_model(model_id: str):
+            d = studio.defaults(model_id)
+            return (gr.update(value=d["width"]), gr.update(value=d["height"]), gr.update(value=d["steps"]),
+                    gr.update(value=d["guidance"], label=str(d["guidance_label"])),
+                    gr.update(visible=bool(d["negative"])), gr.update(info=str(d["prompt_hint"]) or None))
+
+        # .input, not .change: "send to" sets the model AND its size/steps; only a user pick resets them
+        f["model"].input(on_model, f["model"], [f["width"], f["height"], f["steps"], f["guidance"],
+                                                f["negative_prompt"], f["prompt"]], api_visibility="private")
+
+        @shown_as_gr_error
+        def on_aspect(model_id: str, aspect: str):
+            d = studio.defaults(model_id)
+            return aspect_size((int(d["width"]), int(d["height"])), aspect)
+
+        self.aspect.input(on_aspect, [f["model"], self.aspect], [f["width"], f["height"]], api_visibility="private")
+
+
+@dataclass
+class Results:
+    """What a generation shows, and the API returns, labeled."""
+
+    images: gr.Gallery
+    seed: gr.Textbox
+    infotext: gr.Textbox
+    image_ids: gr.JSON
+    status: gr.Markdown
+
+    @classmethod
+    def create(cls, t: str) -> Results:
+        images = gr.Gallery(label="Images", columns=2, height=560, object_fit="contain", format="png",
+                            elem_id=f"{t}-images", elem_classes=["studio-images"], interactive=False)
+        with gr.Row():
+            # a Textbox: gradio draws an empty Number as "0", and "Seed used" is empty before a run
+            seed = gr.Textbox(value="", label="Seed used", interactive=False, max_lines=1, buttons=["copy"],
+                              elem_id=f"{t}-seed-used")
+        infotext = gr.Textbox(value="", label="Infotext", lines=2, max_lines=6, interactive=False, buttons=["copy"],
+                              elem_id=f"{t}-infotext", info="The parameters of the first image, as A1111 writes them.")
+        image_ids = gr.JSON(value=[], label="Image ids", visible=False)
+        status = gr.Markdown(label="Status", elem_id=f"{t}-info")
+        return cls(images, seed, infotext, image_ids, status)
+
+    @property
+    def outputs(self) -> list:
+        return [self.images, self.seed, self.infotext, self.image_ids, self.status]
+
+
+@dataclass
+class GenerationForm:
+    task: Task
+    base: BaseSection
+    results: Results
+    generate: gr.Button
+    cancel: gr.Button
+    studio: Studio
+    cancellers: Cancellers = field(default_factory=Cancellers)
+
+    @classmethod
+    def create(cls, studio: Studio, task: Task, section=None) -> GenerationForm:
+        """The form; ``section(t)``, when given, builds the tab's own widgets below the base ones."""
+        t = task.value
+        with gr.Row():
+            with gr.Column(scale=3):
+                base = BaseSection.create(studio, t)
+                if section is not None:
+                    section(t)
+                with gr.Row():
+                    generate = gr.Button("Generate", variant="primary", elem_id=f"{t}-generate")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id=f"{t}-cancel")
+            with gr.Column(scale=4):
+                results = Results.create(t)
+        return cls(task, base, results, generate, cancel, studio)
+
+    # kept for "send to" (the gallery and PNG Info fill the form through ctx)
+    @property
+    def fill_outputs(self) -> list:
+        return self.base.fill_outputs
+
+    def fill(self, fields: dict) -> list:
+        return self.base.fill(fields)
+
+    def wire(self, handler, *, api_name: str, concurrency: int, extra_inputs: list = ()) -> None:
+        """Generate (button and Enter in the prompt) and Cancel. Cancel stops the running job at the
+        end of its step and takes this session's queued jobs out of the queue."""
+        common = dict(inputs=[*self.base.inputs, *extra_inputs], outputs=self.results.outputs,
+                      concurrency_id=GPU_QUEUE, concurrency_limit=concurrency, show_progress_on=[self.results.images])
+        clicked = self.generate.click(handler, api_name=api_name, **common)
+        submitted = self.base.prompt.submit(handler, api_visibility="private", **common)
+
+        def on_cancel(request: gr.Request):
+            if self.cancellers.cancel(request.session_hash):
+                gr.Info("Cancelling: stops at the end of the current step; finished images are kept.")
+
+        self.cancel.click(on_cancel, None, None, concurrency_limit=None, api_visibility="private",
+                          cancels=[clicked, submitted])
+
+    def run(self, request: GenerationRequest, session: gr.Request | None, progress):
+        """Generate ``request`` for a handler: yields the results after every batch and at the end."""
+        notes = [] if request.prompt.strip() else [EMPTY_PROMPT]
+        for note in notes:
+            gr.Info(note)
+        cancel = self.cancellers.start(session.session_hash if session is not None and session.session_hash
+                                       else "api")
+        progress(0, desc="loading model")
+        yield from _stream(self.studio, request, cancel, progress, notes)
+
+
+def _gallery(saved: list[SavedImage]) -> list[tuple[str, str]]:
+    return [(s.path, f"seed {s.seed}") for s in saved]
+
+
+def _saved_line(saved: list[SavedImage]) -> str:
+    return ("Saved: " + ", ".join(f"`{Path(s.path).name}`" for s in saved[:4])
+            + (" …" if len(saved) > 4 else "")) if saved else ""
+
+
+def _results(saved: list[SavedImage], seed: int, status: str) -> tuple:
+    return (_gallery(saved), str(seed), saved[0].infotext if saved else "", [s.image_id for s in saved], status)
+
+
+def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, progress, notes: list[str]):
+    """Run ``studio.generate`` in a worker thread; yield the results after every finished batch and
+    at the end. Progress is reported from this (the handler's) thread. If the page goes away or the
+    job is cancelled, ``finally`` stops the worker at its next step."""
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            result = studio.generate(req, on_progress=lambda ev: events.put(("progress", ev)), cancel=cancel,
+                                     on_saved=lambda saved: events.put(("saved", saved)))
+            events.put(("done", result))
+        except BaseException as err:  # noqa: BLE001 - handed to the handler's thread, raised there
+            events.put(("error", err))
+
+    worker = threading.Thread(target=work, name="generate", daemon=True)
+    worker.start()
+    shown: list[SavedImage] = []
+    try:
+        while True:
+            kind, value = events.get()
+            if kind == "progress":
+                done = value.batch * value.total + value.step
+                progress((done, value.total * value.batches), desc=progress_text(value), unit="steps")
+            elif kind == "saved":
+                shown += value
+                batches = req.batch_count
+                yield _results(shown, shown[0].seed, f"batch {len(shown) // max(1, req.batch_size)} of {batches} "
+                                                     "done" if batches > 1 else "")
+            elif kind == "error":
+                raise value
+            else:
+                lines = [*notes, *value.notices, value.message, _saved_line(list(value.saved))]
+                if value.cancelled:
+                    gr.Warning(value.message)
+                yield _results(list(value.saved), value.request.seed, "  \n".join(x for x in lines if x))
+                return
+    finally:
+        if worker.is_alive():
+            cancel.set()
+            worker.join()
