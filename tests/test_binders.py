@@ -104,3 +104,12 @@ def test_what_a_family_cannot_serve_is_named_before_any_load(family, kwargs, fie
     with pytest.raises(InvalidRequest) as info:
         binders.check(FAMILIES[family], req)
     assert info.value.field == field
+
+
+def test_the_architecture_doc_shows_the_catalog_as_it_is():
+    from studio.config import ROOT
+    from studio.models.catalog import capability_table
+
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    shown = doc.split("<!-- capability table: begin -->", 1)[1].split("<!-- capability table: end -->", 1)[0]
+    assert shown.strip() == capability_table()

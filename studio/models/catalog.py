@@ -249,3 +249,28 @@ TINY_RANDOM = ModelSpec(
     note="a FLUX pipeline with random weights built from configs on first start",
     defaults={"default_steps": 4, "default_size": (64, 64), "max_sequence_length": 32, "token_limit": 32},
 )
+
+
+def capability_table() -> str:
+    """The catalog x task x modifier table of docs/ARCHITECTURE.md, made from the data (a test
+    keeps the doc equal to it; tests/test_binders.py checks every cell against diffusers)."""
+    def cell(family: Family, task: Task, controlled: bool) -> str:
+        spec = family.pipes.get((task, controlled))
+        return f"`{spec.cls}`" if spec else "—"
+
+    def modifier(family: Family, flag: str) -> str:
+        def tasks(controlled: bool) -> list[str]:
+            return [t.value for t in Task if (spec := family.pipes.get((t, controlled))) and getattr(spec, flag)]
+
+        plain, controlled = tasks(False), tasks(True)
+        text = ", ".join(plain) if plain else "—"
+        return text + (f"; with controls: {', '.join(controlled)}" if controlled and controlled != plain else "")
+
+    rows = ["| family | txt2img | img2img | inpaint | + controls: txt2img / img2img / inpaint | + image prompts "
+            "| + references |", "|---|---|---|---|---|---|---|"]
+    for family in FAMILIES.values():
+        controls = " / ".join(cell(family, t, True) for t in Task) if family.controlnet_class else "—"
+        rows.append(f"| {family.name} | {cell(family, Task.TXT2IMG, False)} | {cell(family, Task.IMG2IMG, False)} | "
+                    f"{cell(family, Task.INPAINT, False)} | {controls} | {modifier(family, 'ip_adapter')} | "
+                    f"{modifier(family, 'references')} |")
+    return "\n".join(rows)
