@@ -157,11 +157,13 @@ class Tiers:
                 self.demote(victim)
 
     def make_ram_room(self, needed: int, keep: Slot | None) -> None:
-        """Drop LRU unpinned models (then unpinned components) until RAM use + needed fits the budget."""
+        """Drop LRU unpinned models (then unpinned components) that hold RAM until RAM use + needed
+        fits the budget (what sits on the GPU frees no RAM by going)."""
         for victim in self.unpinned(keep):
             if self.ram_used() + needed <= self.cpu_budget:
                 return
-            self.drop(victim)
+            if victim.ram():
+                self.drop(victim)
         for key, comp in list(self.components.items()):
             if self.ram_used() + needed <= self.cpu_budget:
                 return
@@ -237,3 +239,4 @@ class Tiers:
         for slot in self.slots.values():        # derived pipelines that hold a ControlNet go with it
             for k in [k for k in slot.tasks if id(comp.obj) in k[1]]:
                 del slot.tasks[k]
+        comp.obj = None                         # the record may outlive this call; the weights must not
