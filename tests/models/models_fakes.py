@@ -9,7 +9,7 @@ import weakref
 import torch
 
 from studio.models.catalog import FAMILIES, ModelSpec
-from studio.models.memory import FakeDevice, component_bytes
+from studio.models.memory import Device, FakeDevice, component_bytes
 from studio.models.tiers import object_bytes
 from studio.models.registry import ModelEntry
 from studio.requests import Task
@@ -132,3 +132,18 @@ class FakeLoader:
 
 def largest(pipe) -> int:
     return max(component_bytes(pipe).values())
+
+
+class PretendAccelerator(Device):
+    """The CPU dressed as an accelerator with a given amount of free memory: the manager's real
+    placement path (choice, diffusers offload calls, demotion) runs on real pipelines."""
+
+    def __init__(self, free: int) -> None:
+        super().__init__("cpu")
+        self.accelerator, self._free = True, free
+
+    def free(self) -> int:
+        return self._free
+
+    def total(self) -> int:
+        return self._free
