@@ -162,12 +162,14 @@ class IPAdapter(Adapter):
         if denoiser.config.get("encoder_hid_dim_type") != saved["hid_type"]:
             denoiser.config.encoder_hid_dim_type = saved["hid_type"]
         encoder = getattr(pipe, "image_encoder", None)
-        if encoder is not None and hasattr(encoder, "_hf_hook"):
+        if encoder is not None and hasattr(encoder, "_hf_hook"):     # offload hooks took it in
             from accelerate.hooks import remove_hook_from_module
 
             remove_hook_from_module(encoder, recurse=True)
         pipe.register_modules(image_encoder=saved["encoder"], feature_extractor=saved["extractor"])
         saved.clear()
+        if ctx.placement == "model_offload":
+            ctx.place(pipe)                   # the hook chain again, without the encoder
 
 
 def _shared_encoder(folders: list[Path]) -> Path:

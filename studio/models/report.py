@@ -39,7 +39,11 @@ def rows(models: ModelManager, entries: list[ModelEntry]) -> list[list]:
 
 def component_rows(models: ModelManager) -> list[list]:
     """One row per cached component, in the table's columns (its tier under "where now")."""
-    return [[Path(c.path).name, c.kind, "component", c.where + (" (in use)" if c.in_use else ""),
+    def name(path: str) -> str:          # an IP-Adapter's encoder is known by its adapter
+        p = Path(path)
+        return f"{p.parent.name}/{p.name}" if p.name == "image_encoder" else p.name
+
+    return [[name(c.path), c.kind, "component", c.where + (" (in use)" if c.in_use else ""),
              fmt_bytes(c.bytes), "-", c.path] for c in models.components()]
 
 

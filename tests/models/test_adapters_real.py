@@ -13,6 +13,7 @@ from PIL import Image
 
 from studio.config import Settings
 from studio.errors import ModelUnavailable
+from studio.models import report
 from studio.models.loader import Loader, split_ip_adapter
 from studio.models.manager import LeasePlan, ModelManager
 from studio.models.memory import Device
@@ -94,6 +95,8 @@ def test_siblings_share_the_rewired_transformer_until_the_lease_ends(registry, a
                 assert pipe.image_encoder is m.component("image_encoder", adapters["flux"] / "image_encoder")
     assert calls == ["ip_adapter", "image_encoder"]                   # the second lease read nothing
     assert {c.kind for c in m.components()} == {"controlnet", "ip_adapter", "image_encoder"}
+    assert {r[0]: r[3] for r in report.component_rows(m)} == {"tiny-flux-cn": "CPU", "flux": "CPU",
+                                                             "flux/image_encoder": "CPU"}
     assert np.abs(styled - plain).max() > 1e-2
     with m.lease(flux) as base:
         assert getattr(base.transformer, "encoder_hid_proj", None) is None and base.image_encoder is None
