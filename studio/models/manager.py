@@ -39,8 +39,8 @@ from studio.errors import InvalidRequest, ModelUnavailable, OutOfMemory, StudioE
 from studio.models.adapters import ADAPTERS, Adapter, AdapterContext
 from studio.models.memory import Device, component_bytes, fmt_bytes, pipeline_bytes
 from studio.models.placement import PLACEMENTS, Placer
-from studio.models.tiers import (CPU, DISK, GPU, OFFLOAD, CachedComponent, Component, Slot, Tiers,
-                                 component_key, object_bytes)
+from studio.models.components import ComponentCache
+from studio.models.tiers import CPU, DISK, GPU, OFFLOAD, CachedComponent, Slot, Tiers
 from studio.models.registry import ModelEntry
 from studio.requests import Task
 
@@ -97,9 +97,9 @@ class ModelManager:
                             cpu_budget=int(cpu_budget) if cpu_budget is not None else default_cpu_budget(None))
         self._placer = Placer(loader, self._tiers, forced=placement, reload=self._reload)
         self._adapters = tuple(adapters)
-        self._slots, self._components = self._tiers.slots, self._tiers.components
-        self._component_loading: dict[str, threading.Event] = {}
+        self._slots = self._tiers.slots
         self._cond = threading.Condition(threading.RLock())
+        self._components = ComponentCache(loader, self._tiers, self._cond)
         self.loads = 0                                                # disk loads done (tests, bench)
 
     @property
@@ -121,7 +121,9 @@ class ModelManager:
         """
         lease = _Lease(self._acquire(entry), alone=any(a.part(plan) for a in self._adapters))
         try:
-            self._pin_controlnets(plan, lease)
+            for path in plan.controlnets if plan else ():
+                self._components.pin(lease.comps, "controlnet", path, keep=lease.slot,
+                                     controlnet_class=lease.slot.entry.family.controlnet_class)
             self._enter(lease)
             lease.pipe = pipe = self._task_pipe(lease, task)
             self._apply_adapters(lease, pipe, plan)
@@ -313,7 +315,8 @@ class ModelManager:
                 continue
             ctx = AdapterContext(
                 slot.entry, slot.placement, slot.adapters.setdefault(adapter.field, {}),
-                use=lambda kind, path, on_accelerator=False: self._pin(lease, kind, path, on_accelerator),
+                use=lambda kind, path, on_accelerator=False: self._components.pin(
+                    lease.comps, kind, path, keep=slot, on_accelerator=on_accelerator),
                 changed=lambda: self._remeasure(slot), place=lambda p: self._loader.place(p, slot.placement),
                 device=self.device.name)
             lease.applied.append((adapter, ctx, part))     # a failed apply is reset too
@@ -338,57 +341,10 @@ class ModelManager:
     # -- components: ControlNets, LoRAs, IP-Adapters, image encoders, preprocessors ------------------
     def component(self, kind: str, path, controlnet_class: str = "", *, build: Callable[[], Any] | None = None):
         """A component loaded once and cached by path (a preprocessor: by name, made by ``build()``)."""
-        key = component_key(kind, path)
-        while True:
-            with self._cond:
-                comp = self._components.get(key)
-                if comp is not None:
-                    self._components.move_to_end(key)
-                    self._tiers.touch(comp)
-                    return comp.obj
-                event = self._component_loading.get(key)
-                if event is None:
-                    event = self._component_loading[key] = threading.Event()
-                    break
-            event.wait()
-            with self._cond:
-                if key not in self._components:   # the other load failed: raise our own error
-                    break
-        try:
-            extra = {"build": build} if build is not None else {}
-            obj = self._loader.load_component(kind, path, controlnet_class, **extra)
-            size = object_bytes(obj)
-            with self._cond:
-                self._tiers.make_ram_room(size, keep=None)
-                comp = self._components[key] = Component(kind, str(path), obj, size, key=key)
-                self._tiers.touch(comp)
-            return obj
-        finally:
-            with self._cond:
-                done = self._component_loading.pop(key, None)
-            if done is not None:
-                done.set()
-
-    def _pin(self, lease: _Lease, kind: str, path, on_accelerator: bool = False, controlnet_class: str = ""):
-        """A component for this lease: loaded, pinned until the lease ends, on the accelerator if asked."""
-        self.component(kind, path, controlnet_class)
-        with self._cond:
-            comp = self._components.get(component_key(kind, path))
-            if comp is None:
-                raise ModelUnavailable(f"{kind} {path} was evicted while loading; try again")
-            comp.pins += 1
-            lease.comps.append(comp)
-            if on_accelerator and self.device.accelerator and comp.where != GPU:
-                self._tiers.promote_component(comp, keep=lease.slot)
-            return comp.obj
-
-    def _pin_controlnets(self, plan: LeasePlan | None, lease: _Lease) -> None:
-        for path in plan.controlnets if plan else ():
-            self._pin(lease, "controlnet", path, controlnet_class=lease.slot.entry.family.controlnet_class)
+        return self._components.get(kind, path, controlnet_class, build=build)
 
     def components(self) -> list[CachedComponent]:
-        with self._cond:
-            return [CachedComponent(c.kind, c.path, c.bytes, c.pins > 0, c.where) for c in self._components.values()]
+        return self._components.rows()
 
     # -- what the UI asks ----------------------------------------------------------------------------
     def loaded(self) -> list[CachedModel]:
