@@ -37,11 +37,11 @@ import torch
 
 from studio.errors import InvalidRequest, ModelUnavailable, OutOfMemory, StudioError
 from studio.models.adapters import ADAPTERS, Adapter, AdapterContext
+from studio.models.components import ComponentCache
 from studio.models.memory import Device, component_bytes, fmt_bytes, pipeline_bytes
 from studio.models.placement import PLACEMENTS, Placer
-from studio.models.components import ComponentCache
-from studio.models.tiers import CPU, DISK, GPU, OFFLOAD, CachedComponent, Slot, Tiers
 from studio.models.registry import ModelEntry
+from studio.models.tiers import CPU, DISK, GPU, OFFLOAD, CachedComponent, CachedModel, Slot, Tiers
 from studio.requests import Task
 
 log = logging.getLogger(__name__)
@@ -67,19 +67,6 @@ class _Lease:
     alone: bool = False
     entered: bool = False
     pipe: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class CachedModel:
-    """One row of ``ModelManager.loaded()``: a plain record the UI may hold."""
-
-    id: str
-    where: str
-    placement: str
-    bytes: int
-    in_use: bool
-    tasks: tuple[str, ...]
-    load_seconds: float
 
 
 class ModelManager:
@@ -166,12 +153,7 @@ class ModelManager:
             with self._cond:
                 slot = lease.slot
                 if lease.entered:
-                    me = threading.get_ident()
-                    slot.holders[me] -= 1
-                    if not slot.holders[me]:
-                        del slot.holders[me]
-                    if lease.alone and slot.alone == me and me not in slot.holders:
-                        slot.alone = None
+                    slot.leave(threading.get_ident())
                     lease.entered = False
                 slot.pins -= 1
                 self._tiers.touch(slot)
@@ -186,11 +168,9 @@ class ModelManager:
         waits until no other thread is running the model, and plain leases wait for it."""
         me, slot = threading.get_ident(), lease.slot
         with self._cond:
-            while slot.alone not in (None, me) or (lease.alone and any(t != me for t in slot.holders)):
+            while not slot.may_enter(me, lease.alone):
                 self._cond.wait()
-            slot.holders[me] = slot.holders.get(me, 0) + 1
-            if lease.alone:
-                slot.alone = me
+            slot.enter(me, lease.alone)
             lease.entered = True
 
     # -- acquiring: one load per model, waiters share it ---------------------------------------------
@@ -317,7 +297,7 @@ class ModelManager:
                 slot.entry, slot.placement, slot.adapters.setdefault(adapter.field, {}),
                 use=lambda kind, path, on_accelerator=False: self._components.pin(
                     lease.comps, kind, path, keep=slot, on_accelerator=on_accelerator),
-                changed=lambda: self._remeasure(slot), place=lambda p: self._loader.place(p, slot.placement),
+                changed=lambda: self._remeasure(slot), place=lambda p: self._rehook(slot, p),
                 device=self.device.name)
             lease.applied.append((adapter, ctx, part))     # a failed apply is reset too
             adapter.apply(ctx, pipe, part)
@@ -333,6 +313,12 @@ class ModelManager:
                 first = first or err
         if first is not None:
             raise first
+
+    def _rehook(self, slot: Slot, pipe) -> None:
+        """Offload hooks again for ``pipe`` (an adapter registered or removed a component)."""
+        with self._cond:
+            self._loader.place(pipe, slot.placement)
+            slot.hooked = pipe
 
     def _remeasure(self, slot: Slot) -> None:
         with self._cond:

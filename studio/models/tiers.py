@@ -64,6 +64,35 @@ class Slot:
     def ram(self) -> int:
         return 0 if self.where == GPU else self.bytes
 
+    # the gate: a lease that applies adapters has the model to itself (the same thread may nest)
+    def may_enter(self, thread: int, alone: bool) -> bool:
+        return self.alone in (None, thread) and not (alone and any(t != thread for t in self.holders))
+
+    def enter(self, thread: int, alone: bool) -> None:
+        self.holders[thread] = self.holders.get(thread, 0) + 1
+        if alone:
+            self.alone = thread
+
+    def leave(self, thread: int) -> None:
+        self.holders[thread] -= 1
+        if not self.holders[thread]:
+            del self.holders[thread]
+            if self.alone == thread:
+                self.alone = None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedModel:
+    """One row of ``ModelManager.loaded()``: a plain record the UI may hold."""
+
+    id: str
+    where: str
+    placement: str
+    bytes: int
+    in_use: bool
+    tasks: tuple[str, ...]
+    load_seconds: float
+
 
 @dataclass(eq=False)
 class Component:
