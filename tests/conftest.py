@@ -62,6 +62,19 @@ def sd15_lora_named(tiny_models_dir) -> str:
     return "tiny_style"
 
 
+@pytest.fixture(scope="session")
+def tiny_flux_controlnet(tiny_models_dir, tmp_path_factory) -> Path:
+    """A ControlNet for tiny-flux (random, one double block), saved as a diffusers folder."""
+    from diffusers import FluxControlNetModel, FluxTransformer2DModel
+
+    transformer = FluxTransformer2DModel.from_pretrained(tiny_models_dir / "checkpoints" / "tiny-flux" / "transformer")
+    cn = FluxControlNetModel.from_transformer(transformer, num_layers=1, num_single_layers=0,
+                                              attention_head_dim=16, num_attention_heads=2)
+    folder = tmp_path_factory.mktemp("cn") / "tiny-flux-cn"
+    cn.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def make_studio(tiny_models_dir, tmp_path):
     """Build a Studio exactly as app.py does, on the tiny models and a fresh outputs folder."""

@@ -3,7 +3,8 @@
 ``Loader.load(entry)`` returns the family's txt2img pipeline on the CPU in the studio's dtype;
 the model manager decides where it lives next and asks the loader to do it (``place``,
 ``unplace``), to derive task pipelines (``derive``: ``from_pipe``, shared weights) and to read
-ControlNets / LoRAs / IP-Adapters (``load_component``). Every failure becomes a
+components: ControlNets, LoRAs, IP-Adapters, image encoders, preprocessors (``load_component``;
+``place_component`` / ``unplace_component`` move them between the tiers). Every failure becomes a
 ``ModelUnavailable`` (or ``UnsupportedOnDevice``) whose message says what to do.
 
 Placements, heaviest first (``PLACEMENTS``):
@@ -20,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 PLACEMENTS = ("gpu", "model_offload", "group_offload", "sequential_offload")
-COMPONENT_KINDS = ("controlnet", "lora", "ip_adapter")
+COMPONENT_KINDS = ("controlnet", "lora", "ip_adapter", "image_encoder", "preprocessor")
 
 
 def lighter(placement: str) -> str | None:
@@ -206,35 +209,71 @@ class Loader:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def load_component(self, kind: str, path: str | Path, controlnet_class: str = ""):
-        """A ControlNet (model), a LoRA (state dict) or an IP-Adapter (state dict) from a local path."""
-        path = Path(path)
+    def load_component(self, kind: str, path: str | Path, controlnet_class: str = "", *,
+                       build: Callable[[], Any] | None = None):
+        """A component, on the CPU in the studio's dtype: a ControlNet (model), a LoRA (state dict),
+        an IP-Adapter (state dict split into ``image_proj`` / ``ip_adapter``, diffusers' h94 layout
+        or XLabs' FLUX layout), an image encoder (a transformers vision model from its folder), or a
+        preprocessor (whatever ``build()`` returns; ``path`` is then only its name)."""
         if kind not in COMPONENT_KINDS:
             raise ValueError(f"unknown component kind {kind!r}; one of {COMPONENT_KINDS}")
+        if kind == "preprocessor":
+            if build is None:
+                raise ValueError("a preprocessor component needs build=: a callable that makes it")
+            try:
+                return build()
+            except StudioError:
+                raise
+            except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
+                raise ModelUnavailable(f"preprocessor {path} could not be built: {err}") from err
+        path = Path(path)
         if not path.exists():
             raise ModelUnavailable(f"{kind} {path} does not exist; put it in the models folder ({kind}/)")
         try:
             if kind == "controlnet":
-                import diffusers
-
-                name = controlnet_class or "ControlNetModel"
-                if path.is_dir() and (path / "config.json").is_file():
-                    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-                    name = cfg.get("_class_name", name)
-                cls = getattr(diffusers, name)
-                if path.is_file():
-                    return cls.from_single_file(str(path), dtype=self.dtype, local_files_only=True)
-                return cls.from_pretrained(str(path), dtype=self.dtype, local_files_only=True).eval()
+                return self._controlnet(path, controlnet_class)
+            if kind == "image_encoder":
+                return self._image_encoder(path)
             from safetensors.torch import load_file
 
             file = path if path.is_file() else next(iter(sorted(path.glob("*.safetensors"))), None)
             if file is None:
                 raise ModelUnavailable(f"{kind} {path}: no .safetensors file in it")
-            return {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in load_file(str(file)).items()}
+            state = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in load_file(str(file)).items()}
+            return split_ip_adapter(state, file) if kind == "ip_adapter" else state
         except StudioError:
             raise
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ModelUnavailable(f"{kind} {path} could not be loaded: {err}") from err
+
+    def _controlnet(self, path: Path, controlnet_class: str):
+        import diffusers
+
+        name = controlnet_class or "ControlNetModel"
+        if path.is_dir() and (path / "config.json").is_file():
+            cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            name = cfg.get("_class_name", name)
+        cls = getattr(diffusers, name)
+        if path.is_file():
+            return cls.from_single_file(str(path), dtype=self.dtype, local_files_only=True)
+        return cls.from_pretrained(str(path), dtype=self.dtype, local_files_only=True).eval()
+
+    def _image_encoder(self, path: Path):
+        """The vision model its config names (CLIPVisionModelWithProjection for h94 and XLabs)."""
+        import transformers
+
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        name = (cfg.get("architectures") or ["CLIPVisionModelWithProjection"])[0]
+        cls = getattr(transformers, name)
+        return cls.from_pretrained(str(path), dtype=self.dtype, local_files_only=True).eval()
+
+    def place_component(self, obj):
+        """A cached component onto the accelerator; returns it (a state dict comes back as a new dict)."""
+        return tensors_to(obj, torch.device(self.device))
+
+    def unplace_component(self, obj):
+        """A cached component back to the CPU; returns it."""
+        return tensors_to(obj, torch.device("cpu"))
 
     def download(self, entry: ModelEntry, tqdm_class=None) -> Path:
         """Fetch a hub model into the local cache (huggingface_hub ``snapshot_download``)."""
@@ -273,3 +312,35 @@ def _explain(entry: ModelEntry, err: Exception, offline: bool) -> str:
                f" ({entry.spec.note})" if entry.spec.gated else "download failed: check the network and disk space")
         return f"{entry.label} could not be loaded from {where}: {how}. Cause: {text}"
     return f"{entry.label} could not be loaded from {where}: {text}"
+
+
+# IP-Adapter files: diffusers' (h94) prefixes and XLabs' FLUX ones, renamed as diffusers does.
+_IMAGE_PROJ = ("image_proj", "ip_adapter_proj_model")
+_IP_LAYERS = ("ip_adapter", "double_blocks")
+
+
+def split_ip_adapter(flat: dict, file: Path | None = None) -> dict[str, dict]:
+    """A flat IP-Adapter state dict -> ``{"image_proj": {...}, "ip_adapter": {...}}``, the form
+    ``load_ip_adapter`` takes (what it does itself when it reads a file)."""
+    out: dict[str, dict] = {"image_proj": {}, "ip_adapter": {}}
+    for key, tensor in flat.items():
+        head, _, rest = key.partition(".")
+        if head in _IMAGE_PROJ:
+            out["image_proj"][rest] = tensor
+        elif head in _IP_LAYERS:
+            rest = rest.replace("ip_adapter_double_stream_k_proj", "to_k_ip") \
+                .replace("ip_adapter_double_stream_v_proj", "to_v_ip").replace("processor.", "")
+            out["ip_adapter"][rest] = tensor
+    if not out["image_proj"] or not out["ip_adapter"]:
+        raise ModelUnavailable(f"{file.name if file else 'IP-Adapter'} has no image_proj.* and ip_adapter.* keys: "
+                               "not an IP-Adapter in the diffusers (h94) or XLabs layout")
+    return out
+
+
+def tensors_to(obj, device: torch.device):
+    """A module (in place), a (nested) dict of tensors (a new dict), or anything with ``.to``."""
+    if isinstance(obj, dict):
+        return {k: tensors_to(v, device) for k, v in obj.items()}
+    if hasattr(obj, "to"):              # tensors, modules, detectors that carry their models
+        return obj.to(device)
+    return obj

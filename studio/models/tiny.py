@@ -220,3 +220,71 @@ def save_tiny_controlnet(kind: str, base_folder: str | Path, folder: str | Path,
                 param.normal_(0, 0.3)
     net.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# -- IP-Adapters ---------------------------------------------------------------------------------
+def tiny_image_encoder(projection_dim: int = 32, seed: int = 0):
+    """A CLIPVisionModelWithProjection of 32 px and 32 wide (what IP-Adapters encode images with)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8, projection_dim=projection_dim)
+    return CLIPVisionModelWithProjection(cfg).eval()
+
+
+def tiny_ip_adapter_state(kind: str, base_pipe, *, clip_dim: int = 32, seed: int = 0,
+                          std: float = 0.5) -> dict[str, torch.Tensor]:
+    """Random IP-Adapter weights shaped for ``base_pipe``'s transformer/UNet, in the file layout
+    the family's adapters ship in: XLabs' for FLUX (``ip_adapter_proj_model.*``,
+    ``double_blocks.{i}.processor.ip_adapter_double_stream_{k,v}_proj.*``), h94's for SD/SDXL
+    (``image_proj.*``, ``ip_adapter.{1,3,5..}.to_{k,v}_ip.weight``). Every layer is random with
+    ``std`` (trained adapters start their output layers at zero; a scale must show here)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen) * std
+
+    out: dict[str, torch.Tensor] = {}
+    if kind == "flux":
+        model = base_pipe.transformer
+        cross, inner, proj = model.config.joint_attention_dim, model.inner_dim, "ip_adapter_proj_model"
+        doubles = [n for n in model.attn_processors if not n.startswith("single_transformer_blocks")]
+        for i, _ in enumerate(doubles):
+            for which in ("k", "v"):
+                name = f"double_blocks.{i}.processor.ip_adapter_double_stream_{which}_proj"
+                out[f"{name}.weight"], out[f"{name}.bias"] = rand(inner, cross), rand(inner)
+    elif kind in ("sd15", "sdxl"):
+        model = base_pipe.unet
+        cfg, cross, proj = model.config, model.config.cross_attention_dim, "image_proj"
+        key = 1
+        for name in model.attn_processors:
+            if name.endswith("attn1.processor"):          # self-attention: no image tokens
+                continue
+            if name.startswith("mid_block"):
+                hidden = cfg.block_out_channels[-1]
+            elif name.startswith("up_blocks"):
+                hidden = list(reversed(cfg.block_out_channels))[int(name[len("up_blocks.")])]
+            else:
+                hidden = cfg.block_out_channels[int(name[len("down_blocks.")])]
+            out[f"ip_adapter.{key}.to_k_ip.weight"] = rand(hidden, cross)
+            out[f"ip_adapter.{key}.to_v_ip.weight"] = rand(hidden, cross)
+            key += 2
+    else:
+        raise ValueError(f"no tiny IP-Adapter layout for {kind!r}; one of flux, sd15, sdxl")
+    out[f"{proj}.proj.weight"], out[f"{proj}.proj.bias"] = rand(cross * 4, clip_dim), rand(cross * 4)
+    out[f"{proj}.norm.weight"], out[f"{proj}.norm.bias"] = 1.0 + rand(cross), rand(cross)
+    return out
+
+
+def save_tiny_ip_adapter(kind: str, folder: str | Path, base_pipe, *, seed: int = 0) -> Path:
+    """An IP-Adapter folder for ``base_pipe`` as the studio reads one (``models/ip_adapter/<name>/``):
+    ``ip_adapter.safetensors`` and ``image_encoder/`` (a tiny CLIP vision model)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tiny_ip_adapter_state(kind, base_pipe, seed=seed).items()},
+              str(folder / "ip_adapter.safetensors"))
+    tiny_image_encoder(seed=seed).save_pretrained(folder / "image_encoder", safe_serialization=True)
+    return folder

@@ -1,22 +1,22 @@
 """Models tab: every model, where it is now (GPU / CPU / disk), its size and placement; load,
-unload, download; free and total memory. Thin: the rows come from ``ModelManager.rows``."""
+unload, download; free and total memory. Thin: the rows come from ``studio.models.report``."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from studio.errors import ModelUnavailable
-from studio.models.manager import ModelManager
+from studio.models import report
 from studio.ui.errors import shown_as_gr_error
 from studio.ui.widgets import GPU_QUEUE
 
 
 def table(studio) -> list[list]:
-    return studio.models.rows(studio.registry.entries()) + studio.models.component_rows()
+    return report.rows(studio.models, studio.registry.entries()) + report.component_rows(studio.models)
 
 
 def refresh(studio):
-    return table(studio), studio.models.summary()
+    return table(studio), report.summary(studio.models)
 
 
 def load(studio, model_id: str):
@@ -47,9 +47,9 @@ def download(studio, model_id: str, progress=gr.Progress(track_tqdm=True)):  # n
 def build(studio, ctx) -> None:
     offline = getattr(getattr(ctx, "settings", None), "offline", False)
     with gr.Tab("Models", id="models") as tab:
-        memory = gr.Markdown(studio.models.summary(), label="Memory")
+        memory = gr.Markdown(report.summary(studio.models), label="Memory")
         # widths by content: short facts narrow, the location / note (how to get a model) wide enough to read
-        rows = gr.Dataframe(value=table(studio), headers=list(ModelManager.ROW_HEADERS), interactive=False,
+        rows = gr.Dataframe(value=table(studio), headers=list(report.ROW_HEADERS), interactive=False,
                             wrap=True, label="Models", elem_id="models-table",
                             column_widths=["11%", "12%", "8%", "10%", "11%", "10%", "38%"])
         with gr.Row():

@@ -9,7 +9,8 @@ import weakref
 import torch
 
 from studio.models.catalog import FAMILIES, ModelSpec
-from studio.models.memory import FakeDevice, component_bytes, pipeline_bytes
+from studio.models.memory import Device, FakeDevice, component_bytes
+from studio.models.tiers import object_bytes
 from studio.models.registry import ModelEntry
 from studio.requests import Task
 
@@ -25,6 +26,13 @@ class Blob(torch.nn.Module):
     def __init__(self, nbytes: int) -> None:
         super().__init__()
         self.register_buffer("w", torch.zeros(nbytes, dtype=torch.uint8))
+
+
+class Weights(dict):
+    """A state dict the fake device can track (a plain dict cannot be weakly referenced)."""
+
+    def __init__(self, tensor) -> None:
+        super().__init__(w=tensor)
 
 
 class FakePipe:
@@ -52,6 +60,7 @@ class FakeLoader:
         self.oom_run_placements: set[str] = set()          # placements under which "running" OOMs
         self._on_gpu: dict[int, weakref.finalize] = {}    # freed when the pipe is, like CUDA memory
         self._lock = threading.Lock()
+        self.component_bytes = 100                         # what a fake ControlNet holds
 
     def load(self, entry: ModelEntry):
         with self._lock:
@@ -67,29 +76,52 @@ class FakeLoader:
         return sum(self.sizes.get(entry.id, {}).values())
 
     def place(self, pipe, placement: str) -> None:
+        """``gpu``: every component not on the device yet is allocated there, one by one (a half
+        placement stays half placed when the device runs out, as with CUDA)."""
         self.placed.append((pipe.name, placement))
-        need = {"gpu": pipeline_bytes(pipe), "model_offload": 0}.get(placement, 0)
-        final = self._on_gpu.get(id(pipe))
-        if final is not None and final.alive:
-            return
-        if need:
-            self.fake_device.alloc(need)
-            self._on_gpu[id(pipe)] = weakref.finalize(pipe, self.fake_device.release, need)
+        if placement == "gpu":
+            for module in pipe.components.values():
+                self._alloc(module)
 
     def unplace(self, pipe, placement: str) -> bool:
-        final = self._on_gpu.pop(id(pipe), None)
+        for module in pipe.components.values():
+            self._release(module)
+        return placement != "group_offload"
+
+    def place_component(self, obj):
+        self._alloc(obj)
+        return obj
+
+    def unplace_component(self, obj):
+        self._release(obj)
+        return obj
+
+    def on_gpu(self, obj) -> bool:
+        final = self._on_gpu.get(id(obj))
+        return final is not None and final.alive
+
+    def _alloc(self, obj) -> None:
+        if self.on_gpu(obj):
+            return
+        need = object_bytes(obj)
+        self.fake_device.alloc(need)
+        self._on_gpu[id(obj)] = weakref.finalize(obj, self.fake_device.release, need)
+
+    def _release(self, obj) -> None:
+        final = self._on_gpu.pop(id(obj), None)
         if final is not None:
             final()
-        return placement != "group_offload"
 
     def derive(self, base, entry, task, controlled=False, **extra):
         comps = dict(base.components)
         comps.update(extra)
         return FakePipe(base.name, components=comps, task=task)
 
-    def load_component(self, kind, path, controlnet_class=""):
+    def load_component(self, kind, path, controlnet_class="", *, build=None):
         time.sleep(self.delay)
-        return Blob(100) if kind == "controlnet" else {"w": torch.zeros(10)}
+        if build is not None:
+            return build()
+        return Blob(self.component_bytes) if kind == "controlnet" else Weights(torch.zeros(10))
 
     # what a run would need on the device under the pipe's current placement
     def run(self, pipe, placement: str) -> str:
@@ -100,3 +132,18 @@ class FakeLoader:
 
 def largest(pipe) -> int:
     return max(component_bytes(pipe).values())
+
+
+class PretendAccelerator(Device):
+    """The CPU dressed as an accelerator with a given amount of free memory: the manager's real
+    placement path (choice, diffusers offload calls, demotion) runs on real pipelines."""
+
+    def __init__(self, free: int) -> None:
+        super().__init__("cpu")
+        self.accelerator, self._free = True, free
+
+    def free(self) -> int:
+        return self._free
+
+    def total(self) -> int:
+        return self._free

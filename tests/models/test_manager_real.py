@@ -17,6 +17,8 @@ from studio.models.memory import Device, component_bytes, pipeline_bytes, tensor
 from studio.models.registry import Registry
 from studio.requests import Task
 
+from models_fakes import PretendAccelerator
+
 
 @pytest.fixture(scope="module")
 def registry(tiny_models_dir):
@@ -28,22 +30,10 @@ def make_manager(tmp_path: Path, **kw) -> tuple[ModelManager, Loader]:
     return ModelManager(loader, device=Device("cpu"), **kw), loader
 
 
-@pytest.fixture(scope="module")
-def tiny_controlnet(tiny_models_dir, tmp_path_factory) -> Path:
-    from diffusers import FluxControlNetModel, FluxTransformer2DModel
-
-    transformer = FluxTransformer2DModel.from_pretrained(tiny_models_dir / "checkpoints" / "tiny-flux" / "transformer")
-    cn = FluxControlNetModel.from_transformer(transformer, num_layers=1, num_single_layers=0,
-                                              attention_head_dim=16, num_attention_heads=2)
-    folder = tmp_path_factory.mktemp("cn") / "tiny-flux-cn"
-    cn.save_pretrained(folder)
-    return folder
-
-
-def test_task_pipelines_share_the_very_same_tensors(registry, tmp_path, tiny_controlnet):
+def test_task_pipelines_share_the_very_same_tensors(registry, tmp_path, tiny_flux_controlnet):
     m, _ = make_manager(tmp_path)
     flux = registry.require("tiny-flux")
-    plan = LeasePlan(controlnets=(str(tiny_controlnet),))
+    plan = LeasePlan(controlnets=(str(tiny_flux_controlnet),))
     with m.lease(flux) as base:
         ptrs = tensor_ptrs(base)
         size = pipeline_bytes(base)
@@ -53,7 +43,7 @@ def test_task_pipelines_share_the_very_same_tensors(registry, tmp_path, tiny_con
             assert type(pipe).__name__ == flux.family.pipeline_class(task, controlled)
             assert ptrs <= tensor_ptrs(pipe)                       # every base tensor, same data_ptr
             if controlled:
-                assert pipe.controlnet is m.component("controlnet", tiny_controlnet)
+                assert pipe.controlnet is m.component("controlnet", tiny_flux_controlnet)
     assert m.loads == 1
     [row] = m.loaded()
     assert row.bytes == size and set(row.tasks) == {"img2img", "inpaint", "txt2img+controlnet",
@@ -208,21 +198,6 @@ def test_offload_placements_drive_the_real_diffusers_apis(registry, tmp_path, pl
     assert undone is (placement == "model_offload")
     if undone:
         assert not any(hasattr(c, "_hf_hook") for c in pipe.components.values())
-
-
-class PretendAccelerator(Device):
-    """The CPU dressed as an accelerator with a given amount of free memory: the manager's real
-    placement path (choice, diffusers offload calls, demotion) runs on real pipelines."""
-
-    def __init__(self, free: int) -> None:
-        super().__init__("cpu")
-        self.accelerator, self._free = True, free
-
-    def free(self) -> int:
-        return self._free
-
-    def total(self) -> int:
-        return self._free
 
 
 def test_manager_places_real_pipelines_by_budget_and_images_do_not_change(registry, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from studio.errors import InvalidRequest, ModelUnavailable, OutOfMemory
+from studio.models import report
 from studio.models.manager import CPU, DISK, GPU, OFFLOAD, LeasePlan, ModelManager
 from studio.models.memory import FakeDevice
 from studio.requests import Task
@@ -141,7 +142,7 @@ def test_controlnets_in_the_plan_derive_the_controlled_pipeline_and_are_cached(t
     plan = LeasePlan(controlnets=(str(cn),))
     with m.lease(entry("a"), Task.TXT2IMG, plan) as pipe:
         first = pipe.components["controlnet"]
-        assert m.components()[0][3] is True                   # pinned while in use
+        assert m.components()[0].in_use is True                # pinned while in use
     with m.lease(entry("a"), Task.TXT2IMG, plan) as pipe:
         assert pipe.components["controlnet"] is first
     with m.lease(entry("a"), Task.TXT2IMG) as plain:
@@ -316,7 +317,7 @@ def test_rows_for_the_models_tab():
     m, loader, device = make()
     with m.lease(entry("a")):
         pass
-    rows = m.rows([entry("a"), entry("b")])
+    rows = report.rows(m, [entry("a"), entry("b")])
     assert rows[0][:6] == ["a", "FLUX.1 schnell", "folder", GPU, "4.00 KB", "gpu"]
     assert rows[1][3] == DISK and rows[1][4].startswith("~4.00 KB")
     mem = m.memory()
@@ -353,7 +354,7 @@ def test_components_count_in_the_ram_budget_and_go_lru(tmp_path):
     m.device.accelerator = False
     for name in ("x", "y", "z"):
         m.component("controlnet", tmp_path / name)
-    assert [p for _, p, _, _ in m.components()] == [str(tmp_path / "y"), str(tmp_path / "z")]
+    assert [c.path for c in m.components()] == [str(tmp_path / "y"), str(tmp_path / "z")]
 
 
 def test_a_plan_failing_halfway_unpins_what_it_pinned(tmp_path):
@@ -370,5 +371,5 @@ def test_a_plan_failing_halfway_unpins_what_it_pinned(tmp_path):
     with pytest.raises(ModelUnavailable, match="bad ControlNet"):
         with m.lease(entry("a"), Task.TXT2IMG, plan):
             pass
-    assert [in_use for *_, in_use in m.components()] == [False]
+    assert [c.in_use for c in m.components()] == [False]
     assert not m.loaded()[0].in_use
