@@ -18,7 +18,8 @@ def shown_as_gr_error(fn):
         try:
             return fn(*args, **kwargs)
         except StudioError as err:
-            raise gr.Error(str(err), title=type(err).__name__) from err
+            # the user's to fix: the message says how; a traceback in the console would say "bug"
+            raise gr.Error(str(err), title=type(err).__name__, print_exception=False) from err
         except gr.Error:
             raise
         except Exception as err:  # a bug: say so plainly, keep the worker alive
