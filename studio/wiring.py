@@ -16,7 +16,7 @@ def build_studio(settings: Settings) -> Studio:
     dtype = pick_dtype(device, settings.dtype)
     registry = Registry(settings)
     loader = Loader(dtype=dtype, device=device, offline=settings.offline,
-                    builtin_dir=settings.models_dir / ".builtin", quantize=settings.quantize)
+                    builtin_dir=settings.cache_dir / "builtin", quantize=settings.quantize)
     models = ModelManager(loader, device=Device(device), cpu_budget=default_cpu_budget(settings.cpu_budget_gb),
                           gpu_reserve=int(settings.gpu_reserve_gb * GB), placement=settings.placement)
     sink = GallerySink.open(settings.outputs_dir)
