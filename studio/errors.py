@@ -33,9 +33,10 @@ class StartupError(StudioError):
     """The studio cannot start as asked (a port in use, an address not of this machine)."""
 
 
-class StorageError(StudioError):
+class StorageError(StudioError, OSError):
     """A folder the studio writes to (outputs, gallery) cannot be written. The message names the
-    folder and the system's reason, never the temporary file that failed."""
+    folder and the system's reason, never the temporary file that failed. Still an OSError, so
+    code that handles those (and tests that expect them) see it as one."""
 
     @classmethod
     def cannot_write(cls, folder: Path, err: OSError, what_to_do: str) -> StorageError:
