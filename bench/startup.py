@@ -1,6 +1,6 @@
 """Start-up bench: how long until the studio's page answers, against a bare gradio page.
 
-    .venv/bin/python bench/startup.py
+    .venv/bin/python bench/startup.py [--browser]
 
 Two processes, one after the other, each timed from its start until ``GET /`` answers 200
 (gradio embeds the app's config in that page, so it is what a browser needs to draw the UI):
@@ -12,10 +12,16 @@ Both run offline (``HF_HUB_OFFLINE=1``, ``GRADIO_ANALYTICS_ENABLED=False``). Bef
 throwaway ``import torch, gradio`` warms the page cache, so neither side pays for the disk alone.
 One run each, under a minute; the last line is the figure:
 ``ui_ready_s=... bare_gradio_s=... ui_ready_vs_bare=...``.
+
+``--browser`` also times, in the same runs, until headless Chromium (Debian's, as the tests use)
+has drawn the page's first text box, and adds ``ui_drawn_s= bare_drawn_s= ui_drawn_vs_bare=``:
+what a person sees, including work the server does after it answers (a model load started with
+the server, say, which slows the page's later requests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -46,24 +52,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def seconds_until_page(command: list[str], port: int, env: dict[str, str]) -> float:
-    """Start ``command``; seconds until http://127.0.0.1:port/ answers 200. Stops it after."""
+def seconds_until_page(command: list[str], port: int, env: dict[str, str], browser=None) -> tuple[float, float]:
+    """Start ``command``; seconds until http://127.0.0.1:port/ answers 200, and (with a browser)
+    until its first text box is drawn (else 0). Stops it after."""
     url = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     try:
-        while time.perf_counter() - started < TIMEOUT_S:
+        answered = None
+        while answered is None and time.perf_counter() - started < TIMEOUT_S:
             if proc.poll() is not None:
                 raise SystemExit(f"{command[1]} exited with {proc.returncode}:\n{proc.stderr.read()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as answer:
                     if answer.status == 200:
-                        return time.perf_counter() - started
+                        answered = time.perf_counter() - started
             except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.02)
-        raise SystemExit(f"{command[1]}: no page at {url} after {TIMEOUT_S:.0f} s")
+                time.sleep(0.02)
+        if answered is None:
+            raise SystemExit(f"{command[1]}: no page at {url} after {TIMEOUT_S:.0f} s")
+        if browser is None:
+            return answered, 0.0
+        page = browser.new_page()
+        page.goto(url)
+        page.locator("textarea").first.wait_for(state="visible", timeout=TIMEOUT_S * 1000)
+        drawn = time.perf_counter() - started
+        page.close()
+        return answered, drawn
     finally:
         proc.terminate()
         try:
@@ -74,16 +90,37 @@ def seconds_until_page(command: list[str], port: int, env: dict[str, str]) -> fl
 
 
 def main() -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")},
+           "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"}
     subprocess.run([sys.executable, "-c", "import torch, gradio"], env=env, check=True)   # warm the page cache
-    with tempfile.TemporaryDirectory(prefix="studio-startup-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="studio-startup-") as tmp, contextlib.ExitStack() as stack:
+        browser = stack.enter_context(chromium()) if "--browser" in sys.argv[1:] else None
         bare_script = Path(tmp) / "bare.py"
         bare_script.write_text(BARE, encoding="utf-8")
-        bare = seconds_until_page([sys.executable, str(bare_script), str(port := free_port())], port, env)
-        app = seconds_until_page([sys.executable, "app.py", "--port", str(port := free_port()),
-                                  "--outputs-dir", str(Path(tmp) / "outputs")], port, env)
-    print(f"ui_ready_s={app:.2f} bare_gradio_s={bare:.2f} ui_ready_vs_bare={app / bare:.2f}")
+        bare, bare_drawn = seconds_until_page([sys.executable, str(bare_script), str(port := free_port())], port,
+                                              env, browser)
+        app, app_drawn = seconds_until_page([sys.executable, "app.py", "--port", str(port := free_port()),
+                                             "--outputs-dir", str(Path(tmp) / "outputs")], port, env, browser)
+    line = f"ui_ready_s={app:.2f} bare_gradio_s={bare:.2f} ui_ready_vs_bare={app / bare:.2f}"
+    if browser is not None:
+        line += f" ui_drawn_s={app_drawn:.2f} bare_drawn_s={bare_drawn:.2f} ui_drawn_vs_bare={app_drawn / bare_drawn:.2f}"
+    print(line)
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's headless Chromium, started before the clocks run (tests/conftest.py's flags)."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import launch_chromium
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 if __name__ == "__main__":
