@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         studio = build_studio(settings)
     except StudioError as err:
         return _user_error(err)
-    demo = build_app(studio, settings)
     warm_up = startup.WarmUp(studio)
-    warm_up.attach(demo)
+    demo = build_app(studio, settings, on_page_load=warm_up.start)
     try:
         demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
     except OSError as err:

@@ -104,8 +104,9 @@ def browser_url(settings: Settings) -> str:
 class WarmUp:
     """Loads the default model once, so the first click does not wait for it.
 
-    It starts when the first page has been drawn (gradio's load event, which the browser sends
-    once the UI is up) or ``fallback_s`` after ``arm()`` if no browser comes. Not as the server
+    ``start`` is handed to ``build_app(on_page_load=...)``: it runs when a page has been drawn
+    (gradio's load event, which the browser sends once the UI is up). ``arm()`` starts it anyway
+    ``fallback_s`` later if no browser comes. Not as the server
     starts: importing diffusers and reading the model hold the GIL for seconds, and a page served
     meanwhile took twice as long to appear.
     """
@@ -116,10 +117,6 @@ class WarmUp:
         self._lock = threading.Lock()
         self.started = threading.Event()
         self.done = threading.Event()
-
-    def attach(self, demo) -> None:  # noqa: ANN001 - gr.Blocks, not imported here
-        with demo:
-            demo.load(self.start, inputs=None, outputs=None, queue=False, api_visibility="private")
 
     def arm(self) -> None:
         timer = threading.Timer(self._fallback_s, self.start)
