@@ -105,10 +105,10 @@ class WarmUp:
     """Loads the default model once, so the first click does not wait for it.
 
     ``start`` is handed to ``build_app(on_page_load=...)``: it runs when a page has been drawn
-    (gradio's load event, which the browser sends once the UI is up). ``arm()`` starts it anyway
-    ``fallback_s`` later if no browser comes. Not as the server
-    starts: importing diffusers and reading the model hold the GIL for seconds, and a page served
-    meanwhile took twice as long to appear.
+    (gradio's load event, which the browser sends once the UI is up); ``arm()`` starts it anyway
+    ``fallback_s`` later if no browser comes. Not as the server starts: importing diffusers and
+    reading the model hold the GIL for seconds, and a page served meanwhile took about twice as
+    long to appear.
     """
 
     def __init__(self, studio, fallback_s: float = WARM_UP_FALLBACK_S) -> None:  # noqa: ANN001 - Studio
