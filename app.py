@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         studio = build_studio(settings)
+        warm_up = startup.WarmUp(studio)
+        demo = build_app(studio, settings, on_page_load=warm_up.start)   # --default-model is checked here
     except StudioError as err:
         return _user_error(err)
-    warm_up = startup.WarmUp(studio)
-    demo = build_app(studio, settings, on_page_load=warm_up.start)
     try:
         demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
     except OSError as err:

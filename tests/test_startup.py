@@ -84,6 +84,12 @@ def test_outputs_folder_that_cannot_be_written_stops_the_start(tmp_path):
     assert "--outputs-dir" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_unknown_default_model_is_one_line_listing_the_known_ones(tmp_path):
+    proc = app("--port", str(free_port()), "--default-model", "nope", "--outputs-dir", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "unknown model 'nope'. Known models: demo, tiny-random" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_port_taken_between_the_check_and_the_launch_is_the_same_message(busy_port, tmp_path):
     script = textwrap.dedent(f"""
         import sys
