@@ -84,6 +84,8 @@ def test_fresh_clone_installs_exits_0_then_serves(fresh_clone, tmp_path):
     try:
         assert wait_until(lambda: _answers(f"http://127.0.0.1:{port}/") or proc.poll() is not None, timeout=120)
         assert proc.poll() is None, log.read_text()
+        # "/" answers a moment before launch() returns and app.py prints where it serves
+        assert wait_until(lambda: "Studio on" in log.read_text(), timeout=30), log.read_text()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
