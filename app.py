@@ -5,6 +5,10 @@
                   [--offline] [--default-model ID]
 
 Every flag has an environment twin: STUDIO_<FLAG> (e.g. STUDIO_PORT=7861).
+
+Order matters for the first minute: flags and the port are checked before anything heavy is
+imported (a mistake is one line, exit status 2); diffusers and transformers are imported only
+when the default model loads, in the background, once the first page has been drawn.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from studio import startup
     from studio.config import settings_from
     from studio.errors import StudioError
 
@@ -25,44 +30,47 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = settings_from(sys.argv[1:] if argv is None else argv)
+        if warning := startup.exposure_warning(settings):
+            print(f"app.py: warning: {warning}", file=sys.stderr, flush=True)
+        startup.check_address(settings.host, settings.port)
+        startup.check_outputs_dir(settings.outputs_dir)
     except StudioError as err:
-        print(f"app.py: {err}", file=sys.stderr)
-        return 2
+        return _user_error(err)
     if settings.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before diffusers/huggingface_hub are imported
+    if settings.quantize != "nf4":
+        # diffusers imports bitsandbytes (if installed) at every model load, and on a CPU it warns
+        # "pip install kernels". Only NF4 needs it: for this process it is not there otherwise.
+        sys.modules.setdefault("bitsandbytes", None)
 
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
     from studio.ui.app import build_app, launch_kwargs
     from studio.wiring import build_studio
 
     try:
         studio = build_studio(settings)
+        warm_up = startup.WarmUp(studio)
+        demo = build_app(studio, settings, on_page_load=warm_up.start)   # --default-model is checked here
     except StudioError as err:
-        print(f"app.py: {err}", file=sys.stderr)
+        return _user_error(err)
+    try:
+        demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
+    except OSError as err:
+        if "Cannot find empty port" not in str(err):     # taken since check_address: a race, same message
+            raise
+        demo.close()
+        print(f"app.py: {startup.port_in_use_message(settings.host, settings.port)}", file=sys.stderr)
         return 2
-    demo = build_app(studio, settings)
-    _warm_up_in_background(studio)
-    print(f"Studio on http://{settings.host}:{settings.port}  (models: {settings.models_dir}, "
-          f"outputs: {settings.outputs_dir}, default model: {studio.registry.default_id()})", flush=True)
-    demo.launch(**launch_kwargs(settings))
+    print(f"Studio on {startup.browser_url(settings)}  (models: {settings.models_dir}, outputs: {settings.outputs_dir}, "
+          f"default model: {studio.registry.default_id()})", flush=True)
+    warm_up.arm()
+    demo.block_thread()
     return 0
 
 
-def _warm_up_in_background(studio) -> None:
-    """Load the default model while the browser opens, so the first click does not wait."""
-    import threading
-
-    def run() -> None:
-        try:
-            studio.warm_up()
-        except Exception as err:  # noqa: BLE001 - the first generate reports it properly
-            logging.getLogger("app").warning("could not preload the default model: %s", err)
-
-    threading.Thread(target=run, name="warm-up", daemon=True).start()
+def _user_error(err: Exception) -> int:
+    """A mistake in the flags or the folders: one line, no traceback, exit status 2."""
+    print(f"app.py: {err}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

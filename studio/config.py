@@ -26,8 +26,9 @@ class Settings:
     port: int = 7860
     share: bool = False
     auth: tuple[tuple[str, str], ...] = ()
-    models_dir: Path = ROOT / "models"
+    models_dir: Path = ROOT / "models"     # the user's models; the demo model ships in ROOT/models/demo
     outputs_dir: Path = ROOT / "outputs"
+    cache_dir: Path = ROOT / ".cache"      # what the studio builds for itself (tiny-random), gitignored
     device: str = "auto"
     dtype: str = "auto"
     offline: bool = False
@@ -54,6 +55,7 @@ class Settings:
             raise InvalidRequest("quantize", f"must be none or nf4, got {self.quantize!r}")
         object.__setattr__(self, "models_dir", Path(self.models_dir))
         object.__setattr__(self, "outputs_dir", Path(self.outputs_dir))
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
 
     def replace(self, **changes: object) -> Settings:
         return replace(self, **changes)
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", help="user:pass[,user2:pass2] or a file with one user:pass per line")
     p.add_argument("--models-dir", help="the models folder (checkpoints/, loras/, controlnet/, ip_adapter/)")
     p.add_argument("--outputs-dir", help="where images (and the gallery) are written")
+    p.add_argument("--cache-dir", help="where the studio keeps what it builds itself (default ./.cache)")
     p.add_argument("--device", choices=DEVICES, help="auto picks cuda, then mps, then cpu")
     p.add_argument("--dtype", choices=DTYPES, help="auto: bfloat16 on cuda (float16 if unsupported), float32 on cpu")
     p.add_argument("--offline", action="store_true", help="never contact the Hugging Face hub; use the local cache only")
@@ -117,7 +120,7 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         if value not in (None, False):
             return value
         raw = env.get("STUDIO_" + name.upper())
-        if raw is None:
+        if raw is None or (kind is not bool and not raw.strip()):   # STUDIO_PORT= means "not set"
             return None
         if kind is bool:
             if raw.strip().lower() not in _BOOL:
@@ -138,10 +141,14 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         value = pick(name, kind)
         if value is not None:
             values[name] = value
-    for name in ("models_dir", "outputs_dir"):
+    for name in ("models_dir", "outputs_dir", "cache_dir"):
         value = pick(name)
         if value:
             values[name] = Path(value).expanduser().resolve()
+    if "models_dir" in values and not values["models_dir"].is_dir():   # a typo must not hide the user's models
+        raise InvalidRequest("models_dir", f"--models-dir {values['models_dir']} does not exist or is not a folder. "
+                                           "Point --models-dir (STUDIO_MODELS_DIR) at your models folder, or create "
+                                           "it (checkpoints/, loras/, controlnet/ inside).")
     for name in ("device", "dtype", "default_model", "placement", "quantize"):
         value = pick(name)
         if value:

@@ -6,6 +6,8 @@ anything else is a bug and is shown as such.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class StudioError(Exception):
     """Base of every error a user can act on."""
@@ -25,6 +27,24 @@ class ModelUnavailable(StudioError):
 
 class UnsupportedOnDevice(StudioError):
     """A feature that this device cannot do (e.g. NF4 quantization without CUDA)."""
+
+
+class StartupError(StudioError):
+    """The studio cannot start as asked (a port in use, an address not of this machine)."""
+
+
+class StorageError(StudioError, OSError):
+    """A folder the studio writes to (outputs, gallery) cannot be written. The message names the
+    folder and the system's reason, never the temporary file that failed. Still an OSError, so
+    code that handles those (and tests that expect them) see it as one."""
+
+    @classmethod
+    def cannot_write(cls, folder: Path, err: OSError, what_to_do: str) -> StorageError:
+        reason = err.strerror or type(err).__name__
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            reason = f"{existing} is a file, not a folder"
+        return cls(f"cannot write to {folder}: {reason}. {what_to_do}")
 
 
 class OutOfMemory(StudioError):

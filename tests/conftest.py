@@ -82,8 +82,8 @@ def make_studio(tiny_models_dir, tmp_path):
     from studio.wiring import build_studio
 
     def make(**overrides):
-        settings = Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path / "outputs", offline=True,
-                            device="cpu", **overrides)
+        settings = Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path / "outputs",
+                            cache_dir=tmp_path / "cache", offline=True, device="cpu", **overrides)
         return build_studio(settings)
 
     return make

@@ -57,6 +57,7 @@ def test_app_starts_with_flags_and_auth(tiny_models_dir, tmp_path):
             proc.kill()
             out, _ = proc.communicate()
     assert f"Studio on http://127.0.0.1:{port}" in out and "default model: tiny-flux" in out
+    assert "loading FluxPipeline" in out and "pip install kernels" not in out    # bitsandbytes only for NF4
 
 
 def test_bad_flag_value_is_a_clear_message():

@@ -37,3 +37,20 @@ def test_auth_file(tmp_path):
 def test_bad_env_value_names_it():
     with pytest.raises(InvalidRequest, match="STUDIO_PORT"):
         settings_from([], env={"STUDIO_PORT": "abc"})
+    assert settings_from([], env={"STUDIO_PORT": "", "STUDIO_MODELS_DIR": " "}).port == 7860   # empty = not set
+
+
+def test_models_dir_that_does_not_exist_is_an_error_naming_it(tmp_path):
+    missing = tmp_path / "my-modles"
+    with pytest.raises(InvalidRequest, match=f"--models-dir {missing} does not exist"):
+        settings_from(["--models-dir", str(missing)], env={})
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        settings_from([], env={"STUDIO_MODELS_DIR": str(missing)})
+    assert not missing.exists()                                  # not created behind the user's back
+
+
+def test_cache_dir_flag_and_default(tmp_path):
+    from studio.config import ROOT
+
+    assert settings_from([], env={}).cache_dir == ROOT / ".cache"
+    assert settings_from(["--cache-dir", str(tmp_path)], env={}).cache_dir == tmp_path.resolve()

@@ -3,10 +3,10 @@ import struct
 
 import pytest
 
-from studio.config import Settings
+from studio.config import ROOT, Settings
 from studio.errors import ModelUnavailable
 from studio.models.catalog import FAMILIES, detect_family
-from studio.models.registry import Registry
+from studio.models.registry import DEMO_DIR, Registry
 
 
 def write_fake_safetensors(path, keys):
@@ -64,8 +64,17 @@ def test_unknown_model_lists_known_ones(tmp_path):
 
 
 def test_default_is_tiny_random_without_demo(tmp_path):
-    reg = Registry(Settings(models_dir=tmp_path, offline=True))
+    reg = Registry(Settings(models_dir=tmp_path, offline=True), demo_dir=tmp_path / "no-demo")
     assert reg.default_id() == "tiny-random"
+
+
+def test_demo_model_ships_with_the_code_whatever_the_models_dir(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    write_fake_safetensors(tmp_path / "checkpoints" / "mine.safetensors", ["model.diffusion_model.label_emb.0.0.weight"])
+    reg = Registry(Settings(models_dir=tmp_path, offline=True))
+    assert reg.ids()[:2] == ["demo", "tiny-random"] and "mine" in reg.ids()
+    assert reg.default_id() == "demo" and reg.require("demo").where == str(DEMO_DIR)
+    assert DEMO_DIR == ROOT / "models" / "demo" and not (tmp_path / "demo").exists()
 
 
 def test_catalog_defaults_match_the_families():

@@ -14,6 +14,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from studio.errors import StorageError
 from studio.gallery.files import encode_png, sha256_bytes, write_atomic
 from studio.gallery.infotext import format_infotext
 from studio.gallery.inputs import InputStore
@@ -82,18 +83,24 @@ class GallerySink:
     def _claim(self, data: bytes, task: str, seed: int) -> Path:
         """Write ``data`` under the next free ``<task>/<day>/<NNNNN>-<seed>.png`` (never overwriting)."""
         day = self.outputs_dir / task / datetime.now().strftime("%Y-%m-%d")
-        with self._names:
-            if day not in self._counters:
-                day.mkdir(parents=True, exist_ok=True)
-                numbers = [int(n.split("-", 1)[0]) for n in os.listdir(day) if n.split("-", 1)[0].isdigit()]
-                self._counters[day] = max(numbers, default=0)
-            while True:
-                self._counters[day] += 1
-                path = day / f"{self._counters[day]:05d}-{seed}.png"
-                try:
-                    return write_atomic(data, path, exclusive=True)
-                except FileExistsError:
-                    continue
+        try:
+            with self._names:
+                if day not in self._counters:
+                    day.mkdir(parents=True, exist_ok=True)
+                    numbers = [int(n.split("-", 1)[0]) for n in os.listdir(day) if n.split("-", 1)[0].isdigit()]
+                    self._counters[day] = max(numbers, default=0)
+                while True:
+                    self._counters[day] += 1
+                    path = day / f"{self._counters[day]:05d}-{seed}.png"
+                    try:
+                        return write_atomic(data, path, exclusive=True)
+                    except FileExistsError:
+                        if path.exists():
+                            continue        # the name is taken: the next number
+                        raise
+        except OSError as err:   # disk full, permission lost, a file where the folder was: the user's to fix
+            raise StorageError.cannot_write(day, err, "These images were not saved; fix that folder (or free some "
+                                                      "space) and generate again.") from err
 
     def save(self, request: GenerationRequest, images: list, seeds: list[int], *, entry,
              timings: dict[str, float]) -> list[SavedImage]:

@@ -11,11 +11,12 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import Settings
+from studio.config import ROOT, Settings
 from studio.errors import InvalidRequest, ModelUnavailable
 from studio.models.catalog import FAMILIES, HUB_MODELS, TINY_RANDOM, Family, ModelSpec, detect_family
 
 DEMO_ID = "demo"
+DEMO_DIR = ROOT / "models" / "demo"      # ships with the code: listed whatever --models-dir says
 PIPELINE_FAMILIES = {
     "FluxPipeline": "flux-schnell", "Flux2Pipeline": "flux2", "StableDiffusionXLPipeline": "sdxl",
     "StableDiffusionPipeline": "sd15", "StableDiffusion3Pipeline": "sd3",
@@ -89,7 +90,7 @@ class Registry:
                  demo_dir: Path | None = None) -> None:
         self._settings = settings
         self._hub_models = hub_models
-        self._demo_dir = demo_dir if demo_dir is not None else settings.models_dir / "demo"
+        self._demo_dir = demo_dir if demo_dir is not None else DEMO_DIR
 
     # -- listing ---------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:

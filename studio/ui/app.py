@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -48,10 +49,17 @@ class UiContext:
         return [gr.Tabs(selected=task.value)] + self.forms[task].fill(fields)
 
 
-def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS) -> gr.Blocks:
+def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS,
+              on_page_load: Callable[[], None] | None = None) -> gr.Blocks:
+    """``on_page_load`` runs (off the queue, not in the API) each time a browser has drawn the page:
+    app.py starts loading the default model there. Added here because every ``with demo:`` after
+    the build rebuilds gradio's whole app (~0.1-0.2 s at start)."""
     ctx = UiContext(settings=settings, concurrency=settings.concurrency)
     default = studio.registry.get(studio.registry.default_id())
     with gr.Blocks(title="Studio") as demo:
+        # queue() rebuilds gradio's whole app: on the empty Blocks that is free, after the tabs
+        # ~0.2 s of start-up. The limit is read when events run, so setting it first is the same.
+        demo.queue(default_concurrency_limit=settings.concurrency)
         gr.Markdown(f"## Studio  \nDefault model: **{default.label}** · device `{studio.device_label or settings.device}`")
         with gr.Tabs() as ctx.tabs:
             for name in tabs:
@@ -63,7 +71,8 @@ def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS) 
                         continue
                     raise
                 module.build(studio, ctx)
-    demo.queue(default_concurrency_limit=settings.concurrency)
+        if on_page_load is not None:
+            demo.load(on_page_load, inputs=None, outputs=None, queue=False, api_visibility="private")
     demo.studio_context = ctx  # for tests
     return demo
 
