@@ -10,7 +10,6 @@ folder; a row can still be made again.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from studio.gallery.files import write_atomic
+from studio.gallery.files import sha256_bytes, write_atomic
 from studio.gallery.imagefile import open_image
 from studio.requests import ControlUnit, GenerationRequest
 
@@ -68,7 +67,7 @@ class InputStore:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         data = buffer.getvalue()
-        return f"{FOLDER}/{hashlib.sha256(data).hexdigest()}.png", data
+        return f"{FOLDER}/{sha256_bytes(data)}.png", data
 
     def _write(self, ref: str, data: bytes) -> None:
         target = self.outputs_dir / ref

@@ -16,7 +16,6 @@ Files and rows agree:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import threading
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from studio.errors import InvalidRequest
 from studio.gallery import db as gallery_db
+from studio.gallery.files import TEMP_PREFIX, TRASH_PREFIX, sha256_file
 from studio.gallery.infotext import format_infotext
 from studio.gallery.inputs import FOLDER as INPUTS_FOLDER
 from studio.gallery.pnginfo import read_image_info
@@ -42,8 +42,6 @@ from studio.gallery.search import build_match
 from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-TRASH_PREFIX = ".deleted-"
-TEMP_PREFIX = ".tmp-"
 IMAGES = ImageRow.__table__
 SORTS = ("newest", "oldest", "relevance", "seed")
 STALE_TEMP_SECONDS = 3600
@@ -68,14 +66,6 @@ def normalise_tag(tag: str) -> str:
     """Tags are single words for search: trimmed, inner whitespace and commas become '-'."""
     cleaned = "-".join(str(tag).replace(",", " ").split())[:100]
     return cleaned
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- DTOs -------------------------------------------------------------------------------------------
