@@ -379,11 +379,11 @@ def shutil_rmtree(path):
 
 
 def test_search_pages_agree_when_walking_the_date_index(filled, monkeypatch):
-    from studio.gallery import store as store_module
+    from studio.gallery import search as planning
 
     expected = [[r.id for r in filled.search(text="a", sort=s, per_page=2, page=p).items]
                 for s in ("newest", "oldest") for p in (1, 2)]
-    monkeypatch.setattr(store_module, "SCAN_ABOVE", 0)
+    monkeypatch.setattr(planning, "SCAN_ABOVE", 0)
     assert [[r.id for r in filled.search(text="a", sort=s, per_page=2, page=p).items]
             for s in ("newest", "oldest") for p in (1, 2)] == expected
     assert filled.search(lora="film_grain", text="dog").total == 2
