@@ -6,9 +6,15 @@
   image is skipped, its reason in ``ReconcileReport.errors``;
 * a ``.deleted-*`` file left by an interrupted delete is restored if its row is still there, else
   removed; ``.tmp-*`` files older than ``STALE_TEMP_SECONDS`` are removed.
+* stored inputs (``outputs/inputs/``, ``settle_inputs``): one that no row uses and that was last
+  stored over ``STALE_TEMP_SECONDS`` ago is removed (a younger one may belong to a run that has
+  not written its row yet); a row whose input file is gone is reported
+  (``ReconcileReport.missing_inputs``), not changed. Leftovers of deletes and writes there are
+  settled as above.
 
 Folders whose mtime has not changed since the last pass (table ``scanned_dirs``) are not listed
-again, so a usual start over 100k images costs a few tens of milliseconds.
+again, so a usual start over 100k images costs a few tens of milliseconds. The inputs folder has
+its own entry there; it is looked at again while it holds young unused inputs or rows miss one.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +31,7 @@ from sqlalchemy import delete, insert, update
 
 from studio.gallery.files import TEMP_PREFIX, TRASH_PREFIX, sha256_file
 from studio.gallery.inputs import FOLDER as INPUTS_FOLDER
+from studio.gallery.inputs import is_ref, refs_of
 from studio.gallery.pnginfo import read_image_info
 from studio.gallery.records import NewImage, ReconcileReport
 from studio.gallery.schema import ImageRow, ScannedDir
@@ -47,11 +55,13 @@ def new_from_file(path: Path, name: str | None = None) -> NewImage:
                                      created_at=created, source="studio") \
             if request.seed is not None and request.width and request.height else \
             NewImage.from_fields(info.fields, path=path, sha256=sha, width=info.width, height=info.height,
-                                 infotext=info.infotext, request_json=request.to_json(), created_at=created)
+                                 infotext=info.infotext, request_json=request.to_json(), created_at=created,
+                                 input_refs=refs_of(request))
     request_json = info.request.to_json() if info.request is not None else None
     return NewImage.from_fields(info.fields, path=path, sha256=sha, width=info.width, height=info.height,
                                 infotext=info.infotext, request_json=request_json,
-                                source=info.source if info.source != "none" else "import", created_at=created)
+                                source=info.source if info.source != "none" else "import", created_at=created,
+                                input_refs=refs_of(info.request) if info.request is not None else ())
 
 
 def walk(outputs_dir: Path, known: dict[str, int]) -> tuple[dict[str, set[str]], dict[str, int], list[Path], list[Path]]:
@@ -124,6 +134,7 @@ def reconcile(store: GalleryStore, *, full: bool = False) -> ReconcileReport:
     with store.lock:
         with store.engine.connect() as conn:
             known = {} if full else dict(conn.exec_driver_sql("SELECT path, mtime_ns FROM scanned_dirs").all())
+        inputs = settle_inputs(store, known.pop(INPUTS_FOLDER, None))
         listed, seen, trash, temps = walk(store.outputs_dir, known)
         vanished = [rel for rel in known if rel not in seen]
         with store.engine.connect() as conn:
@@ -177,9 +188,84 @@ def reconcile(store: GalleryStore, *, full: bool = False) -> ReconcileReport:
             except Exception as err:  # noqa: BLE001 - one unreadable file must not stop the pass
                 errors.append(f"{stored}: {err}")
                 seen[stored.rpartition("/")[0]] = -1
+        if inputs.mtime_ns is not None:
+            seen[INPUTS_FOLDER] = inputs.mtime_ns
         with store._writing() as session:  # noqa: SLF001 - the store's transaction
             session.execute(delete(ScannedDir))
             if seen:
                 session.execute(insert(ScannedDir), [{"path": p, "mtime_ns": m} for p, m in seen.items()])
-    return ReconcileReport(len(gone), len(back), imported, cleaned, tuple(errors),
-                           time.perf_counter() - started, len(listed))
+    return ReconcileReport(flagged_missing=len(gone), restored=len(back), imported=imported,
+                           cleaned=cleaned + inputs.cleaned, errors=tuple(errors),
+                           seconds=time.perf_counter() - started, folders_listed=len(listed),
+                           inputs_removed=inputs.removed, missing_inputs=inputs.missing)
+
+
+@dataclass(frozen=True, slots=True)
+class InputsSettled:
+    mtime_ns: int | None = None       # to record for the inputs folder (-1: look again next time; None: no folder)
+    removed: int = 0                  # unused inputs removed
+    cleaned: int = 0                  # leftovers of interrupted deletes and writes removed
+    missing: tuple[tuple[int, str], ...] = ()      # (image id, ref) whose input file is gone
+
+
+def settle_inputs(store: GalleryStore, recorded: int | None = None) -> InputsSettled:
+    """Stored inputs and the rows that use them agree as far as files can (see the module doc).
+    ``recorded``: the folder's mtime at the last pass; if it is unchanged, nothing is listed."""
+    folder = store.outputs_dir / INPUTS_FOLDER
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except OSError:
+        mtime = None
+    if mtime is not None and mtime == recorded:
+        return InputsSettled(mtime)
+    names = os.listdir(folder) if mtime is not None else []
+    present = {ref for ref in (f"{INPUTS_FOLDER}/{name}" for name in names) if is_ref(ref)}
+    with store.engine.connect() as conn:
+        used = set(conn.exec_driver_sql("SELECT DISTINCT ref FROM image_inputs").scalars())
+    removed = cleaned = 0
+    for name in (n for n in names if n.startswith(TRASH_PREFIX)):     # a delete that stopped half-way
+        ref = f"{INPUTS_FOLDER}/{name[len(TRASH_PREFIX):]}"
+        if ref in used and ref not in present:                       # its row is still there
+            os.replace(folder / name, store.outputs_dir / ref)
+            present.add(ref)
+        else:
+            (folder / name).unlink(missing_ok=True)
+            cleaned += 1
+    young = False                     # a run may be writing it, or have stored it and not yet written its row
+    for name in (n for n in names if n.startswith(TEMP_PREFIX)):
+        if _remove_if_stale(folder / name):
+            cleaned += 1
+        else:
+            young = True
+    for ref in sorted(present - used):
+        if _remove_if_stale(store.outputs_dir / ref):
+            removed += 1
+        else:
+            young = True
+    missing: tuple[tuple[int, str], ...] = ()
+    if used - present:                # reported at every pass until the file comes back or its rows go
+        gone = sorted(used - present)
+        with store.engine.connect() as conn:
+            missing = tuple(
+                (image_id, ref) for i in range(0, len(gone), 500) for image_id, ref in conn.exec_driver_sql(
+                    f"SELECT image_id, ref FROM image_inputs WHERE ref IN ({','.join('?' * len(gone[i:i + 500]))}) "
+                    "ORDER BY image_id, ref", tuple(gone[i:i + 500])).all())
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except OSError:
+        return InputsSettled(None, removed, cleaned, missing)
+    look_again = young or bool(missing) or time.time_ns() - mtime < 2_000_000_000
+    return InputsSettled(-1 if look_again else mtime, removed, cleaned, missing)
+
+
+def _remove_if_stale(path: Path) -> bool:
+    """Remove ``path`` if it was last written over ``STALE_TEMP_SECONDS`` ago; whether it is gone."""
+    try:
+        if time.time() - path.stat().st_mtime <= STALE_TEMP_SECONDS:
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True

@@ -18,6 +18,7 @@ from typing import Any
 
 from studio.errors import InvalidRequest
 from studio.gallery.infotext import format_infotext
+from studio.gallery.inputs import is_ref, refs_of
 from studio.gallery.schema import ImageRow
 from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec
 
@@ -77,6 +78,7 @@ class NewImage:
     source: str = "studio"
     favourite: bool = False
     tags: tuple[str, ...] = ()
+    input_refs: tuple[str, ...] = ()      # the stored inputs its request reads (``inputs/<sha256>.png``)
 
     @classmethod
     def from_request(cls, request: GenerationRequest, *, path: Path, sha256: str, infotext: str = "",
@@ -93,12 +95,13 @@ class NewImage:
                    controls=request.controls, image_prompts=request.image_prompts, request_json=request.to_json(),
                    infotext=infotext or format_infotext(request, request.seed),
                    model_source=model_source, model_revision=model_revision,
-                   timings=tuple((timings or {}).items()), created_at=created_at, source=source, tags=tuple(tags))
+                   timings=tuple((timings or {}).items()), created_at=created_at, source=source, tags=tuple(tags),
+                   input_refs=refs_of(request))
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any], *, path: Path, sha256: str, width: int, height: int,
                     infotext: str = "", request_json: str | None = None, source: str = "import",
-                    created_at: datetime | None = None) -> NewImage:
+                    created_at: datetime | None = None, input_refs: Sequence[str] = ()) -> NewImage:
         task = fields.get("task") or "txt2img"
         return cls(path=Path(path), sha256=sha256, task=getattr(task, "value", str(task)),
                    model_id=str(fields.get("model_id") or ""), prompt=str(fields.get("prompt") or ""),
@@ -109,7 +112,7 @@ class NewImage:
                    scheduler=str(fields.get("scheduler") or ""), strength=fields.get("strength"),
                    loras=tuple(fields.get("loras") or ()), controls=tuple(fields.get("controls") or ()),
                    image_prompts=tuple(fields.get("image_prompts") or ()), request_json=request_json, infotext=infotext,
-                   created_at=created_at, source=source)
+                   created_at=created_at, source=source, input_refs=tuple(r for r in input_refs if is_ref(r)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,8 @@ class ReconcileReport:
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
     folders_listed: int = 0           # folders whose mtime changed since the last pass (or all, if full)
+    inputs_removed: int = 0           # stored inputs no row used, older than an hour
+    missing_inputs: tuple[tuple[int, str], ...] = ()     # (image id, ref): a row whose stored input is gone
 
 
 def as_utc(value: datetime) -> datetime:

@@ -64,7 +64,7 @@ class GallerySink:
     def __init__(self, store: GalleryStore, fingerprints: ModelFingerprints | None = None) -> None:
         self.store = store
         self.outputs_dir = store.outputs_dir
-        self.inputs = InputStore(self.outputs_dir)
+        self.inputs: InputStore = store.inputs
         self._fingerprints = fingerprints or ModelFingerprints()
         self._names = threading.Lock()
         self._counters: dict[Path, int] = {}

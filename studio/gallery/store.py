@@ -7,7 +7,8 @@ Files and rows agree:
 * writing (``GallerySink``): PNG written atomically first, then one transaction; if the
   transaction fails the file is removed.
 * deleting: the file is renamed to ``.deleted-<name>`` first, the row deleted and committed, then
-  the renamed file unlinked; a failed transaction renames the file back.
+  the renamed file unlinked; a failed transaction renames the file back. A stored input
+  (``outputs/inputs/``, table ``image_inputs``) goes the same way with the last row that uses it.
 * ``reconcile`` (run when the store opens; ``studio.gallery.reconcile``): rows whose file is gone
   get ``missing = True`` (and lose it when the file comes back), image files under ``outputs_dir``
   with no row are imported from their own metadata, leftovers of interrupted writes/deletes are
@@ -35,9 +36,11 @@ from studio.gallery import export as exporting
 from studio.gallery import reconcile as reconciling
 from studio.gallery import search as planning
 from studio.gallery.files import TEMP_PREFIX, TRASH_PREFIX
-from studio.gallery.records import (SORTS, GalleryQuery, ImageRecord, NewImage, Page, ReconcileReport, normalise_tag,
-                                    record_of, row_values, utcnow)
-from studio.gallery.schema import ImageRow, LoraRow, TagRow
+from studio.gallery.inputs import FOLDER as INPUTS_FOLDER
+from studio.gallery.inputs import InputStore, is_ref
+from studio.gallery.records import (SORTS, GalleryQuery, ImageRecord, NewImage, Page, ReconcileReport, as_utc,
+                                    normalise_tag, record_of, row_values, utcnow)
+from studio.gallery.schema import ImageRow, InputUseRow, LoraRow, TagRow
 from studio.requests import GenerationRequest
 
 __all__ = ["SORTS", "TEMP_PREFIX", "TRASH_PREFIX", "GalleryQuery", "GalleryStore", "ImageRecord", "NewImage", "Page",
@@ -51,6 +54,7 @@ class GalleryStore:
         self.outputs_dir = Path(outputs_dir).resolve()
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = Path(db_path) if db_path is not None else self.outputs_dir / "gallery.db"
+        self.inputs = InputStore(self.outputs_dir)
         self.engine = gallery_db.make_engine(self.db_path)
         self.migration = gallery_db.migrate(self.engine, self.db_path)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
@@ -96,8 +100,9 @@ class GalleryStore:
 
     def add_many(self, images: Sequence[NewImage], *, replace: bool = False) -> list[int]:
         """Record several images in one transaction (all or none). Core inserts, not ORM units of
-        work: one multi-row INSERT ... RETURNING for the images, one for their LoRAs and tags.
-        ``replace``: rows already recorded for these paths are replaced (same transaction)."""
+        work: one multi-row INSERT ... RETURNING for the images, one each for their LoRAs, tags and
+        stored inputs. ``replace``: rows already recorded for these paths are replaced (same
+        transaction)."""
         if not images:
             return []
         values = [(*row_values(image, self.stored_path(image.path)), image) for image in images]
@@ -113,7 +118,13 @@ class GalleryStore:
                 session.execute(insert(LoraRow.__table__), loras)
             if tags:
                 session.execute(insert(TagRow.__table__), tags)
+            uses = [{"image_id": i, "ref": ref} for i, (_, _, image) in zip(ids, values, strict=True)
+                    for ref in sorted(set(image.input_refs)) if is_ref(ref)]
+            if uses:
+                session.execute(insert(InputUseRow.__table__), uses)
             folders = {v["path"].rpartition("/")[0] for v, _, _ in values if not os.path.isabs(v["path"])}
+            if uses or replace:          # inputs the rows name may be missing, or unused now
+                folders.add(INPUTS_FOLDER)
             if folders:                  # the next reconcile looks at these folders
                 session.execute(text("INSERT OR REPLACE INTO scanned_dirs (path, mtime_ns) VALUES (:p, -1)"),
                                 [{"p": f} for f in folders])
@@ -143,23 +154,44 @@ class GalleryStore:
 
     def delete(self, image_ids: Iterable[int]) -> int:
         """Delete images: file and row, both or neither. Returns how many rows went. Only files
-        under outputs are deleted; a row for a file elsewhere goes, the file stays."""
+        under outputs are deleted; a row for a file elsewhere goes, the file stays.
+
+        A stored input goes with the last row that uses it, the same way (renamed to
+        ``.deleted-<name>`` inside the transaction that deletes the rows, so no other writer can
+        start using it in between; renamed back if that fails). One that was stored again after
+        the newest of those rows was made stays: a run may be using it now (reconcile removes it
+        once it is an hour old and still unused)."""
         ids = sorted(set(int(i) for i in image_ids))
         if not ids:
             return 0
         with self._write_lock:
             with self._read() as session:
                 paths = session.execute(select(ImageRow.id, ImageRow.path).where(ImageRow.id.in_(ids))).all()
+                made = dict(session.execute(
+                    select(InputUseRow.ref, func.max(ImageRow.created_at)).join(ImageRow)
+                    .where(InputUseRow.image_id.in_(ids)).group_by(InputUseRow.ref)).all())
             moved: list[tuple[Path, Path]] = []
             try:
                 for _id, stored in paths:
                     path = self.absolute_path(stored)
                     if not os.path.isabs(stored) and path.exists():
-                        trash = path.with_name(TRASH_PREFIX + path.name)
-                        os.replace(path, trash)
-                        moved.append((path, trash))
+                        moved.append(_to_trash(path))
                 with self._writing() as session:
                     gone = session.execute(delete(ImageRow).where(ImageRow.id.in_(ids))).rowcount
+                    if made:
+                        used = set(session.scalars(select(InputUseRow.ref).where(InputUseRow.ref.in_(list(made)))))
+                        kept = False
+                        for ref in sorted(set(made) - used):
+                            path = self.outputs_dir / ref
+                            if not path.is_file():
+                                continue
+                            if path.stat().st_mtime > as_utc(made[ref]).timestamp():
+                                kept = True              # stored again since: a run may be using it
+                                continue
+                            moved.append(_to_trash(path))
+                        if kept:                         # the next reconcile looks at the inputs again
+                            session.execute(text("INSERT OR REPLACE INTO scanned_dirs (path, mtime_ns) "
+                                                 "VALUES (:p, -1)"), {"p": INPUTS_FOLDER})
             except BaseException:
                 for path, trash in moved:
                     os.replace(trash, path)
@@ -244,9 +276,28 @@ class GalleryStore:
         return import_image(self, path, tags=tags, name=name).image_id
 
     def ids_with_sha256(self, sha256: str) -> list[int]:
-        """Rows recording a file with this content, oldest first (no index: imports only ask)."""
+        """Rows recording a file with this content, oldest first (index ``ix_images_sha256``)."""
         with self._read() as session:
             return list(session.scalars(select(ImageRow.id).where(ImageRow.sha256 == sha256).order_by(ImageRow.id)))
+
+    def inputs_of(self, image_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+        """The stored inputs (``inputs/<sha256>.png``) each image's request reads; images with none
+        are left out."""
+        ids = sorted(set(int(i) for i in image_ids))
+        out: dict[int, list[str]] = {}
+        with self._read() as session:
+            for i in range(0, len(ids), 500):
+                for image_id, ref in session.execute(
+                        select(InputUseRow.image_id, InputUseRow.ref).where(InputUseRow.image_id.in_(ids[i:i + 500]))
+                        .order_by(InputUseRow.image_id, InputUseRow.ref)):
+                    out.setdefault(image_id, []).append(ref)
+        return {image_id: tuple(refs) for image_id, refs in out.items()}
+
+    def ids_using_input(self, ref: str) -> list[int]:
+        """Rows whose request reads the stored input ``ref``, oldest first."""
+        with self._read() as session:
+            return list(session.scalars(select(InputUseRow.image_id).where(InputUseRow.ref == ref)
+                                        .order_by(InputUseRow.image_id)))
 
     def _id_for_path(self, stored: str) -> int | None:
         with self._read() as session:
@@ -265,3 +316,10 @@ class GalleryStore:
         """A zip of the selected images with ``metadata.json`` (every record) and one
         ``<name>.txt`` infotext per image (``studio.gallery.export``)."""
         return exporting.export_zip(self, image_ids, destination)
+
+
+def _to_trash(path: Path) -> tuple[Path, Path]:
+    """Rename ``path`` to ``.deleted-<name>`` beside it: (original, trash)."""
+    trash = path.with_name(TRASH_PREFIX + path.name)
+    os.replace(path, trash)
+    return path, trash

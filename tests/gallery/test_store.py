@@ -41,7 +41,7 @@ def test_new_database_is_at_head_with_wal_and_foreign_keys(store):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == gallery_db.BUSY_TIMEOUT_MS
 
 
-@pytest.mark.parametrize("start", ["0001", "0002"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
 def test_upgrade_from_previous_revision_keeps_rows_backs_up_and_indexes_them(tmp_path, start):
     outputs = tmp_path / "out"
     outputs.mkdir()
@@ -54,7 +54,7 @@ def test_upgrade_from_previous_revision_keeps_rows_backs_up_and_indexes_them(tmp
             "controls, timings) VALUES (1, '2026-01-02 03:04:05', 'old.png', 'x', 'txt2img', 'sdxl', "
             "'an old lighthouse', 5, 1024, 1024, '[{\"name\": \"film_grain\", \"weight\": 0.5}]', '[]', '{}')"))
         conn.execute(text("INSERT INTO image_loras (image_id, name, weight) VALUES (1, 'film_grain', 0.5)"))
-        if start == "0002":     # revision 2 writes the LoRA names beside the row (the FTS trigger then sees them)
+        if start >= "0002":     # revision 2 writes the LoRA names beside the row (the FTS trigger then sees them)
             conn.execute(text("UPDATE images SET lora_names = 'film_grain'"))
     engine.dispose()
     write_png(image(), outputs / "old.png", {})
