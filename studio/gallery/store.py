@@ -313,8 +313,8 @@ class GalleryStore:
 
     # -- export ----------------------------------------------------------------------------------
     def export_zip(self, image_ids: Iterable[int], destination: Path | str) -> Path:
-        """A zip of the selected images with ``metadata.json`` (every record) and one
-        ``<name>.txt`` infotext per image (``studio.gallery.export``)."""
+        """A zip of the selected images, the stored inputs they use (once each), ``metadata.json``
+        (every record) and one ``<name>.txt`` infotext per image (``studio.gallery.export``)."""
         return exporting.export_zip(self, image_ids, destination)
 
 
