@@ -1,4 +1,5 @@
-"""Image files: PNG written atomically (temporary name, fsync, then link/rename) with metadata chunks."""
+"""Image files: PNG written atomically (temporary name, fsync, then link/rename) with metadata chunks,
+and the gallery's one content hash (``sha256_bytes`` / ``sha256_file``: hex sha256)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
+
+TEMP_PREFIX = ".tmp-"          # a write that has not reached its final name yet
+TRASH_PREFIX = ".deleted-"     # a file whose row is being deleted
 
 
 def encode_png(image: Image.Image, text: dict[str, str]) -> bytes:
@@ -28,7 +32,7 @@ def write_atomic(data: bytes, path: Path, *, exclusive: bool = False) -> Path:
     by ``os.link``, which fails when the name is taken, instead of ``os.replace``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -51,7 +55,14 @@ def write_png(image: Image.Image, path: Path, text: dict[str, str]) -> Path:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of the file at ``path``, read in blocks (a multi-GB checkpoint never sits in memory)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_text_chunks(path: Path) -> dict[str, str]:

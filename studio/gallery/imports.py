@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.gallery.pnginfo import read_image_info
-from studio.gallery.store import TEMP_PREFIX, GalleryStore, sha256_file
+from studio.gallery.files import TEMP_PREFIX, sha256_file
+from studio.gallery.store import GalleryStore
 
 IMPORTED_FOLDER = "imported"
 

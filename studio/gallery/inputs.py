@@ -5,25 +5,42 @@ images and their maps, IP-Adapter images, references. They are written before th
 resolved request (so the gallery row and the PNG's metadata) refers to them as
 ``inputs/<sha256>.png``, relative to the outputs folder. An upload may vanish from Gradio's temp
 folder; a row can still be made again.
+
+Storing an input that is already there touches it (its mtime says when a run last stored it):
+the gallery keeps an input that no row uses while a run may still be using it (see
+``GalleryStore.delete`` and ``studio.gallery.reconcile``). Table ``image_inputs`` says which row
+uses which input.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
-from studio.gallery.files import write_atomic
+from studio.gallery.files import sha256_bytes, write_atomic
 from studio.gallery.imagefile import open_image
 from studio.requests import ControlUnit, GenerationRequest
 
 FOLDER = "inputs"
+REF = re.compile(rf"{FOLDER}/[0-9a-f]{{64}}\.png")
 MapMaker = Callable[[ControlUnit, Image.Image], "Image.Image | None"]
+
+
+def is_ref(ref: str) -> bool:
+    """``inputs/<64 hex digits>.png``: a stored input's reference, and nothing else (no other
+    folder, no ``..``), so a reference read from a file can never name another path."""
+    return isinstance(ref, str) and REF.fullmatch(ref) is not None
+
+
+def refs_of(request: GenerationRequest) -> tuple[str, ...]:
+    """The stored inputs ``request`` reads, each once, sorted (other image paths left out)."""
+    return tuple(sorted({ref for ref in request.input_images.values() if is_ref(ref)}))
 
 
 def _field_of(where: str) -> str:
@@ -38,9 +55,7 @@ class InputStore:
 
     # -- references <-> files -------------------------------------------------------------------
     def is_stored(self, ref: str) -> bool:
-        name = Path(ref).name
-        return (ref == f"{FOLDER}/{name}" and name.endswith(".png") and len(name) == 68
-                and (self.folder / name).is_file())
+        return is_ref(ref) and (self.outputs_dir / ref).is_file()
 
     def path(self, ref: str) -> Path:
         """Where an input reference lies: stored refs are relative to the outputs folder."""
@@ -56,8 +71,7 @@ class InputStore:
         """Every stored input on disk, as references."""
         if not self.folder.is_dir():
             return set()
-        return {f"{FOLDER}/{name}" for name in os.listdir(self.folder)
-                if name.endswith(".png") and not name.startswith(".")}
+        return {ref for ref in (f"{FOLDER}/{name}" for name in os.listdir(self.folder)) if is_ref(ref)}
 
     # -- storing --------------------------------------------------------------------------------
     @staticmethod
@@ -68,11 +82,18 @@ class InputStore:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         data = buffer.getvalue()
-        return f"{FOLDER}/{hashlib.sha256(data).hexdigest()}.png", data
+        return f"{FOLDER}/{sha256_bytes(data)}.png", data
 
-    def _write(self, ref: str, data: bytes) -> None:
+    def _write(self, ref: str, data: bytes | None) -> None:
+        """Write ``data`` as ``ref`` unless it is there already; if it is, touch it (stored again now)."""
         target = self.outputs_dir / ref
-        if not target.is_file():
+        if target.is_file():
+            try:
+                os.utime(target)
+            except OSError:
+                pass
+            return
+        if data is not None:
             try:
                 write_atomic(data, target, exclusive=True)
             except FileExistsError:
@@ -114,7 +135,7 @@ class InputStore:
                     ref, files[ref] = self._encode(made)
                     unit = dataclasses.replace(unit, map=ref)
             units.append(unit)
-        for ref, data in files.items():
-            self._write(ref, data)
+        for ref in {*mapping.values(), *files}:
+            self._write(ref, files.get(ref))
         stored = request.replace(controls=tuple(units)) if units else request
         return stored.with_images(mapping) if mapping else stored

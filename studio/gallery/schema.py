@@ -30,7 +30,7 @@ class ImageRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     path: Mapped[str] = mapped_column(String(1000), unique=True)     # relative to outputs_dir when inside it
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)        # revision 4: the index
     task: Mapped[str] = mapped_column(String(20), index=True)
     model_id: Mapped[str] = mapped_column(String(200), index=True)
     model_source: Mapped[str] = mapped_column(String(1000), default="")   # hub repo, folder or file
@@ -60,6 +60,7 @@ class ImageRow(Base):
 
     lora_rows: Mapped[list[LoraRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     tag_rows: Mapped[list[TagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    input_rows: Mapped[list[InputUseRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
     __table_args__ = (Index("ix_images_size", "width", "height"),)
 
@@ -81,6 +82,17 @@ class TagRow(Base):
     tag: Mapped[str] = mapped_column(String(100), primary_key=True)
 
     __table_args__ = (Index("ix_image_tags_tag", "tag", "image_id"),)
+
+
+class InputUseRow(Base):
+    """A stored input (``inputs/<sha256>.png``) an image's request reads (revision 4)."""
+
+    __tablename__ = "image_inputs"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+    __table_args__ = (Index("ix_image_inputs_ref", "ref"),)
 
 
 FTS_COLUMNS = ("prompt", "negative_prompt", "model_id", "lora_names", "tags")

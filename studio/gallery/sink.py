@@ -8,14 +8,13 @@ nor a file stays.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from datetime import datetime
 from pathlib import Path
 
 from studio.errors import StorageError
-from studio.gallery.files import encode_png, sha256_bytes, write_atomic
+from studio.gallery.files import encode_png, sha256_bytes, sha256_file, write_atomic
 from studio.gallery.infotext import format_infotext
 from studio.gallery.inputs import InputStore
 from studio.gallery.store import GalleryStore, NewImage
@@ -49,11 +48,7 @@ class ModelFingerprints:
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         with self._lock:
             if key not in self._cache:
-                digest = hashlib.sha256()
-                with open(path, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 24), b""):
-                        digest.update(block)
-                self._cache[key] = digest.hexdigest()
+                self._cache[key] = sha256_file(path)
             return self._cache[key]
 
 
@@ -70,7 +65,7 @@ class GallerySink:
     def __init__(self, store: GalleryStore, fingerprints: ModelFingerprints | None = None) -> None:
         self.store = store
         self.outputs_dir = store.outputs_dir
-        self.inputs = InputStore(self.outputs_dir)
+        self.inputs: InputStore = store.inputs
         self._fingerprints = fingerprints or ModelFingerprints()
         self._names = threading.Lock()
         self._counters: dict[Path, int] = {}

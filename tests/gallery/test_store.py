@@ -41,7 +41,7 @@ def test_new_database_is_at_head_with_wal_and_foreign_keys(store):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == gallery_db.BUSY_TIMEOUT_MS
 
 
-@pytest.mark.parametrize("start", ["0001", "0002"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
 def test_upgrade_from_previous_revision_keeps_rows_backs_up_and_indexes_them(tmp_path, start):
     outputs = tmp_path / "out"
     outputs.mkdir()
@@ -54,7 +54,7 @@ def test_upgrade_from_previous_revision_keeps_rows_backs_up_and_indexes_them(tmp
             "controls, timings) VALUES (1, '2026-01-02 03:04:05', 'old.png', 'x', 'txt2img', 'sdxl', "
             "'an old lighthouse', 5, 1024, 1024, '[{\"name\": \"film_grain\", \"weight\": 0.5}]', '[]', '{}')"))
         conn.execute(text("INSERT INTO image_loras (image_id, name, weight) VALUES (1, 'film_grain', 0.5)"))
-        if start == "0002":     # revision 2 writes the LoRA names beside the row (the FTS trigger then sees them)
+        if start >= "0002":     # revision 2 writes the LoRA names beside the row (the FTS trigger then sees them)
             conn.execute(text("UPDATE images SET lora_names = 'film_grain'"))
     engine.dispose()
     write_png(image(), outputs / "old.png", {})
@@ -379,11 +379,11 @@ def shutil_rmtree(path):
 
 
 def test_search_pages_agree_when_walking_the_date_index(filled, monkeypatch):
-    from studio.gallery import store as store_module
+    from studio.gallery import search as planning
 
     expected = [[r.id for r in filled.search(text="a", sort=s, per_page=2, page=p).items]
                 for s in ("newest", "oldest") for p in (1, 2)]
-    monkeypatch.setattr(store_module, "SCAN_ABOVE", 0)
+    monkeypatch.setattr(planning, "SCAN_ABOVE", 0)
     assert [[r.id for r in filled.search(text="a", sort=s, per_page=2, page=p).items]
             for s in ("newest", "oldest") for p in (1, 2)] == expected
     assert filled.search(lora="film_grain", text="dog").total == 2
