@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from studio.gallery.inputs import InputStore
+from studio.gallery.inputs import InputStore, refs_of
 
 from studio.engine import binders, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
@@ -132,7 +132,8 @@ class Studio:
                 state.next_batch = batch + 1
 
         try:
-            self.models.run(entry, run_req.task, work, plan)
+            with self.sink.inputs.using(refs_of(req)):     # a delete meanwhile keeps what this run reads
+                self.models.run(entry, run_req.task, work, plan)
         except Exception as err:
             if _is_oom(err):  # the manager translates OOM it sees; this is the last line of defence
                 self.models.release_all()

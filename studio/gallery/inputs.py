@@ -18,7 +18,10 @@ import dataclasses
 import io
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
@@ -52,6 +55,27 @@ class InputStore:
     def __init__(self, outputs_dir: Path) -> None:
         self.outputs_dir = Path(outputs_dir)
         self.folder = self.outputs_dir / FOLDER
+        self._runs: Counter[str] = Counter()        # inputs a run in this process reads now
+        self._runs_lock = threading.Lock()
+
+    # -- runs in flight -------------------------------------------------------------------------
+    @contextmanager
+    def using(self, refs: Iterable[str]) -> Iterator[None]:
+        """Held around a run: delete and reconcile leave these inputs alone until it ends, even
+        when the rows that used them (an earlier batch, the original of a re-generate) go."""
+        refs = [ref for ref in set(refs) if is_ref(ref)]
+        with self._runs_lock:
+            self._runs.update(refs)
+        try:
+            yield
+        finally:
+            with self._runs_lock:
+                self._runs.subtract(refs)
+                self._runs += Counter()              # drop the zeros
+
+    def in_use(self, ref: str) -> bool:
+        with self._runs_lock:
+            return self._runs[ref] > 0
 
     # -- references <-> files -------------------------------------------------------------------
     def is_stored(self, ref: str) -> bool:

@@ -238,7 +238,7 @@ def settle_inputs(store: GalleryStore, recorded: int | None = None) -> InputsSet
         else:
             young = True
     for ref in sorted(present - used):
-        if _remove_if_stale(store.outputs_dir / ref):
+        if not store.inputs.in_use(ref) and _remove_if_stale(store.outputs_dir / ref):
             removed += 1
         else:
             young = True

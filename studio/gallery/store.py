@@ -185,7 +185,7 @@ class GalleryStore:
                             path = self.outputs_dir / ref
                             if not path.is_file():
                                 continue
-                            if path.stat().st_mtime > as_utc(made[ref]).timestamp():
+                            if self.inputs.in_use(ref) or path.stat().st_mtime > as_utc(made[ref]).timestamp():
                                 kept = True              # stored again since: a run may be using it
                                 continue
                             moved.append(_to_trash(path))

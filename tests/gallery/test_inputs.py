@@ -87,6 +87,21 @@ def test_delete_keeps_an_input_a_run_stored_again_since_and_reconcile_removes_it
     assert report.inputs_removed == 1 and inputs_on_disk(outputs) == []
 
 
+def test_an_input_a_run_reads_survives_deleting_its_rows_and_goes_later(store, sink, entry, outputs):
+    """A run's later batches still read its init image while an earlier batch's row is deleted."""
+    init = store.inputs.put(image((40, 40, 200)))
+    age(outputs / init)                                       # stored long ago: the mtime rule alone would not keep it
+    first = save_using(sink, entry, seed=5, init=init)
+    with store.inputs.using([init]):
+        store.delete([first.image_id])
+        assert (outputs / init).is_file()
+        store.reconcile(full=True)
+        assert (outputs / init).is_file()
+    age(outputs / init)
+    store.reconcile(full=True)
+    assert not (outputs / init).exists()
+
+
 def test_failed_delete_puts_image_and_input_files_back(store, shared, outputs, monkeypatch):
     init, mask, a, b = shared
     paths = {i: Path(store.get(i).path) for i in (a, b)}
