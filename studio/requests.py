@@ -129,6 +129,13 @@ class ImagePrompt:
         return cls(**_known(cls, data, "image_prompts"))
 
 
+def check_unique_loras(loras: tuple[LoraSpec, ...]) -> None:
+    """Each LoRA once (a request, and a gallery row imported from foreign metadata, both check)."""
+    names = [lora.name for lora in loras]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
+
+
 def _known(cls, data: dict[str, Any], name: str) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - fields)
@@ -210,9 +217,7 @@ class GenerationRequest:
         if len(self.image_prompts) > MAX_IMAGE_PROMPTS:
             raise InvalidRequest("image_prompts", f"at most {MAX_IMAGE_PROMPTS} IP-Adapters at once, "
                                                   f"got {len(self.image_prompts)}")
-        names = [lora.name for lora in self.loras]
-        if len(set(names)) != len(names):
-            raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
+        check_unique_loras(self.loras)
 
     def _check_inputs(self) -> None:
         if self.task is Task.TXT2IMG:

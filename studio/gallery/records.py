@@ -20,7 +20,7 @@ from studio.errors import InvalidRequest
 from studio.gallery.infotext import format_infotext
 from studio.gallery.inputs import is_ref, refs_of
 from studio.gallery.schema import ImageRow
-from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec
+from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec, check_unique_loras
 
 SORTS = ("newest", "oldest", "relevance", "seed")
 
@@ -227,9 +227,7 @@ def as_utc(value: datetime) -> datetime:
 def row_values(image: NewImage, stored_path: str) -> tuple[dict[str, Any], list[str]]:
     """The ``images`` column values of ``image`` (its path as the store keeps it), and its clean tags."""
     tags = sorted({t for t in (normalise_tag(t) for t in image.tags) if t})
-    names = [x.name for x in image.loras]
-    if len(set(names)) != len(names):
-        raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
+    check_unique_loras(image.loras)
     row = dict(
         created_at=naive_utc(image.created_at) or utcnow(), path=stored_path,
         sha256=image.sha256, task=image.task, model_id=image.model_id, model_source=image.model_source,
@@ -241,7 +239,7 @@ def row_values(image: NewImage, stored_path: str) -> tuple[dict[str, Any], list[
         image_prompt=[dataclasses.asdict(p) for p in image.image_prompts] or None,
         timings=dict(image.timings), request_json=image.request_json, infotext=image.infotext,
         source=image.source, favourite=image.favourite, missing=False,
-        lora_names=" ".join(names), tags=" ".join(tags))
+        lora_names=" ".join(x.name for x in image.loras), tags=" ".join(tags))
     return row, tags
 
 
