@@ -13,16 +13,13 @@ API to ``<db>.bak-<old revision>-<UTC time>``.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -49,15 +46,28 @@ def make_engine(db_path: Path) -> Engine:
     return engine
 
 
-def alembic_config() -> Config:
+def alembic_config():
+    """Alembic is imported only to migrate: a database at head opens without it (start-up time)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
+_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)', re.M)
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
+    """The newest revision: the one no other revision names as its parent (read from the revision
+    files, as alembic does; a test checks the two agree)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
+        found = dict((key, value) for key, value in _REVISION.findall(path.read_text(encoding="utf-8")))
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    [head] = revisions - parents
     return head
 
 
@@ -74,7 +84,9 @@ class MigrationReport:
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def backup_database(db_path: Path, label: str) -> Path:
@@ -99,6 +111,8 @@ def migrate(engine: Engine, db_path: Path, target: str = "head") -> MigrationRep
     wanted = head_revision() if target == "head" else target
     if before == wanted:
         return MigrationReport(before, wanted)
+    from alembic import command
+
     backup = backup_database(db_path, before) if before is not None else None
     cfg = alembic_config()
     with engine.begin() as conn:

@@ -399,3 +399,9 @@ def test_reimport_replaces_the_row_and_delete_never_touches_files_outside_output
     outside_id = store.reimport(outside)
     assert store.get(outside_id).path == str(outside)
     assert store.delete([outside_id]) == 1 and outside.exists()
+
+
+def test_head_revision_read_from_the_files_agrees_with_alembic():
+    from alembic.script import ScriptDirectory
+
+    assert gallery_db.head_revision() == ScriptDirectory.from_config(gallery_db.alembic_config()).get_current_head()
