@@ -19,6 +19,7 @@ from studio.gallery.inputs import InputStore, refs_of
 from studio.engine import binders, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
 from studio.errors import OutOfMemory
+from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
@@ -57,6 +58,7 @@ class Studio:
                 "samplers": runner.samplers_for(entry.family), "guidance_label": entry.family.guidance_label,
                 "display_scale": entry.default("display_scale") if "display_scale" in entry.defaults else 1,
                 "token_limit": entry.default("token_limit"),
+                "presets": notices.aspect_presets((width, height), entry.defaults),
                 "prompt_hint": " ".join(filter(None, (
                     str(entry.defaults.get("prompt_hint", "")),
                     f"{entry.label} reads at most {entry.default('token_limit')} tokens; a longer prompt is "
@@ -97,14 +99,16 @@ class Studio:
         entry, spec, plan, req = self.resolve(request)
         run_req = running(req)
         images = inputs.load(run_req, self.sink.inputs, union=plan.union)
+        model_notices = [n for n in (notices.prompt_notice(req.prompt, entry.label, entry.defaults),
+                                     notices.size_notice(req.width, req.height, entry.label, entry.defaults)) if n]
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
         def work(pipe) -> None:
             """The batches not yet done: after an out-of-memory retry it resumes, never repeats."""
             state.timings.setdefault("load", self._clock() - state.t0)
-            state.notices = runner.check_prompt_length(pipe, entry.family, req, int(entry.default("token_limit")),
-                                                       model_label=entry.label)
+            state.notices = [*model_notices, *runner.check_prompt_length(
+                pipe, entry.family, req, int(entry.default("token_limit")), model_label=entry.label)]
             for batch in range(state.next_batch, req.batch_count):
                 if cancel is not None and cancel.is_set():
                     state.cancelled_at = (0, batch)

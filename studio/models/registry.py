@@ -76,6 +76,11 @@ def _defaults_from(meta: dict) -> dict[str, object]:
             out[key] = meta[key]
     if "width" in meta and "height" in meta:
         out["default_size"] = (int(meta["width"]), int(meta["height"]))
+    for key in ("vocabulary", "prompt_template"):
+        if meta.get(key):
+            out[key] = meta[key]
+    if meta.get("sizes"):
+        out["sizes"] = tuple((int(w), int(h)) for w, h in meta["sizes"])
     if meta.get("prompt_template"):
         words = meta.get("vocabulary") or []
         out["prompt_hint"] = f"Prompts like: {meta['prompt_template']}" + (

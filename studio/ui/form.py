@@ -20,8 +20,7 @@ from studio import forms
 from studio.requests import GenerationRequest, SavedImage, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
-from studio.ui.widgets import (ASPECTS, GPU_QUEUE, Cancellers, NumberField, aspect_size, limits_text, model_choices,
-                               progress_text)
+from studio.ui.widgets import GPU_QUEUE, Cancellers, NumberField, limits_text, model_choices, progress_text
 
 # The base section's API parameters, in order (after them come the tab's own).
 BASE = ("prompt", "negative_prompt", "model", "width", "height", "steps", "guidance", "seed", "batch_count",
@@ -51,7 +50,9 @@ class BaseSection:
         loras = gr.Textbox(value="", label="LoRAs", placeholder="name:weight, name2:0.5",
                            info="Files in models/loras/, each with its weight.", elem_id=f"{t}-loras")
         with gr.Row():
-            aspect = gr.Dropdown(list(ASPECTS), value="1:1", label="Aspect", min_width=90)
+            presets = list(d["presets"])
+            aspect = gr.Dropdown(presets, value=presets[0], label="Aspect", min_width=90,
+                                 info="the model's trained sizes" if len(presets) < 7 else None, elem_id=f"{t}-aspect")
             width = NumberField(value=d["width"], step=16, label="Width", min_width=110,
                                 info=f"{limits_text('width')}, ×16", elem_id=f"{t}-width")
             height = NumberField(value=d["height"], step=16, label="Height", min_width=110,
@@ -123,18 +124,21 @@ class BaseSection:
         @shown_as_gr_error
         def on_model(model_id: str):
             d = studio.defaults(model_id)
+            presets = list(d["presets"])
             return (gr.update(value=d["width"]), gr.update(value=d["height"]), gr.update(value=d["steps"]),
                     gr.update(value=d["guidance"], label=str(d["guidance_label"])),
-                    gr.update(visible=bool(d["negative"])), gr.update(info=str(d["prompt_hint"]) or None))
+                    gr.update(visible=bool(d["negative"])), gr.update(info=str(d["prompt_hint"]) or None),
+                    gr.update(choices=presets, value=presets[0]))
 
         # .input, not .change: "send to" sets the model AND its size/steps; only a user pick resets them
         f["model"].input(on_model, f["model"], [f["width"], f["height"], f["steps"], f["guidance"],
-                                                f["negative_prompt"], f["prompt"]], api_visibility="private")
+                                                f["negative_prompt"], f["prompt"], self.aspect],
+                         api_visibility="private")
 
         @shown_as_gr_error
         def on_aspect(model_id: str, aspect: str):
-            d = studio.defaults(model_id)
-            return aspect_size((int(d["width"]), int(d["height"])), aspect)
+            presets = studio.defaults(model_id)["presets"]
+            return presets.get(aspect, (gr.update(), gr.update()))
 
         self.aspect.input(on_aspect, [f["model"], self.aspect], [f["width"], f["height"]], api_visibility="private")
 
@@ -272,6 +276,8 @@ def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, pro
             elif kind == "error":
                 raise value
             else:
+                for notice in value.notices:
+                    gr.Info(notice)
                 lines = [*notes, *value.notices, value.message, _saved_line(list(value.saved))]
                 if value.cancelled:
                     gr.Warning(value.message)

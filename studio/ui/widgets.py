@@ -13,7 +13,6 @@ import gradio as gr
 from studio.requests import LIMITS, ProgressEvent
 from studio.service import Studio
 
-ASPECTS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3), "16:9": (16, 9), "9:16": (9, 16)}
 GPU_QUEUE = "gpu"   # every generating listener shares this concurrency_id
 
 
@@ -30,15 +29,6 @@ def NumberField(**kwargs) -> gr.Number:  # noqa: N802 - reads like the component
 def limits_text(name: str) -> str:
     lo, hi = LIMITS[name]
     return f"{lo}–{hi}"
-
-
-def aspect_size(base: tuple[int, int], aspect: str) -> tuple[int, int]:
-    """Keep the model's native pixel count, change the shape; sides are multiples of 16."""
-    a, b = ASPECTS[aspect]
-    area = base[0] * base[1]
-    width = (area * a / b) ** 0.5
-    height = width * b / a
-    return max(16, round(width / 16) * 16), max(16, round(height / 16) * 16)
 
 
 class Cancellers:
