@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,6 +43,8 @@ class Studio:
                  device_label: str = "") -> None:
         self.registry, self.models, self.sink = registry, models, sink
         self.device_label = device_label
+        # one writer: PNG encoding and gallery rows leave the generation's critical path, in order
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-writer")
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
         self._clock = clock
 
@@ -104,12 +107,21 @@ class Studio:
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
+        def saved_batch(future: Future) -> None:      # on the writer's thread, in submission order
+            if future.exception() is None and future.result():
+                with state.lock:
+                    state.saved += future.result()
+                if on_saved is not None:
+                    on_saved(list(future.result()))
+
         def work(pipe) -> None:
-            """The batches not yet done: after an out-of-memory retry it resumes, never repeats."""
+            """The batches not yet done: after an out-of-memory retry it resumes, never repeats.
+            Each finished batch is handed to the writer, which saves it while the next one runs."""
             state.timings.setdefault("load", self._clock() - state.t0)
             state.notices = [*model_notices, *runner.check_prompt_length(
                 pipe, entry.family, req, int(entry.default("token_limit")), model_label=entry.label)]
             for batch in range(state.next_batch, req.batch_count):
+                state.raise_failed_save()
                 if cancel is not None and cancel.is_set():
                     state.cancelled_at = (0, batch)
                     return
@@ -125,19 +137,20 @@ class Studio:
                 if callback.cancelled:
                     state.cancelled_at = (callback.steps_done, batch)
                     return
-                t2 = self._clock()
-                saved = self.sink.save(req, out, batch_seeds, entry=entry, timings=dict(state.timings))
-                state.saved += saved
-                state.add_time("save", self._clock() - t2)
-                if on_saved is not None:
-                    on_saved(list(saved))
+                future = self._writer.submit(self._save, state, req, out, batch_seeds, entry)
+                future.add_done_callback(saved_batch)
+                state.saves.append(future)
                 state.images += out
                 state.seeds += batch_seeds
                 state.next_batch = batch + 1
 
         try:
             with self.sink.inputs.using(refs_of(req)):     # a delete meanwhile keeps what this run reads
-                self.models.run(entry, run_req.task, work, plan)
+                try:
+                    self.models.run(entry, run_req.task, work, plan)
+                finally:
+                    wait(state.saves)                      # every finished batch is on disk before we answer
+            state.raise_failed_save()
         except Exception as err:
             if _is_oom(err):  # the manager translates OOM it sees; this is the last line of defence
                 self.models.release_all()
@@ -170,6 +183,23 @@ class Studio:
         except (OSError, ValueError):
             return False
 
+    def _save(self, state: _Progress, req: GenerationRequest, images: list, seeds: list[int],
+              entry: ModelEntry) -> list[SavedImage]:
+        """One batch to files and rows (the sink: all or nothing), on the writer's thread."""
+        t0 = self._clock()
+        with state.lock:
+            timings = dict(state.timings)
+            if state.save_failed:                        # the run has failed: write nothing more of it
+                return []
+        try:
+            saved = self.sink.save(req, images, seeds, entry=entry, timings=timings)
+        except BaseException:
+            with state.lock:
+                state.save_failed = True
+            raise
+        state.add_time("save", self._clock() - t0)
+        return saved
+
     def _plan(self, entry: ModelEntry, req: GenerationRequest) -> LeasePlan:
         """What the lease needs besides the base model: ControlNets, IP-Adapters and LoRAs by path,
         in request order (a unit without a model takes the model's own net for its type)."""
@@ -201,9 +231,19 @@ class _Progress:
     timings: dict = field(default_factory=dict)
     cancelled_at: tuple[int, int] | None = None
     notices: list = field(default_factory=list)
+    saves: list = field(default_factory=list)          # the writer's futures, one per batch
+    save_failed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def raise_failed_save(self) -> None:
+        """A batch that could not be saved stops the run: its error is the answer."""
+        for future in self.saves:
+            if future.done() and future.exception() is not None:
+                raise future.exception()
 
     def add_time(self, name: str, seconds: float) -> None:
-        self.timings[name] = self.timings.get(name, 0.0) + seconds
+        with self.lock:                                  # the writer adds "save" from its thread
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
 
 
 def _is_oom(err: BaseException) -> bool:
