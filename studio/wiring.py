@@ -22,7 +22,8 @@ def build_studio(settings: Settings) -> Studio:
     dtype = pick_dtype(device, settings.dtype)
     registry = Registry(settings)
     loader = Loader(dtype=dtype, device=device, offline=settings.offline,
-                    builtin_dir=settings.cache_dir / "builtin", quantize=settings.quantize)
+                    builtin_dir=settings.cache_dir / "builtin", quantize=settings.quantize,
+                    compile_dir=settings.cache_dir / "inductor" if settings.compile else None)
     models = ModelManager(loader, device=Device(device), cpu_budget=default_cpu_budget(settings.cpu_budget_gb),
                           gpu_reserve=int(settings.gpu_reserve_gb * GB), placement=settings.placement)
     sink = open_gallery(settings.outputs_dir)

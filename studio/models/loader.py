@@ -72,6 +72,27 @@ def streamed(device: torch.device) -> dict:
     return {"use_stream": True, "non_blocking": True} if device.type == "cuda" else {}
 
 
+def compile_denoiser(pipe, cache_dir: Path) -> bool:
+    """``--compile``: regional compilation of the denoiser's repeated blocks (diffusers'
+    ``compile_repeated_blocks``: FLUX's double/single blocks, a UNet's transformer blocks), the
+    whole denoiser where none are declared (SD3). Compiling happens lazily, on the first call;
+    inductor's cache in ``cache_dir`` lets a restart reuse it. Marks the pipeline
+    (``studio_compiled``) for the Models tab."""
+    import os
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache_dir).resolve())   # read at each compile
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
+    if denoiser is None:
+        return False
+    if getattr(denoiser, "_repeated_blocks", None):
+        denoiser.compile_repeated_blocks(fullgraph=True)
+    else:
+        denoiser.compile(fullgraph=True)
+    pipe.studio_compiled = True
+    return True
+
+
 def pipeline_class(name: str):
     import diffusers
 
@@ -80,14 +101,21 @@ def pipeline_class(name: str):
 
 class Loader:
     def __init__(self, *, dtype: torch.dtype, device: str, offline: bool, builtin_dir: Path,
-                 quantize: str = "none") -> None:
+                 quantize: str = "none", compile_dir: Path | None = None) -> None:
         self.dtype, self.device, self.offline = dtype, device, offline
         self.builtin_dir = builtin_dir
         self.quantize = quantize
+        self.compile_dir = compile_dir            # --compile: inductor's cache lives here (reused across starts)
         self._builtin_lock = threading.Lock()
         check_quantize(quantize, device)
 
     def load(self, entry: ModelEntry, task: Task = Task.TXT2IMG):
+        pipe = self._load(entry, task)
+        if self.compile_dir is not None:
+            compile_denoiser(pipe, self.compile_dir)
+        return pipe
+
+    def _load(self, entry: ModelEntry, task: Task):
         cls = pipeline_class(entry.family.pipeline_class(task))
         kind = entry.spec.kind
         try:

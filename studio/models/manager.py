@@ -335,7 +335,9 @@ class ModelManager:
     # -- what the UI asks ----------------------------------------------------------------------------
     def loaded(self) -> list[CachedModel]:
         with self._cond:
-            return [CachedModel(s.entry.id, s.where, s.placement, s.bytes, s.pins > 0,
+            return [CachedModel(s.entry.id, s.where,
+                                s.placement + (" + compiled" if getattr(s.base, "studio_compiled", False) else ""),
+                                s.bytes, s.pins > 0,
                                 tuple(k[0].value + ("+controlnet" if k[1] else "") for k in s.tasks), s.load_seconds)
                     for s in self._slots.values() if s.state == "ready"]
 
