@@ -13,6 +13,8 @@ when the default model loads, in the background, once the first page has been dr
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = settings_from(sys.argv[1:] if argv is None else argv)
+        startup.check_share(settings)
         if warning := startup.exposure_warning(settings):
             print(f"app.py: warning: {warning}", file=sys.stderr, flush=True)
         startup.check_address(settings.host, settings.port)
@@ -52,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         demo = build_app(studio, settings, on_page_load=warm_up.start)   # --default-model is checked here
     except StudioError as err:
         return _user_error(err)
+    said = io.StringIO()
     try:
-        demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
+        with contextlib.redirect_stdout(said):            # gradio's share-link failure is a page of text
+            demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
     except OSError as err:
         if "Cannot find empty port" not in str(err):     # taken since check_address: a race, same message
             raise
@@ -62,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Studio on {startup.browser_url(settings)}  (models: {settings.models_dir}, outputs: {settings.outputs_dir}, "
           f"default model: {studio.registry.default_id()})", flush=True)
+    if settings.share:
+        print(startup.share_line(demo.share_url, said.getvalue()), flush=True)
     warm_up.arm()
     demo.block_thread()
     return 0

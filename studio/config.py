@@ -38,6 +38,7 @@ class Settings:
     cpu_budget_gb: float | None = None  # RAM for cached models; None = half of physical RAM
     gpu_reserve_gb: float = 1.0
     quantize: str = "none"             # none | nf4 (CUDA only)
+    insecure_share: bool = False       # --share without --auth, knowingly
     compile: bool = False              # torch.compile the denoiser's repeated blocks (cache in cache_dir)
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-budget-gb", type=float, help="RAM for cached models (default half of RAM)")
     p.add_argument("--gpu-reserve-gb", type=float, help="VRAM kept free for activations (default 1)")
     p.add_argument("--quantize", choices=("none", "nf4"), help="nf4: 4-bit FLUX transformer and T5 (CUDA only)")
+    p.add_argument("--insecure-share", action="store_true",
+                   help="allow --share without --auth: anyone with the link can use the studio and its gallery")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the denoiser's repeated blocks: slow first call, faster after (GPU)")
     return p
@@ -156,7 +159,7 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         value = pick(name)
         if value:
             values[name] = value
-    for name in ("share", "offline", "compile"):
+    for name in ("share", "offline", "compile", "insecure_share"):
         value = pick(name, bool)
         if value is not None:
             values[name] = value

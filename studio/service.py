@@ -17,6 +17,7 @@ from typing import Protocol
 
 from studio.gallery.inputs import InputStore, refs_of
 
+from studio import hosting
 from studio.engine import binders, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
 from studio.errors import OutOfMemory
@@ -40,9 +41,10 @@ class ImageSink(Protocol):
 class Studio:
     def __init__(self, registry: Registry, models, sink: ImageSink, *,
                  seed_source: Callable[[], int] | None = None, clock: Callable[[], float] = time.perf_counter,
-                 device_label: str = "") -> None:
+                 device_label: str = "", gpu: hosting.GpuRunner = hosting.plain_runner) -> None:
         self.registry, self.models, self.sink = registry, models, sink
         self.device_label = device_label
+        self._gpu = gpu                  # ZeroGPU: GPU work runs through spaces.GPU (studio/hosting.py)
         # one writer: PNG encoding and gallery rows leave the generation's critical path, in order
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-writer")
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
@@ -146,8 +148,11 @@ class Studio:
 
         try:
             with self.sink.inputs.using(refs_of(req)):     # a delete meanwhile keeps what this run reads
+                steps = max(1, round(req.steps * (req.strength if req.strength is not None else 1.0)))
+                seconds = hosting.estimate_seconds(entry.family.name, req.width, req.height, steps, req.images_total,
+                                                   entry.defaults.get("gpu_seconds_per_step_mp"))
                 try:
-                    self.models.run(entry, run_req.task, work, plan)
+                    self._gpu(self.models.run, seconds)(entry, run_req.task, work, plan)
                 finally:
                     wait(state.saves)                      # every finished batch is on disk before we answer
             state.raise_failed_save()

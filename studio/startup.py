@@ -76,6 +76,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_share(settings: Settings) -> None:
+    """A share link is public: without --auth it is refused unless --insecure-share says "I know"."""
+    if settings.share and not settings.auth and not settings.insecure_share:
+        raise StartupError("--share without --auth: anyone with the link could generate, see the gallery and delete "
+                           "images. Add --auth user:pass (or STUDIO_AUTH), or --insecure-share if that is what "
+                           "you want.")
+
+
+def share_line(url: str | None, gradio_said: str) -> str:
+    """One line on the share link: its address, or why there is none (the studio serves locally)."""
+    if url:
+        return f"Share link: {url}  (anyone with it must log in: --auth)"
+    reason = next((line.strip() for line in gradio_said.splitlines() if "share link" in line.lower()),
+                  "the share server could not be reached")
+    return f"No share link: {reason.removesuffix('.')} (no network?). Serving locally only."
+
+
 def exposure_warning(settings: Settings) -> str:
     """A warning when others could use this studio without logging in; "" when they cannot."""
     if settings.auth:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from studio import hosting
 from studio.config import Settings
 from studio.errors import StorageError
 from studio.gallery.sink import GallerySink
@@ -27,7 +28,8 @@ def build_studio(settings: Settings) -> Studio:
     models = ModelManager(loader, device=Device(device), cpu_budget=default_cpu_budget(settings.cpu_budget_gb),
                           gpu_reserve=int(settings.gpu_reserve_gb * GB), placement=settings.placement)
     sink = open_gallery(settings.outputs_dir)
-    return Studio(registry, models, sink, device_label=f"{device} · {str(dtype).removeprefix('torch.')}")
+    return Studio(registry, models, sink, device_label=f"{device} · {str(dtype).removeprefix('torch.')}",
+                  gpu=hosting.gpu_runner())
 
 
 def open_gallery(outputs_dir: Path) -> GallerySink:
