@@ -23,7 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from studio import startup
+    from studio import hosting, startup
     from studio.config import settings_from
     from studio.errors import StudioError
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         studio = build_studio(settings)
-        warm_up = startup.WarmUp(studio)
+        # on a Space nobody waits for a browser: load the default model as soon as the UI serves
+        warm_up = startup.WarmUp(studio, fallback_s=2.0) if hosting.on_space() else startup.WarmUp(studio)
         demo = build_app(studio, settings, on_page_load=warm_up.start)   # --default-model is checked here
     except StudioError as err:
         return _user_error(err)

@@ -12,8 +12,10 @@ Both run offline (``HF_HUB_OFFLINE=1``, ``GRADIO_ANALYTICS_ENABLED=False``). Bef
 throwaway ``import torch, gradio`` warms the page cache, so neither side pays for the disk alone.
 On two shared cores one pair moves by +-0.3 in the ratio, so by default three pairs run,
 interleaved (each side goes first in turn), and the medians are reported: ~35 s in all;
-``--runs 1`` for one run each. The last line is the figure:
-``ui_ready_s=... bare_gradio_s=... ui_ready_vs_bare=...``.
+``--runs 1`` for one run each. Then one more start of ``app.py`` is timed until the default model
+has made its first image over the API (``first_image_s``: the page, the model load, one
+generation). The last line is the figure:
+``ui_ready_s=... bare_gradio_s=... ui_ready_vs_bare=... first_image_s=...``.
 
 ``--browser`` also times, in the same runs, until headless Chromium (Debian's, as the tests use)
 has drawn the page's first text box, and adds ``ui_drawn_s= bare_drawn_s= ui_drawn_vs_bare=``:
@@ -93,6 +95,34 @@ def seconds_until_page(command: list[str], port: int, env: dict[str, str], brows
             proc.wait()
 
 
+def seconds_until_first_image(port: int, env: dict[str, str], outputs: str) -> float:
+    """Start ``app.py``; seconds until its default model has made one image over the API (the page,
+    the model load and one generation: what the first visitor of a cold Space waits for)."""
+    from gradio_client import Client
+
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--outputs-dir", outputs], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while time.perf_counter() - started < TIMEOUT_S:
+            if proc.poll() is not None:
+                raise SystemExit(f"app.py exited with {proc.returncode}:\n{proc.stderr.read()}")
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.05)
+        client.predict("a red circle", api_name="/txt2img")
+        return time.perf_counter() - started
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Start-up time of the studio vs a bare torch+gradio page.")
     parser.add_argument("--runs", type=int, default=3, help="pairs of starts, interleaved; medians (default 3)")
@@ -116,8 +146,9 @@ def main() -> None:
                 times[side].append(answered)
                 times[f"{side}_drawn"].append(drawn)
             print(f"run {run + 1}: app {times['app'][-1]:.2f} s, bare {times['bare'][-1]:.2f} s", file=sys.stderr)
+        first_image = seconds_until_first_image(free_port(), env, f"{tmp}/outputs-first")
     app, bare = statistics.median(times["app"]), statistics.median(times["bare"])
-    line = f"ui_ready_s={app:.2f} bare_gradio_s={bare:.2f} ui_ready_vs_bare={app / bare:.2f}"
+    line = f"ui_ready_s={app:.2f} bare_gradio_s={bare:.2f} ui_ready_vs_bare={app / bare:.2f} first_image_s={first_image:.2f}"
     if browser is not None:
         app_drawn, bare_drawn = statistics.median(times["app_drawn"]), statistics.median(times["bare_drawn"])
         line += f" ui_drawn_s={app_drawn:.2f} bare_drawn_s={bare_drawn:.2f} ui_drawn_vs_bare={app_drawn / bare_drawn:.2f}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,9 +263,16 @@ def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, pro
     worker = threading.Thread(target=work, name="generate", daemon=True)
     worker.start()
     shown: list[SavedImage] = []
+    started, stepping = time.perf_counter(), False
     try:
         while True:
-            kind, value = events.get()
+            try:
+                kind, value = events.get(timeout=1.0)
+            except queue.Empty:             # loading (or another job holds the GPU): say so, with the time
+                if not stepping:
+                    progress(0, desc=f"loading the model ({time.perf_counter() - started:.0f} s)")
+                continue
+            stepping = stepping or kind == "progress"
             if kind == "progress":
                 done = value.batch * value.total + value.step
                 progress((done, value.total * value.batches), desc=progress_text(value), unit="steps")
