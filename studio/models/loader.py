@@ -79,8 +79,9 @@ class Loader:
         self._builtin_lock = threading.Lock()
         check_quantize(quantize, device)
 
-    def load(self, entry: ModelEntry, task: Task = Task.TXT2IMG):
-        cls = pipeline_class(entry.family.pipeline_class(task))
+    def load(self, entry: ModelEntry, task: Task | None = None):
+        """The model as its family's base pipeline (txt2img; inpaint for an inpaint-only family)."""
+        cls = pipeline_class(entry.family.pipeline_class(task or entry.family.base_task))
         kind = entry.spec.kind
         try:
             if kind == "builtin":
