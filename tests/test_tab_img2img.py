@@ -175,3 +175,24 @@ def test_bad_input_is_a_clear_error_and_nothing_is_written(server, tmp_path, end
     assert message in str(info.value) and "bug in the studio" not in str(info.value)
     assert "/tmp/" not in str(info.value)
     assert png_files(outputs) == before and studio.sink.store.count() == rows
+
+
+def test_send_to_img2img_from_the_gallery_and_png_info(server, tmp_path):
+    from studio.requests import GenerationRequest
+
+    _, studio, demo = server
+    sends = {f.fn.__module__.rsplit(".", 1)[-1]: f.fn for f in demo.fns.values()
+             if getattr(f.fn, "__name__", "") == "send_img2img"}
+    assert set(sends) == {"tab_gallery", "tab_pnginfo"}
+    made = studio.generate(GenerationRequest("a lynx", model_id="tiny-sd15", seed=8, steps=2, width=64, height=48))
+    saved = made.saved[0]
+    plain = photo(tmp_path)                                   # no parameters: the picture alone goes
+    for values, image, prompt in ((sends["tab_gallery"](saved.image_id), saved.path, "a lynx"),
+                                  (sends["tab_pnginfo"](saved.path), saved.path, "a lynx"),
+                                  (sends["tab_pnginfo"](str(plain)), str(plain), None)):
+        tabs, modes, mode, masking, picture, model, sent_prompt, *rest = values
+        assert tabs.selected == "img2img" and modes.selected == "img2img" and mode == "img2img"
+        assert picture == image
+        assert (sent_prompt == prompt) if prompt else not isinstance(sent_prompt, str)
+        width, height = rest[2], rest[3]
+        assert (width, height) == (0, 0)                      # the size is the sent image's
