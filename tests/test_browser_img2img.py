@@ -49,6 +49,7 @@ def open_img2img(browser, url: str, sub_tab: str):
 def paint(page, selector: str, rows: int = 9) -> None:
     """Brush strokes over the right half of the picture shown in the editor."""
     canvas = page.locator(f"{selector} canvas").first
+    canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     for i in range(rows):
@@ -121,6 +122,16 @@ def test_send_a_txt2img_result_to_img2img_and_generate_from_it(server):
         page.locator("#img2img-generate").click()
         used = page.locator("#img2img-seed-used input, #img2img-seed-used textarea").first
         assert wait_until(lambda: used.input_value() == "8", timeout=90), page.locator("#img2img-info").inner_text()
+        # and on: the img2img result to Inpaint, paint on it, generate
+        page.locator("#img2img-send-inpaint").click()
+        page.locator("#img2img-paint canvas").first.wait_for(state="visible", timeout=30_000)
+        time.sleep(1.0)
+        paint(page, "#img2img-paint", rows=4)
+        page.locator("#img2img-seed input").fill("9")
+        page.locator("#img2img-generate").click()
+        assert wait_until(lambda: used.input_value() == "9", timeout=90), page.locator("#img2img-info").inner_text()
         browser.close()
-    row = studio.sink.store.search(text="green triangle", sort="newest").items[0]
-    assert row.task == "img2img" and row.request.init_image.startswith("inputs/")
+    made = studio.sink.store.search(text="green triangle", sort="newest").items
+    assert [row.task for row in made[:2]] == ["inpaint", "img2img"]
+    assert made[1].request.init_image.startswith("inputs/")
+    assert made[0].request.init_image != made[1].request.init_image        # inpainted the img2img result
