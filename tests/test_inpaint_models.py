@@ -101,3 +101,16 @@ def test_inpaint_models_run_their_own_class_and_keep_the_outside(inpaint_studio,
     with pytest.raises(InvalidRequest) as info:                  # an inpaint model does only inpaint
         inpaint_studio.generate(GenerationRequest("a cat", model_id=model, seed=1))
     assert info.value.field == "task" and "no txt2img pipeline" in str(info.value)
+
+
+def test_flux_fill_dev_is_listed_and_says_how_to_get_it_offline(tmp_path):
+    from studio.config import Settings
+    from studio.errors import ModelUnavailable
+    from studio.models.registry import Registry
+
+    registry = Registry(Settings(models_dir=tmp_path, outputs_dir=tmp_path / "out", offline=True))
+    entry = registry.get("flux-fill-dev")
+    assert entry.family.pipeline_class(Task.INPAINT) == "FluxFillPipeline" and entry.spec.gated
+    if not entry.available:                                        # not in this machine's hub cache
+        with pytest.raises(ModelUnavailable, match="hf download black-forest-labs/FLUX.1-Fill-dev"):
+            registry.require("flux-fill-dev")
