@@ -131,7 +131,7 @@ class Section:
             w["strength"] = unchecked(gr.Slider(0, 1, value=0.75, step=0.01, label="Denoising strength",
                                                 info="0 (exclusive)–1: how much is redrawn", elem_id=f"{t}-strength"))
             w["scale_by"] = unchecked(gr.Slider(*SCALE_LIMITS, value=1.0, step=0.05, label="Scale by",
-                                                info="the image's size times this, when width and height are empty",
+                                                info="the image's size times this, when width and height are 0",
                                                 elem_id=f"{t}-scale-by"))
         w["resize_mode"] = unchecked(gr.Radio([(label, key) for key, label in RESIZE_MODES.items()],
                                               value="just_resize", label="Resize mode", elem_id=f"{t}-resize-mode",
@@ -154,7 +154,7 @@ class Section:
 
     @property
     def inputs(self) -> list:
-        """What the UI's Generate reads, after the base fields (``Img2ImgTab.generate``'s order)."""
+        """What the UI's Generate reads, after the base fields (in ``build``'s ``generate`` order)."""
         return [self.w[name] for name in ("mode", "image", "sketch", "paint", "upload_image", "upload_mask",
                                           "outpaint_image", *SIDES, "fill", *SETTINGS)]
 
