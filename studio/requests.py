@@ -23,9 +23,16 @@ MIN_SIDE = 16
 # The one source of every numeric bound: requests check them, the UI shows them (never clamps).
 LIMITS: dict[str, tuple[int, int]] = {
     "width": (MIN_SIDE, MAX_SIDE), "height": (MIN_SIDE, MAX_SIDE), "steps": (1, 200), "guidance": (0, 50),
-    "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100),
+    "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100), "mask_blur": (0, 64),
+    "mask_padding": (0, 1024), "outpaint": (0, MAX_SIDE),
 }
 
+
+# img2img / inpaint choices, A1111's names in the UI and infotext (the API takes these values)
+RESIZE_MODES = {"just_resize": "Just resize", "crop_and_resize": "Crop and resize", "resize_and_fill": "Resize and fill"}
+MASK_MODES = {"masked": "Inpaint masked", "not_masked": "Inpaint not masked"}
+INPAINT_AREAS = {"whole": "Whole picture", "only_masked": "Only masked"}
+SCALE_LIMITS = (0.05, 4.0)       # scale_by: the init image's size times this, when no width/height is given
 
 REQUEST_VERSION = 2          # 1: task "controlnet", one image_prompt, ControlUnit(control_type, preprocess)
 MAX_REFERENCES = 10          # per request; a family may take fewer (catalog)
@@ -169,6 +176,11 @@ class GenerationRequest:
     init_image: str | None = None     # img2img / inpaint
     mask_image: str | None = None     # inpaint: white = redraw
     mask_blur: int = 4                # inpaint: pixels of blur where the redrawn part meets the original
+    resize_mode: str = "just_resize"  # img2img / inpaint: how the init image takes the request's size (RESIZE_MODES)
+    scale_by: float = 1.0             # img2img / inpaint without width/height: the init image's size times this
+    mask_mode: str = "masked"         # inpaint: redraw the white part (masked) or all but it (not_masked)
+    inpaint_area: str = "whole"       # inpaint: whole picture, or only_masked (crop around the mask, work at size)
+    mask_padding: int = 32            # inpaint, only_masked: pixels around the mask taken into the crop
     loras: tuple[LoraSpec, ...] = ()
     controls: tuple[ControlUnit, ...] = ()
     image_prompts: tuple[ImagePrompt, ...] = ()
@@ -202,7 +214,13 @@ class GenerationRequest:
             _check_int("seed", self.seed, *LIMITS["seed"])
         _check_int("batch_size", self.batch_size, *LIMITS["batch_size"])
         _check_int("batch_count", self.batch_count, *LIMITS["batch_count"])
-        _check_int("mask_blur", self.mask_blur, 0, 64)
+        _check_int("mask_blur", self.mask_blur, *LIMITS["mask_blur"])
+        for name, choices in (("resize_mode", RESIZE_MODES), ("mask_mode", MASK_MODES),
+                              ("inpaint_area", INPAINT_AREAS)):
+            if getattr(self, name) not in choices:
+                raise InvalidRequest(name, f"must be one of {list(choices)}, got {getattr(self, name)!r}")
+        _check_float("scale_by", self.scale_by, *SCALE_LIMITS)
+        _check_int("mask_padding", self.mask_padding, *LIMITS["mask_padding"])
         self._check_inputs()
         for name, kind in (("loras", LoraSpec), ("controls", ControlUnit), ("image_prompts", ImagePrompt)):
             value = tuple(getattr(self, name) or ())

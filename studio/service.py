@@ -20,7 +20,7 @@ from studio.gallery.inputs import InputStore, refs_of
 from studio import hosting
 from studio.engine import binders, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
-from studio.errors import OutOfMemory
+from studio.errors import InvalidRequest, OutOfMemory
 from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
@@ -82,10 +82,15 @@ class Studio:
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
         plan = self._plan(entry, active)
         binders.check_modes(entry.family, active, plan.union)
-        stored = self.sink.inputs.store_request(request, make_map=inputs.make_map, check=inputs.check_sizes)
-        width, height = entry.default("default_size")
-        if stored.init_image and not (request.width and request.height):
-            width, height = inputs.snapped_size(self.sink.inputs.open(stored.init_image, "init_image").size)
+        from_image: list[tuple[int, int]] = []
+
+        def check(images: dict) -> None:
+            size = inputs.check_images(request, images)
+            if size is not None:
+                from_image.append(size)
+
+        stored = self.sink.inputs.store_request(request, make_map=inputs.make_map, check=check)
+        width, height = from_image[0] if from_image else entry.default("default_size")
         default_strength = 1.0 if request.task is Task.INPAINT else float(entry.default("default_strength"))
         resolved = stored.resolved(model_id=entry.id, width=width, height=height,
                                    steps=int(entry.default("default_steps")),
@@ -93,6 +98,24 @@ class Studio:
                                    seed=self._seed_source(), scheduler=entry.family.sampler,
                                    strength=default_strength)
         return entry, spec, plan, resolved
+
+    def outpaint(self, request: GenerationRequest, *, left: int = 0, right: int = 0, up: int = 0, down: int = 0,
+                 fill: str = "edge") -> GenerationRequest:
+        """The inpaint request that outpaints ``request.init_image``: its canvas extended by the given
+        pixels (the new area filled by ``fill``: edge colours or a blurred stretch) and the mask of the
+        new area, both stored. ``generate`` it; the gallery row holds both, so re-generate is identical.
+        What cannot be served (a model without inpaint, a canvas over the size cap) is refused first,
+        and then nothing is written."""
+        if request.init_image is None:
+            raise InvalidRequest("init_image", "needs an image (a file path) to outpaint")
+        target = request.replace(task=Task.INPAINT, mask_image=request.init_image, mask_mode="masked")
+        binders.check(self.registry.require(request.model_id).family, target)
+        image = self.sink.inputs.open(request.init_image, "init_image")
+        inputs.check_images(target, {"init_image": image})
+        canvas, mask = inputs.outpaint_canvas(image, left, right, up, down, fill)
+        if not (request.width and request.height):
+            inputs.size_for(canvas.size, request.scale_by, field="outpaint")
+        return target.replace(init_image=self.sink.inputs.put(canvas), mask_image=self.sink.inputs.put(mask))
 
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
@@ -106,6 +129,10 @@ class Studio:
         images = inputs.load(run_req, self.sink.inputs, union=plan.union)
         model_notices = [n for n in (notices.prompt_notice(req.prompt, entry.label, entry.defaults),
                                      notices.size_notice(req.width, req.height, entry.label, entry.defaults)) if n]
+        box = None                  # inpaint "only masked": the pipeline sees the box around the mask
+        if req.task is Task.INPAINT and req.inpaint_area == "only_masked":
+            box = inputs.crop_box(images.mask, req.mask_padding, (req.width, req.height))
+        seen = inputs.cropped(images, box, (req.width, req.height)) if box else images
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
@@ -131,10 +158,10 @@ class Studio:
                 callback = StepCallback(total=req.steps, batch=batch, batches=req.batch_count, started=started,
                                         on_progress=on_progress, cancel=cancel, clock=self._clock)
                 t1 = self._clock()
-                out = runner.run(pipe, entry.family, spec, run_req, images, seeds=batch_seeds, callback=callback,
+                out = runner.run(pipe, entry.family, spec, run_req, seen, seeds=batch_seeds, callback=callback,
                                  max_sequence_length=msl)
                 if req.task is Task.INPAINT:
-                    out = [inputs.overlay(images.init, image, images.mask, req.mask_blur) for image in out]
+                    out = [inputs.finish_inpaint(images, image, req.mask_blur, box) for image in out]
                 state.add_time("generate", self._clock() - t1)
                 if callback.cancelled:
                     state.cancelled_at = (callback.steps_done, batch)

@@ -22,7 +22,8 @@ import json
 import re
 from typing import Any
 
-from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec, Task
+from studio.requests import (INPAINT_AREAS, MASK_MODES, RESIZE_MODES, ControlUnit, GenerationRequest, ImagePrompt,
+                             LoraSpec, Task)
 
 NEGATIVE = "Negative prompt:"
 # A1111 modules/infotext_utils.py: a key, a colon, then a JSON string or anything up to a comma
@@ -86,6 +87,15 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
         fields["Denoising strength"] = _number(request.strength)
     if request.task is not Task.TXT2IMG:
         fields["Task"] = request.task.value
+    if request.task is not Task.TXT2IMG and request.resize_mode != "just_resize":
+        fields["Resize mode"] = RESIZE_MODES[request.resize_mode]
+    if request.task is Task.INPAINT:          # A1111's keys and values (it writes the last three when not default)
+        fields["Mask blur"] = request.mask_blur
+        if request.mask_mode != "masked":
+            fields["Mask mode"] = MASK_MODES[request.mask_mode]
+        if request.inpaint_area != "whole":
+            fields["Inpaint area"] = INPAINT_AREAS[request.inpaint_area]
+            fields["Masked area padding"] = request.mask_padding
     if request.init_image:
         fields["Init image"] = request.init_image
     if request.mask_image:
@@ -224,6 +234,15 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
         sampler = p["Sampler"]
         suffix = SCHEDULE_SUFFIX.get(p.get("Schedule type", "").strip().lower())
         fields["scheduler"] = f"{sampler} {suffix}" if suffix and not sampler.endswith(suffix) else sampler
+    for key, name, choices in (("Resize mode", "resize_mode", RESIZE_MODES), ("Mask mode", "mask_mode", MASK_MODES),
+                               ("Inpaint area", "inpaint_area", INPAINT_AREAS)):
+        value = {label.lower(): value for value, label in choices.items()}.get(p.get(key, "").strip().lower())
+        if value is not None:
+            fields[name] = value
+    for key, name in (("Mask blur", "mask_blur"), ("Masked area padding", "mask_padding")):
+        value = _int(p[key]) if key in p else None
+        if value is not None:
+            fields[name] = value
     if p.get("Init image"):
         fields["init_image"] = p["Init image"]
     if p.get("Mask image"):

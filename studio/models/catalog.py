@@ -8,6 +8,7 @@ family, from the hub, a local folder or a single file.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from studio.errors import InvalidRequest
@@ -87,6 +88,11 @@ SD3_PIPES = _pipes(   # IP-Adapter: InstantX's SD3.5 adapter (SD3IPAdapterMixin)
     txt2img_controlled=PipeSpec("StableDiffusion3ControlNetPipeline", ip_adapter=True, sequence_length=True,
                                 control_arg="control_image"),
 )
+# Inpaint models (a first layer that also reads the mask and the masked image) serve inpaint only,
+# with their own class: FLUX.1 Fill, SD1.5 / SDXL inpainting checkpoints (9-channel UNet).
+FLUX_FILL_PIPES = _pipes(inpaint=PipeSpec("FluxFillPipeline", negative=False, sequence_length=True))
+SDXL_INPAINT_PIPES = _pipes(inpaint=PipeSpec("StableDiffusionXLInpaintPipeline", ip_adapter=True))
+SD15_INPAINT_PIPES = _pipes(inpaint=PipeSpec("StableDiffusionInpaintPipeline", ip_adapter=True))
 FLUX2_PIPES = _pipes(
     txt2img=PipeSpec("Flux2Pipeline", negative=False, references=True, sequence_length=True),
 )
@@ -133,6 +139,12 @@ class Family:
 
     def pipeline_class(self, task: Task, controlled: bool = False) -> str:
         return self.pipe(task, controlled).cls
+
+    @property
+    def base_task(self) -> Task:
+        """The task whose class loads the model (the others derive from it): txt2img, or for an
+        inpaint-only family (FLUX.1 Fill, inpainting checkpoints) inpaint."""
+        return Task.TXT2IMG if (Task.TXT2IMG, False) in self.pipes else next(iter(self.pipes))[0]
 
     @property
     def supports_negative(self) -> bool:
@@ -188,6 +200,46 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 )}
 
 
+
+
+def _inpaint_family(base: str, name: str, label: str, pipes: dict, **changes) -> Family:
+    """The inpaint-model twin of family ``base``: same defaults, its own pipeline, no ControlNets."""
+    return dataclasses.replace(FAMILIES[base], name=name, label=label, pipes=pipes, signatures=(),
+                               controlnet_class="", multi_controlnet_class="", control_modes={}, **changes)
+
+
+FAMILIES.update({f.name: f for f in (
+    _inpaint_family("flux-dev", "flux-fill", "FLUX.1 Fill", FLUX_FILL_PIPES, negative="none", default_steps=50,
+                    default_guidance=30.0, base_repo="black-forest-labs/FLUX.1-Fill-dev"),
+    _inpaint_family("sdxl", "sdxl-inpaint", "Stable Diffusion XL inpainting", SDXL_INPAINT_PIPES,
+                    base_repo="diffusers/stable-diffusion-xl-1.0-inpainting-0.1"),
+    _inpaint_family("sd15", "sd15-inpaint", "Stable Diffusion 1.5 inpainting", SD15_INPAINT_PIPES,
+                    base_repo="stable-diffusion-v1-5/stable-diffusion-inpainting"),
+)})
+# A checkpoint of the key family whose first layer takes this many input channels is an inpaint
+# model (A1111 tells inpainting checkpoints the same way): the first layer's weight name, in
+# diffusers' folder layout (config "in_channels") and in single files (the weight's shape).
+INPAINT_VARIANTS: dict[str, tuple[str, int]] = {
+    "sd15": ("sd15-inpaint", 9), "sdxl": ("sdxl-inpaint", 9),
+    "flux-schnell": ("flux-fill", 384), "flux-dev": ("flux-fill", 384),
+}
+FIRST_LAYER_KEYS = ("model.diffusion_model.input_blocks.0.0.weight", "img_in.weight", "x_embedder.weight",
+                    "model.diffusion_model.img_in.weight")
+
+
+def inpaint_variant(family: str, in_channels: int | None, out_channels: int | None = None) -> str:
+    """``family``, or its inpaint twin when the model's first layer reads the mask and masked image
+    too: 9 channels on SD (4 latent + 1 mask + 4 masked image), and on FLUX more than twice the
+    transformer's output channels (Fill: 64 + 64 + 256 = 384; a Control model has exactly twice)."""
+    twin = INPAINT_VARIANTS.get(family)
+    if twin is None or not in_channels:
+        return family
+    name, channels = twin
+    if family.startswith("flux") and out_channels:
+        return name if in_channels > 2 * out_channels else family
+    return name if in_channels == channels else family
+
+
 def detect_family(keys: set[str] | frozenset[str]) -> str | None:
     """Family of a single-file checkpoint from its state-dict keys (prefixes stripped).
 
@@ -235,6 +287,9 @@ HUB_MODELS: tuple[ModelSpec, ...] = (
               label="FLUX.1 dev (black-forest-labs/FLUX.1-dev)", note="gated: accept the licence on the hub, then set HF_TOKEN"),
     ModelSpec("flux2-dev", "flux2", "black-forest-labs/FLUX.2-dev", gated=True,
               label="FLUX.2 dev (black-forest-labs/FLUX.2-dev)", note="gated; needs a large GPU or offload"),
+    ModelSpec("flux-fill-dev", "flux-fill", "black-forest-labs/FLUX.1-Fill-dev", gated=True,
+              label="FLUX.1 Fill dev (black-forest-labs/FLUX.1-Fill-dev)",
+              note="gated: accept the licence on the hub, then set HF_TOKEN; inpaint and outpaint only"),
     ModelSpec("sdxl", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0",
               label="SDXL base 1.0 (stabilityai/stable-diffusion-xl-base-1.0)"),
     ModelSpec("sd15", "sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5",

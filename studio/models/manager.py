@@ -99,13 +99,15 @@ class ModelManager:
 
     # -- the lease --------------------------------------------------------------------------------
     @contextmanager
-    def lease(self, entry: ModelEntry, task: Task = Task.TXT2IMG, plan: LeasePlan | None = None) -> Iterator[Any]:
-        """The ready pipeline for ``task`` with the plan's ControlNets and adapters; pinned (never
-        evicted) until the block ends, when the adapters are reset.
+    def lease(self, entry: ModelEntry, task: Task | None = None, plan: LeasePlan | None = None) -> Iterator[Any]:
+        """The ready pipeline for ``task`` (default: the family's base task, the loaded pipeline itself)
+        with the plan's ControlNets and adapters; pinned (never evicted) until the block ends, when the
+        adapters are reset.
 
         An ``OutOfMemoryError`` inside the block evicts every unpinned entry, switches this model
         to the next lighter placement for the next lease, and becomes ``OutOfMemory``.
         """
+        task = entry.family.base_task if task is None else task
         lease = _Lease(self._acquire(entry), alone=any(a.part(plan) for a in self._adapters))
         try:
             for path in plan.controlnets if plan else ():
@@ -264,7 +266,7 @@ class ModelManager:
         controlnets = [c for c in lease.comps if c.kind == "controlnet"]
         key = (task, tuple(id(c.obj) for c in controlnets))
         with self._cond:
-            if task is Task.TXT2IMG and not controlnets:
+            if task is slot.entry.family.base_task and not controlnets:
                 pipe = slot.base
             else:
                 pipe = slot.tasks.get(key)

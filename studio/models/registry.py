@@ -13,13 +13,16 @@ from pathlib import Path
 
 from studio.config import ROOT, Settings
 from studio.errors import InvalidRequest, ModelUnavailable
-from studio.models.catalog import FAMILIES, HUB_MODELS, TINY_RANDOM, Family, ModelSpec, detect_family
+from studio.models.catalog import (FAMILIES, FIRST_LAYER_KEYS, HUB_MODELS, TINY_RANDOM, Family, ModelSpec,
+                                   detect_family, inpaint_variant)
 
 DEMO_ID = "demo"
 DEMO_DIR = ROOT / "models" / "demo"      # ships with the code: listed whatever --models-dir says
 PIPELINE_FAMILIES = {
     "FluxPipeline": "flux-schnell", "Flux2Pipeline": "flux2", "StableDiffusionXLPipeline": "sdxl",
     "StableDiffusionPipeline": "sd15", "StableDiffusion3Pipeline": "sd3",
+    "FluxFillPipeline": "flux-fill", "StableDiffusionXLInpaintPipeline": "sdxl-inpaint",
+    "StableDiffusionInpaintPipeline": "sd15-inpaint",
 }
 
 
@@ -47,14 +50,39 @@ class ModelEntry:
         return getattr(self.family, name)
 
 
-def safetensors_keys(path: Path) -> set[str]:
-    """Tensor names from a .safetensors header, without reading the weights."""
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a .safetensors header, without reading the weights."""
     with path.open("rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         if size > 100_000_000:
             raise ValueError(f"{path.name}: header of {size} bytes is not a safetensors header")
         header = json.loads(handle.read(size))
-    return {k for k in header if k != "__metadata__"}
+    return {k: tuple(v.get("shape") or ()) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+
+
+def safetensors_keys(path: Path) -> set[str]:
+    """Tensor names from a .safetensors header, without reading the weights."""
+    return set(safetensors_shapes(path))
+
+
+def _first_layer_channels(shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """Input channels of a single file's first layer (conv: [out, in, k, k]; linear: [out, in])."""
+    for key in FIRST_LAYER_KEYS:
+        for name in (key, f"transformer.{key}", f"model.diffusion_model.{key}"):
+            if len(shapes.get(name, ())) >= 2:
+                return int(shapes[name][1])
+    return None
+
+
+def _folder_channels(folder: Path) -> tuple[int | None, int | None]:
+    """(in, out) channels of a diffusers folder's UNet or transformer, from its config."""
+    for part in ("unet", "transformer"):
+        try:
+            cfg = json.loads((folder / part / "config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        return cfg.get("in_channels"), cfg.get("out_channels")
+    return None, None
 
 
 def _sidecar(path: Path) -> dict:
@@ -207,6 +235,8 @@ class Registry:
         family_name = meta.get("family") or PIPELINE_FAMILIES.get(class_name)
         if family_name == "flux-schnell" and "family" not in meta and _flux_has_guidance(folder):
             family_name = "flux-dev"
+        if "family" not in meta and family_name:          # an inpainting checkpoint saved as its base class
+            family_name = inpaint_variant(family_name, *_folder_channels(folder))
         label = meta.get("label") or f"{model_id} ({folder})"
         spec = ModelSpec(model_id, family_name or "unknown", str(folder), kind="folder", label=label,
                          defaults=_defaults_from(meta))
@@ -240,7 +270,10 @@ class Registry:
         reason = ""
         if not family_name:
             try:
-                family_name = detect_family(frozenset(safetensors_keys(path)))
+                shapes = safetensors_shapes(path)
+                family_name = detect_family(frozenset(shapes))
+                if family_name:
+                    family_name = inpaint_variant(family_name, _first_layer_channels(shapes))
             except (OSError, ValueError) as err:
                 reason = f"{path.name} cannot be read as safetensors ({err})"
         spec = ModelSpec(path.stem, family_name or "unknown", str(path), kind="single_file",

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Tabs in display order: module name under studio.ui. A tab whose module is absent is skipped,
 # so rooms can land one at a time.
-TABS = ("tab_txt2img", "tab_gallery", "tab_pnginfo", "tab_models")
+TABS = ("tab_txt2img", "tab_img2img", "tab_gallery", "tab_pnginfo", "tab_models")
 
 CSS = """
 /* small images (the demo model draws 64x64) are enlarged to the frame, whole and with sharp pixels:
@@ -43,10 +43,13 @@ class UiContext:
         """Components a "send to <task>" event must list as outputs (the tab switch first)."""
         return [self.tabs] + self.forms[task].fill_outputs
 
-    def send_to(self, fields: dict, task: Task = Task.TXT2IMG) -> list:
+    def send_to(self, fields: dict, task: Task = Task.TXT2IMG, image: str | None = None) -> list:
         """Values for ``send_to_outputs(task)``: switch to the tab and fill its widgets with the
-        values (request field names) the form accepts; the others are named in a warning."""
-        return [gr.Tabs(selected=task.value)] + self.forms[task].fill(fields)
+        values (request field names) the form accepts; the others are named in a warning. ``image``
+        (img2img, inpaint): the picture to start from."""
+        form = self.forms[task]
+        values = form.fill(fields) if image is None else form.fill(fields, image=image)
+        return [gr.Tabs(selected=getattr(form, "tab_id", task.value))] + values
 
 
 def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS,

@@ -15,6 +15,7 @@ from studio.ui.errors import shown_as_gr_error
 def build(studio: Studio, ctx) -> None:
     store = browse.store_of(studio)
     can_send = Task.TXT2IMG in getattr(ctx, "forms", {})
+    can_send_i2i = Task.IMG2IMG in getattr(ctx, "forms", {})
     with gr.Tab("PNG Info", id="pnginfo"):
         with gr.Row():
             with gr.Column():
@@ -27,6 +28,7 @@ def build(studio: Studio, ctx) -> None:
                 infotext = gr.Textbox(label="Parameters", lines=6, interactive=False, buttons=["copy"])
                 with gr.Row():
                     send_btn = gr.Button("Send to txt2img", visible=can_send)
+                    send_i2i_btn = gr.Button("Send to img2img", visible=can_send_i2i, elem_id="pnginfo-send-img2img")
                     import_btn = gr.Button("Import into gallery", visible=store is not None,
                                            elem_id="pnginfo-import")
                 result = gr.Markdown(elem_id="pnginfo-result")
@@ -60,6 +62,18 @@ def build(studio: Studio, ctx) -> None:
                 return ctx.send_to(browse.info_fields(info), Task.TXT2IMG)
 
             send_btn.click(send, upload, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
+
+        if can_send_i2i:
+            @shown_as_gr_error
+            def send_img2img(path):
+                """Any image starts an img2img; the parameters it carries, if any, come along."""
+                info = browse.png_info(path)
+                if info is None:
+                    raise InvalidRequest("image", "drop an image first")
+                fields = browse.info_fields(info) if info.source != "none" else {}
+                return ctx.send_to(fields, Task.IMG2IMG, image=path)
+
+            send_i2i_btn.click(send_img2img, upload, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
 
         if store is not None:
             @shown_as_gr_error
