@@ -22,13 +22,13 @@ import json
 import re
 from typing import Any
 
+from studio.loras.tags import take_foreign, with_tags
 from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec, Task
 
 NEGATIVE = "Negative prompt:"
 # A1111 modules/infotext_utils.py: a key, a colon, then a JSON string or anything up to a comma
 RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 RE_SIZE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
-RE_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?[0-9.]+))?(?::[^>]*)?>")
 SCHEDULE_SUFFIX = {"karras": "Karras", "exponential": "Exponential", "sgm uniform": "SGM Uniform"}
 
 
@@ -71,7 +71,7 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
     Studio-only facts A1111 has no key for (LoRA weights, ControlNet images, IP-Adapter, the
     task and input images) get keys of their own; A1111 and Forge keep unknown keys as they are.
     """
-    lines = [request.prompt]
+    lines = [with_tags(request.prompt, request.loras)]
     if request.negative_prompt:
         lines.append(f"{NEGATIVE} {request.negative_prompt}")
     fields: dict[str, object] = {
@@ -92,6 +92,8 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
         fields["Mask image"] = request.mask_image
     if request.loras:
         fields["Loras"] = _format_loras(request.loras)
+        if any(lora.hash for lora in request.loras):
+            fields["Lora hashes"] = ", ".join(f"{_hash_name(x.name)}: {x.hash[:12]}" for x in request.loras if x.hash)
     for i, unit in enumerate(request.controls):
         fields[f"ControlNet {i}"] = _pairs({"Module": unit.preprocessor, "Model": unit.model or unit.type,
                                             "Type": unit.type, "Mode": unit.mode, "Image": unit.image,
@@ -161,6 +163,22 @@ def _format_loras(loras: tuple[LoraSpec, ...]) -> str:
     return ", ".join(f"{lora.name}: {_number(float(lora.weight))}" for lora in loras)
 
 
+def _hash_name(name: str) -> str:
+    """A LoRA's name as A1111 writes it in "Lora hashes" (without ``:`` and ``,``)."""
+    return name.replace(":", "").replace(",", "")
+
+
+def lora_hashes(value: str) -> dict[str, str]:
+    """``"name: 7c6bad76eb54, other: 0123456789ab"`` -> {name: hash}; entries that are not hex are left out."""
+    out = {}
+    for item in (value or "").split(","):
+        name, _, short = item.rpartition(":")
+        short = short.strip().lower()
+        if name.strip() and short and all(c in "0123456789abcdef" for c in short):
+            out[name.strip()] = short
+    return out
+
+
 def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
@@ -193,13 +211,11 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
     """
     p = parse_infotext(parsed) if isinstance(parsed, str) else dict(parsed)
     prompt = p.get("Prompt", "")
-    loras: dict[str, float] = {}
-    for match in RE_LORA_TAG.finditer(prompt):
-        loras[match.group(1)] = _float(match.group(2)) if match.group(2) else 1.0
-    if loras:
-        prompt = RE_LORA_TAG.sub("", prompt).strip(" ,\n")
+    prompt, tagged = take_foreign(prompt)
+    loras: dict[str, float] = dict(tagged)
     for spec in _named_weights(p.get("Loras", "")):
         loras[spec.name] = spec.weight
+    hashes = lora_hashes(p.get("Lora hashes", ""))
     fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": p.get("Negative prompt", "")}
     if "Task" in p:
         fields["task"] = p["Task"]
@@ -229,7 +245,7 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
     if p.get("Mask image"):
         fields["mask_image"] = p["Mask image"]
     if loras:
-        fields["loras"] = tuple(LoraSpec(n, w) for n, w in loras.items())
+        fields["loras"] = tuple(LoraSpec(n, w, hashes.get(_hash_name(n), "")) for n, w in loras.items())
     controls = []
     for i in range(16):
         raw = p.get(f"ControlNet {i}")
