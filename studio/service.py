@@ -11,18 +11,18 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from studio.gallery.inputs import InputStore, refs_of
 
 from studio.engine import binders, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
-from studio.errors import OutOfMemory
+from studio.errors import InvalidRequest, OutOfMemory
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage, Task
+from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, LoraSpec, SavedImage, Task
 
 
 class ImageSink(Protocol):
@@ -43,6 +43,7 @@ class Studio:
         self.device_label = device_label
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
         self._clock = clock
+        self.lora_fuse = False    # "fuse for speed" (the LoRA tab's switch): every generation's LoRA mix fused
 
     # -- what the UI asks before generating ----------------------------------------------------
     def entry(self, model_id: str = "") -> ModelEntry:
@@ -69,11 +70,18 @@ class Studio:
     def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, PipeSpec, LeasePlan, GenerationRequest]:
         """Every default filled in, every input stored, the lease planned. What the model cannot
         serve is refused (``InvalidRequest`` naming the field) before anything is written or loaded."""
+        entry, spec, plan, resolved, _ = self.resolve_with_notices(request)
+        return entry, spec, plan, resolved
+
+    def resolve_with_notices(self, request: GenerationRequest):
+        """``resolve`` and what the user should know about it (a LoRA found under a new name...)."""
         entry = self.registry.require(request.model_id)
+        loras, lora_paths, notices = self.resolve_loras(request, entry)
+        request = request.replace(loras=loras)
         active = running(request)
         spec = binders.check(entry.family, active)
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
-        plan = self._plan(entry, active)
+        plan = replace(self._plan(entry, active), loras=lora_paths, fuse_loras=self.lora_fuse)
         binders.check_modes(entry.family, active, plan.union)
         stored = self.sink.inputs.store_request(request, make_map=inputs.make_map, check=inputs.check_sizes)
         width, height = entry.default("default_size")
@@ -85,7 +93,25 @@ class Studio:
                                    guidance=float(entry.default("default_guidance")),
                                    seed=self._seed_source(), scheduler=entry.family.sampler,
                                    strength=default_strength)
-        return entry, spec, plan, resolved
+        return entry, spec, plan, resolved, notices
+
+    def resolve_loras(self, request: GenerationRequest, entry: ModelEntry):
+        """The request's LoRAs -> (specs with the local name and hash of the file each means, the
+        lease's (path, weight) pairs, notices). A LoRA for another family, a bad file or a pickle is
+        refused (``InvalidRequest``); one that is not there is ``ModelUnavailable``, named."""
+        library = self.registry.lora_library
+        specs, paths, notices = [], [], []
+        for lora in request.loras:
+            info, digest, note = library.resolve(lora.name, lora.hash)
+            ok, why = info.fits(entry.family)
+            if not ok:
+                raise InvalidRequest("loras", f"LoRA {info.name!r} cannot be used with {entry.label}: {why}")
+            if str(info.path) in {p for p, _ in paths}:
+                raise InvalidRequest("loras", f"LoRA {info.name!r} is in the mix twice (as {lora.name!r} too)")
+            specs.append(LoraSpec(info.name, lora.weight, digest))
+            paths.append((str(info.path), lora.weight))
+            notices += [note] if note else []
+        return tuple(specs), tuple(paths), notices
 
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
@@ -94,7 +120,7 @@ class Studio:
         """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
         saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
         started = self._clock()
-        entry, spec, plan, req = self.resolve(request)
+        entry, spec, plan, req, lora_notices = self.resolve_with_notices(request)
         run_req = running(req)
         images = inputs.load(run_req, self.sink.inputs, union=plan.union)
         state = _Progress(t0=self._clock())
@@ -103,8 +129,8 @@ class Studio:
         def work(pipe) -> None:
             """The batches not yet done: after an out-of-memory retry it resumes, never repeats."""
             state.timings.setdefault("load", self._clock() - state.t0)
-            state.notices = runner.check_prompt_length(pipe, entry.family, req, int(entry.default("token_limit")),
-                                                       model_label=entry.label)
+            state.notices = [*lora_notices, *runner.check_prompt_length(
+                pipe, entry.family, req, int(entry.default("token_limit")), model_label=entry.label)]
             for batch in range(state.next_batch, req.batch_count):
                 if cancel is not None and cancel.is_set():
                     state.cancelled_at = (0, batch)
@@ -167,14 +193,13 @@ class Studio:
             return False
 
     def _plan(self, entry: ModelEntry, req: GenerationRequest) -> LeasePlan:
-        """What the lease needs besides the base model: ControlNets, IP-Adapters and LoRAs by path,
+        """What the lease needs besides the base model: ControlNets and IP-Adapters by path,
         in request order (a unit without a model takes the model's own net for its type)."""
         controlnets = tuple(str(self.registry.controlnet_path(u.model, entry, u.type)) for u in req.controls)
         return LeasePlan(
             controlnets=controlnets, union=tuple(self._is_union(path) for path in controlnets),
             ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
-                              for p in req.image_prompts),
-            loras=tuple((str(self.registry.lora_path(x.name)), x.weight) for x in req.loras))
+                              for p in req.image_prompts))
 
 
 def running(request: GenerationRequest) -> GenerationRequest:
