@@ -270,18 +270,16 @@ class LoraLibrary:
         raise ModelUnavailable(f"LoRA {name!r} (hash {known_hash[:12]}) is not in {self.folder}, by name or by hash. "
                                "Put the file there.")
 
-    def local_names(self, specs) -> tuple[list, list[str]]:  # noqa: ANN001 - LoraSpec items
-        """Foreign LoRA specs -> the same with local names (found by name, else by hash), and one
-        sentence per spec that has no local file."""
-        kept, missing = [], []
-        for spec in specs:
-            try:
-                info, _, _ = self.resolve(spec.name, spec.hash)
-                kept.append(replace(spec, name=info.name))
-            except (ModelUnavailable, InvalidRequest):
-                missing.append(f"LoRA {spec.name!r}" + (f" (hash {spec.hash[:12]})" if spec.hash else "")
-                               + " is not in the LoRA folder")
-        return kept, missing
+    def describe(self, spec) -> tuple[object, str]:  # noqa: ANN001 - LoraSpec
+        """A LoRA an image names -> (the spec with the local file's name, or as it was; a sentence
+        saying which local file it is, found how, or that there is none)."""
+        shown = f"{spec.name} {spec.weight:g}" + (f" (hash {spec.hash[:12]})" if spec.hash else "")
+        try:
+            info, _, note = self.resolve(spec.name, spec.hash)
+        except (ModelUnavailable, InvalidRequest):
+            return spec, f"{shown}: not in the LoRA folder"
+        how = "found by its hash" if note and "now" in note else ("changed since" if note else "")
+        return replace(spec, name=info.name), f"{shown}: {info.path.name}" + (f" ({how})" if how else "")
 
 
 def _version(path: Path) -> tuple[str, int, int] | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio import forms
-from studio.requests import GenerationRequest, SavedImage, Task
+from studio.requests import GenerationRequest, LoraSpec, SavedImage, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
 from studio.ui.widgets import (ASPECTS, GPU_QUEUE, Cancellers, NumberField, aspect_size, limits_text, model_choices,
@@ -108,7 +108,9 @@ class BaseSection:
         """Updates for ``fill_outputs`` that load ``fields`` (request field names). Values the form
         would refuse are left as they are and named in a warning; the rest is sent."""
         registry = self.studio.registry
-        adapted = forms.adapt(fields, models=registry.ids(), loras=[p.stem for p in registry.loras()])
+        local = tuple(registry.lora_library.describe(x if isinstance(x, LoraSpec) else LoraSpec(**x))[0]
+                      for x in fields.get("loras") or ())      # another name here, found by its hash
+        adapted = forms.adapt({**fields, "loras": local}, models=registry.ids(), loras=registry.lora_names())
         if adapted.problems:
             gr.Warning("Sent, except: " + "; ".join(adapted.problems) + ".")
         got, keep = adapted.fields, gr.update()

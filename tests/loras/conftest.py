@@ -54,3 +54,20 @@ def lora_studio(lora_models, tmp_path):
 
     return build_studio(Settings(models_dir=lora_models, outputs_dir=tmp_path / "outputs", cache_dir=tmp_path / "c",
                                  offline=True, device="cpu"))
+
+
+@pytest.fixture
+def own_studio(lora_models, tmp_path):
+    """A studio with a LoRA folder of its own (copies of flux-style and flux-second): files may be
+    renamed or removed."""
+    import shutil
+
+    from studio.config import Settings
+    from studio.wiring import build_studio
+
+    root = tmp_path / "models"
+    (root / "loras").mkdir(parents=True)
+    (root / "checkpoints").symlink_to(lora_models / "checkpoints")
+    for name in ("flux-style", "flux-second"):
+        shutil.copy(lora_models / "loras" / f"{name}.safetensors", root / "loras" / f"{name}.safetensors")
+    return build_studio(Settings(models_dir=root, outputs_dir=tmp_path / "out", offline=True, device="cpu"))
