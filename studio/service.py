@@ -22,7 +22,8 @@ from studio.errors import InvalidRequest, OutOfMemory
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, LoraSpec, SavedImage, Task
+from studio.requests import (MAX_SEED, GenerationRequest, GenerationResult, LoraSpec, SavedImage, Task,
+                             check_lora_weights)
 
 
 class ImageSink(Protocol):
@@ -76,7 +77,7 @@ class Studio:
     def resolve_with_notices(self, request: GenerationRequest):
         """``resolve`` and what the user should know about it (a LoRA found under a new name...)."""
         entry = self.registry.require(request.model_id)
-        loras, lora_paths, notices = self.resolve_loras(request, entry)
+        loras, lora_paths, notices = self.resolve_loras(request.loras, entry)
         request = request.replace(loras=loras)
         active = running(request)
         spec = binders.check(entry.family, active)
@@ -95,13 +96,13 @@ class Studio:
                                    strength=default_strength)
         return entry, spec, plan, resolved, notices
 
-    def resolve_loras(self, request: GenerationRequest, entry: ModelEntry):
-        """The request's LoRAs -> (specs with the local name and hash of the file each means, the
+    def resolve_loras(self, loras: tuple[LoraSpec, ...], entry: ModelEntry):
+        """A request's LoRAs -> (specs with the local name and hash of the file each means, the
         lease's (path, weight) pairs, notices). A LoRA for another family, a bad file or a pickle is
         refused (``InvalidRequest``); one that is not there is ``ModelUnavailable``, named."""
         library = self.registry.lora_library
         specs, paths, notices = [], [], []
-        for lora in request.loras:
+        for lora in loras:
             info, digest, note = library.resolve(lora.name, lora.hash)
             ok, why = info.fits(entry.family)
             if not ok:
@@ -179,6 +180,41 @@ class Studio:
         message = f"{len(state.images)} image(s) in {took:.1f} s{load}, seed {req.seed}"
         return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
                                 tuple(timings.items()), message=message, notices=tuple(state.notices))
+
+    def merge_loras(self, model_id: str, loras: tuple[LoraSpec, ...], name: str) -> ModelEntry:
+        """The model with the LoRA mix merged in, saved as ``models/checkpoints/<name>/`` (a diffusers
+        folder the model picker lists from then on). Refused before anything is written: a bad or
+        taken name, an empty mix, a LoRA that cannot be used with the model."""
+        import json
+        import re
+        from pathlib import Path
+
+        from studio.models.merge import merge_loras
+
+        name = (name or "").strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", name):
+            raise InvalidRequest("name", f"a checkpoint name is letters, digits, '.', '_' or '-' (at most 80), got "
+                                         f"{name[:100]!r}")
+        dest = self.registry.checkpoints_dir / name
+        if name in self.registry.ids() or dest.exists():
+            raise InvalidRequest("name", f"{name!r} is taken: pick another name")
+        if not loras:
+            raise InvalidRequest("loras", "the mix is empty: add a LoRA to merge")
+        check_lora_weights(tuple(loras))
+        entry = self.registry.require(model_id)
+        specs, paths, _ = self.resolve_loras(tuple(loras), entry)
+        source = Path(entry.spec.source) / "studio.json" if entry.spec.kind == "folder" else None
+        meta = json.loads(source.read_text(encoding="utf-8")) if source is not None and source.is_file() else {}
+        meta.update({k: v for k, v in entry.defaults.items() if isinstance(v, int | float | str)})
+        if "default_size" in entry.defaults:
+            meta["width"], meta["height"] = entry.defaults["default_size"]
+        mix = ", ".join(f"{x.name}:{x.weight:g}" for x in specs)
+        meta.update(family=entry.family.name, name=name, label=f"{name} ({entry.label} + {mix})",
+                    merged_from={"model": entry.id, "loras": [{"name": x.name, "weight": x.weight, "hash": x.hash}
+                                                              for x in specs]})
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        merge_loras(self.models, entry, paths, dest, meta)
+        return self.registry.get(name)
 
     @staticmethod
     def _is_union(path: str) -> bool:

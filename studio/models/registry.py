@@ -136,6 +136,11 @@ class Registry:
             raise ModelUnavailable(f"{entry.label} cannot be loaded now: {entry.reason}")
         return entry
 
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Where local checkpoints live (and merged ones are written)."""
+        return self._settings.models_dir / "checkpoints"
+
     # -- LoRAs, ControlNets, IP-Adapters ---------------------------------------------------
     def loras(self) -> list[Path]:
         """The usable LoRA files (``lora_library`` has every one, with what it is)."""

@@ -67,7 +67,9 @@ def own_studio(lora_models, tmp_path):
 
     root = tmp_path / "models"
     (root / "loras").mkdir(parents=True)
-    (root / "checkpoints").symlink_to(lora_models / "checkpoints")
+    (root / "checkpoints").mkdir()                 # its own: a merge writes here
+    for model in (lora_models / "checkpoints").iterdir():
+        (root / "checkpoints" / model.name).symlink_to(model.resolve())
     for name in ("flux-style", "flux-second"):
         shutil.copy(lora_models / "loras" / f"{name}.safetensors", root / "loras" / f"{name}.safetensors")
     return build_studio(Settings(models_dir=root, outputs_dir=tmp_path / "out", offline=True, device="cpu"))
