@@ -49,7 +49,8 @@ class BaseSection:
         negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
                               info="Only for models that use one (SD, FLUX dev via true CFG).")
         loras = gr.Textbox(value="", label="LoRAs", placeholder="name:weight, name2:0.5",
-                           info="Files in models/loras/, each with its weight.", elem_id=f"{t}-loras")
+                           info=f"Files in models/loras/, each with its weight ({limits_text('lora_weight')}), or "
+                                "<lora:name:weight> in the prompt. The LoRAs tab mixes them.", elem_id=f"{t}-loras")
         with gr.Row():
             aspect = gr.Dropdown(list(ASPECTS), value="1:1", label="Aspect", min_width=90)
             width = NumberField(value=d["width"], step=16, label="Width", min_width=110,

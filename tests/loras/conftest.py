@@ -73,3 +73,28 @@ def own_studio(lora_models, tmp_path):
     for name in ("flux-style", "flux-second"):
         shutil.copy(lora_models / "loras" / f"{name}.safetensors", root / "loras" / f"{name}.safetensors")
     return build_studio(Settings(models_dir=root, outputs_dir=tmp_path / "out", offline=True, device="cpu"))
+
+
+DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "loras_tab.png"
+
+
+def save_docs_shot(png: bytes, kind: str) -> bool:
+    """The README's picture of the LoRAs tab (``docs/loras_tab.png``), marked with what it shows
+    (``tiny``: the test LoRAs; ``demo``: the demo LoRAs). Written when there is none, when a demo
+    shot replaces a tiny one, or when STUDIO_DOCS_SHOTS=1 asks; so a test run leaves the tree clean."""
+    import io
+    import os
+
+    from PIL import Image
+
+    from studio.gallery.files import write_png
+
+    current = ""
+    if DOCS_SHOT.is_file():
+        with Image.open(DOCS_SHOT) as old:
+            current = (getattr(old, "text", None) or {}).get("shows", "")
+    if DOCS_SHOT.is_file() and os.environ.get("STUDIO_DOCS_SHOTS") != "1" and not (kind == "demo" and current != "demo"):
+        return False
+    with Image.open(io.BytesIO(png)) as image:
+        write_png(image.convert("RGB"), DOCS_SHOT, {"shows": kind})
+    return True
