@@ -67,11 +67,13 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
 
     t.table.select(shown_as_gr_error(picked_row), [t.model], [t.pick, t.details, t.preview, t.weight], **PRIVATE)
 
-    def picked_mix(entries, evt: gr.SelectData):
+    def picked_mix(model, evt: gr.SelectData):
         name, weight = evt.row_value[0], evt.row_value[1]
-        return name, weight
+        details, preview, _ = show(name, model)
+        return name, weight, details, preview
 
-    t.mix_table.select(shown_as_gr_error(picked_mix), [t.entries], [t.pick, t.weight], **PRIVATE)
+    t.mix_table.select(shown_as_gr_error(picked_mix), [t.model], [t.pick, t.weight, t.details, t.preview],
+                       **PRIVATE)
 
     # -- the mix ------------------------------------------------------------------------------
     def add(entries, tags, name, weight, model):
