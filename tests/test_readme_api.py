@@ -43,6 +43,8 @@ def test_the_readme_api_examples_run_as_written(server, capsys):
     assert len(scope["image_ids"]) == 2 and scope["seed"] == "42"
     assert "Seed: 42" in scope["infotext"] and scope["ids"] and scope["new_ids"]
     assert "Seed:" in scope["parameters"]
+    assert isinstance(scope["library"], list) and "Seed: 3" in scope["mixed_infotext"]
+    assert all(f"<lora:{x['name']}:1>" in scope["mixed_infotext"] for x in scope["library"] if x["fits"])
 
 
 def test_every_endpoint_has_plain_names_and_labeled_returns(server):
@@ -51,7 +53,7 @@ def test_every_endpoint_has_plain_names_and_labeled_returns(server):
     api = Client(server, verbose=False).view_api(print_info=False, return_format="dict")
     named = api["named_endpoints"]
     assert {"/txt2img", "/gallery_search", "/gallery_regenerate", "/png_info", "/load_model", "/unload_model",
-            "/free_models", "/download_model"} <= set(named)
+            "/free_models", "/download_model", "/loras"} <= set(named)
     for name, endpoint in named.items():
         for parameter in endpoint["parameters"]:
             assert re.fullmatch(r"[a-z][a-z_]+", parameter["parameter_name"]), (name, parameter["parameter_name"])
