@@ -22,7 +22,8 @@ import json
 import re
 from typing import Any
 
-from studio.loras.tags import take_foreign, with_tags
+from studio.loras.tags import hash_name as _hash_name
+from studio.loras.tags import lora_hashes, take_foreign, with_tags
 from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec, Task
 
 NEGATIVE = "Negative prompt:"
@@ -161,22 +162,6 @@ def _format_loras(loras: tuple[LoraSpec, ...]) -> str:
     if any(c in lora.name for lora in loras for c in ',:"\n') or any(lo.name != lo.name.strip() for lo in loras):
         return json.dumps({lora.name: lora.weight for lora in loras}, ensure_ascii=False)
     return ", ".join(f"{lora.name}: {_number(float(lora.weight))}" for lora in loras)
-
-
-def _hash_name(name: str) -> str:
-    """A LoRA's name as A1111 writes it in "Lora hashes" (without ``:`` and ``,``)."""
-    return name.replace(":", "").replace(",", "")
-
-
-def lora_hashes(value: str) -> dict[str, str]:
-    """``"name: 7c6bad76eb54, other: 0123456789ab"`` -> {name: hash}; entries that are not hex are left out."""
-    out = {}
-    for item in (value or "").split(","):
-        name, _, short = item.rpartition(":")
-        short = short.strip().lower()
-        if name.strip() and short and all(c in "0123456789abcdef" for c in short):
-            out[name.strip()] = short
-    return out
 
 
 def _or(value: float | None, default: float) -> float:

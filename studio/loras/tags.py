@@ -142,3 +142,19 @@ def take_foreign(prompt: str) -> tuple[str, tuple[tuple[str, float], ...]]:
     if prompt.endswith(" " + written):
         return prompt[:-len(written) - 1], tuple(found.items())
     return _cut(prompt, spans), tuple(found.items())
+
+
+def hash_name(name: str) -> str:
+    """A LoRA's name as A1111 writes it in "Lora hashes" (without ``:`` and ``,``)."""
+    return name.replace(":", "").replace(",", "")
+
+
+def lora_hashes(value: str) -> dict[str, str]:
+    """``"name: 7c6bad76eb54, other: 0123456789ab"`` -> {name: hash}; entries that are not hex are left out."""
+    out = {}
+    for item in (value or "").split(","):
+        name, _, short = item.rpartition(":")
+        short = short.strip().lower()
+        if name.strip() and short and all(c in "0123456789abcdef" for c in short):
+            out[name.strip()] = short
+    return out

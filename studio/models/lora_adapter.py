@@ -112,9 +112,12 @@ class LoraAdapter(Adapter):
         if state.get("fused"):
             self._unfuse(base, state)
             changed = True
-        now = self._clock()
+        now, unhooked = self._clock(), False
         for name, _ in mix:
             if name not in loaded:
+                if ctx.placement == "model_offload" and not unhooked:
+                    base.remove_all_hooks()    # else diffusers re-hooks the base itself, on its default device
+                    unhooked = ctx.saved["unhooked"] = True
                 self._load(ctx, base, name, paths[name])
                 loaded[name] = {"path": paths[name], "bytes": adapter_bytes(base, name), "used": now}
                 changed = True
@@ -137,6 +140,8 @@ class LoraAdapter(Adapter):
             base.disable_lora()
             state["disabled"] = True
         state["active"], state["fused"], state["asked"] = mix, fuse, asked
+        if unhooked:
+            ctx.place(pipe)                # the offload hooks again, for the leased pipeline's own sequence
         if changed:
             ctx.changed()
         ctx.saved.pop("dirty", None)
@@ -152,6 +157,8 @@ class LoraAdapter(Adapter):
         if state.get("loaded") and hasattr(base, "disable_lora"):
             base.disable_lora()
             state["disabled"] = True
+        if ctx.saved.pop("unhooked", None):
+            ctx.place(pipe)
         state["active"], state["fused"], state["asked"] = (), False, ((), False)
         ctx.changed()
 

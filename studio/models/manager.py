@@ -169,9 +169,8 @@ class ModelManager:
 
     def _enter(self, lease: _Lease, plan: LeasePlan | None) -> None:
         """Adapters rewire modules every pipeline of the model shares: a lease that must change them
-        (its plan differs from what the model holds now, e.g. LoRAs left set by the last lease)
-        waits until no other thread is running the model, and plain leases wait for it. What must
-        change is decided here, under the lock, where no other lease can change it meanwhile."""
+        (``Adapter.wants``: e.g. LoRAs left set by the last lease) has the model to itself. Decided
+        here, under the lock, where no other lease can change them meanwhile."""
         me, slot = threading.get_ident(), lease.slot
         with self._cond:
             while True:
@@ -345,8 +344,7 @@ class ModelManager:
         return self._components.rows()
 
     @property
-    def lora_loads(self) -> int:
-        """LoRA files loaded into models so far (a weight change or a switch loads nothing)."""
+    def lora_loads(self) -> int:                 # LoRA files loaded into models so far
         return self.adapter_stats.get("lora_loads", 0)
 
     def lora_rows(self) -> list[LoraRow]:

@@ -153,7 +153,9 @@ def _preview(info):
         return None
     try:
         with open_image(info.preview, field="preview") as image:
-            return image.convert("RGB").copy()
+            shown = image.convert("RGB")
+            shown.thumbnail((512, 512))
+            return shown
     except InvalidRequest:
         return None
 

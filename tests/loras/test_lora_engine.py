@@ -5,6 +5,7 @@ LoRAs leave the model and its measured bytes, bad input writes nothing."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,42 @@ def test_idle_loras_are_deleted_and_the_models_bytes_follow(lora_models, tmp_pat
     with m.lease(flux) as pipe:
         assert pipe.get_list_adapters() == {"transformer": []} or not any(pipe.get_list_adapters().values())
     assert m.lora_rows() == [] and m.loaded()[0].bytes == bare
+
+
+@pytest.mark.parametrize("placement", ["model_offload", "group_offload"])
+def test_offload_placements_apply_and_fuse_the_same_mix(lora_models, tmp_path, placement):
+    """The CPU dressed as an accelerator: diffusers' real offload hooks with LoRAs loaded, mixed,
+    fused (model offload) or left unfused (group offload streams the weights), and taken off."""
+    import sys
+
+    from studio.config import Settings
+    from studio.models.loader import Loader
+    from studio.models.manager import LeasePlan, ModelManager
+    from studio.models.registry import Registry
+    from studio.requests import Task
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    from models_fakes import PretendAccelerator
+
+    flux = Registry(Settings(models_dir=lora_models, offline=True, device="cpu")).require("tiny-flux")
+    lora = ((str(lora_models / "loras" / "flux-style.safetensors"), 1.0),)
+    kw = dict(prompt="a cat", height=64, width=64, num_inference_steps=2, guidance_scale=0.0,
+              max_sequence_length=32, output_type="np")
+    loader = Loader(dtype=torch.float32, device="cpu", offline=True, builtin_dir=tmp_path)
+
+    def draws(m):
+        out = []
+        for plan, task in ((None, Task.TXT2IMG), (LeasePlan(loras=lora), Task.TXT2IMG),
+                           (LeasePlan(loras=lora, fuse_loras=True), Task.TXT2IMG),
+                           (LeasePlan(loras=lora), Task.IMG2IMG), (None, Task.TXT2IMG)):
+            with m.lease(flux, task, plan) as pipe:
+                extra = {"image": np.full((64, 64, 3), 100, np.uint8), "strength": 0.6} if task is Task.IMG2IMG else {}
+                out.append(pipe(**kw, **extra, generator=torch.Generator("cpu").manual_seed(1)).images)
+        return out
+
+    expected = draws(ModelManager(loader))
+    m = ModelManager(loader, device=PretendAccelerator(10 ** 12), placement=placement, gpu_reserve=0)
+    got = draws(m)
+    assert m.loaded()[0].placement == placement
+    assert all(np.abs(a - b).max() < 1e-4 for a, b in zip(got, expected, strict=True))
+    assert np.abs(got[1] - got[0]).max() > 1e-2 and m.lora_loads == 1
