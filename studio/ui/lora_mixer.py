@@ -139,8 +139,9 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
             raise InvalidRequest("loras", f"{name or 'pick a LoRA'}: its metadata names no trigger words"
                                  if name else "pick a LoRA first")
         words = ", ".join(info.facts.trigger_words)
-        return [gr.update(value=(text + ", " if text else "") + words) if task.value == target else gr.update()
-                for task, text in zip(tasks, texts, strict=True)]
+        updates = [gr.update(value=(text + ", " if text else "") + words) if task.value == target else gr.update()
+                   for task, text in zip(tasks, texts, strict=True)]
+        return updates[0] if len(updates) == 1 else updates      # one output takes one value, not a list
 
     t.trigger.click(shown_as_gr_error(insert), [t.pick, t.target, *prompts], prompts, **PRIVATE)
 
