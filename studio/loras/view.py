@@ -18,6 +18,7 @@ from studio.requests import LoraSpec
 
 LIBRARY_HEADERS = ("LoRA", "Family", "Fits", "Rank", "Size", "Title", "Trigger words")
 MIX_HEADERS = ("LoRA", "Weight", "On", "From", "Note")
+SHORT = {"flux1": "FLUX.1", "flux2": "FLUX.2", "sd3": "SD3", "sdxl": "SDXL", "sd15": "SD1.5"}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
 
 
@@ -40,7 +41,8 @@ def fits_text(info: LoraInfo, family: Family | None) -> str:
 
 
 def library_rows(infos: list[LoraInfo], family: Family | None) -> list[list[Any]]:
-    return [[info.name, info.family_label, fits_text(info, family), info.rank or "", fmt_bytes(info.size),
+    return [[info.name, " or ".join(SHORT.get(f, f) for f in info.families) or "unknown", fits_text(info, family),
+             info.rank or "", fmt_bytes(info.size),
              info.facts.title, ", ".join(info.facts.trigger_words)] for info in infos]
 
 

@@ -88,7 +88,7 @@ def build(studio: Studio, ctx) -> LoraTab:
                 table = gr.Dataframe(value=view.library_rows(registry.lora_library.scan(), _family(studio, default)),
                                      headers=list(view.LIBRARY_HEADERS), interactive=False, wrap=True,
                                      label="Library (models/loras/)", elem_id="loras-table",
-                                     column_widths=["22%", "17%", "8%", "8%", "11%", "17%", "17%"])
+                                     column_widths=["24%", "14%", "7%", "7%", "12%", "17%", "19%"], max_height=640)
                 with gr.Row():
                     pick = gr.Dropdown(registry.lora_names(), value=None, label="LoRA", allow_custom_value=True,
                                        elem_id="loras-pick", scale=3,
