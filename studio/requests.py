@@ -25,6 +25,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "width": (MIN_SIDE, MAX_SIDE), "height": (MIN_SIDE, MAX_SIDE), "steps": (1, 200), "guidance": (0, 50),
     "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100), "mask_blur": (0, 64),
     "mask_padding": (0, 1024), "outpaint": (0, MAX_SIDE),
+    "lora_weight": (-2, 2),          # the LoRA mixer's range, and what every request takes
 }
 
 
@@ -63,15 +64,23 @@ def _check_image(name: str, value: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class LoraSpec:
+    """One LoRA of a mix. ``hash``: A1111's LoRA hash (sha256 of the file's tensor bytes, hex),
+    filled when the request is resolved (or read from foreign metadata, 12 digits), so a
+    re-generate finds the same file after a rename. The weight's range is the request's
+    (``LIMITS["lora_weight"]``): a spec read from an old row or a foreign image may lie outside."""
+
     name: str
     weight: float = 1.0
+    hash: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name:
+        if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidRequest("loras", "a LoRA needs a name")
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
-                or not math.isfinite(self.weight) or abs(self.weight) > 10:
-            raise InvalidRequest("loras", f"weight of {self.name!r} must be within -10..10, got {self.weight}")
+                or not math.isfinite(self.weight):
+            raise InvalidRequest("loras", f"weight of {self.name!r} must be a finite number, got {self.weight!r}")
+        if not isinstance(self.hash, str) or (self.hash and not all(c in "0123456789abcdef" for c in self.hash)):
+            raise InvalidRequest("loras", f"hash of {self.name!r} must be hex digits, got {self.hash!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +150,32 @@ def check_unique_loras(loras: tuple[LoraSpec, ...]) -> None:
     names = [lora.name for lora in loras]
     if len(set(names)) != len(names):
         raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
+
+
+def merge_prompt_loras(prompt: str, loras: tuple[LoraSpec, ...]) -> tuple[str, tuple[LoraSpec, ...]]:
+    """``<lora:name:w>`` tags out of the prompt, into the LoRAs (A1111's syntax, ``studio.loras.tags``).
+    A tag and a listed LoRA of the same name must agree on the weight."""
+    from studio.loras.tags import take
+
+    clean, tagged = take(prompt)
+    if not tagged:
+        return prompt, loras
+    listed = {lora.name: lora for lora in loras}
+    out = list(loras)
+    for name, weight in tagged:
+        if name not in listed:
+            out.append(LoraSpec(name, weight))
+        elif listed[name].weight != weight:
+            raise InvalidRequest("loras", f"<lora:{name}:{weight:g}> in the prompt and {name}:{listed[name].weight:g} "
+                                          "in the LoRAs disagree; change one of them")
+    return clean, tuple(out)
+
+
+def check_lora_weights(loras: tuple[LoraSpec, ...]) -> None:
+    lo, hi = LIMITS["lora_weight"]
+    for lora in loras:
+        if not lo <= lora.weight <= hi:
+            raise InvalidRequest("loras", f"weight of {lora.name!r} must be within {lo}..{hi}, got {lora.weight:g}")
 
 
 def _known(cls, data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -227,6 +262,10 @@ class GenerationRequest:
             if any(not isinstance(x, kind) for x in value):
                 raise InvalidRequest(name, f"expected {kind.__name__} items, got {value!r}")
             object.__setattr__(self, name, value)
+        prompt, loras = merge_prompt_loras(self.prompt, self.loras)
+        object.__setattr__(self, "prompt", prompt)
+        object.__setattr__(self, "loras", loras)
+        check_lora_weights(self.loras)
         object.__setattr__(self, "references", tuple(self.references or ()))
         for image in self.references:
             _check_image("references", image)

@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from studio.gallery.inputs import InputStore, refs_of
@@ -25,7 +25,8 @@ from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage, Task
+from studio.requests import (MAX_SEED, GenerationRequest, GenerationResult, LoraSpec, SavedImage, Task,
+                             check_lora_weights)
 
 
 class ImageSink(Protocol):
@@ -49,6 +50,7 @@ class Studio:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-writer")
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
         self._clock = clock
+        self.lora_fuse = False    # "fuse for speed" (the LoRA tab's switch): every generation's LoRA mix fused
 
     # -- what the UI asks before generating ----------------------------------------------------
     def entry(self, model_id: str = "") -> ModelEntry:
@@ -76,11 +78,18 @@ class Studio:
     def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, PipeSpec, LeasePlan, GenerationRequest]:
         """Every default filled in, every input stored, the lease planned. What the model cannot
         serve is refused (``InvalidRequest`` naming the field) before anything is written or loaded."""
+        entry, spec, plan, resolved, _ = self.resolve_with_notices(request)
+        return entry, spec, plan, resolved
+
+    def resolve_with_notices(self, request: GenerationRequest):
+        """``resolve`` and what the user should know about it (a LoRA found under a new name...)."""
         entry = self.registry.require(request.model_id)
+        loras, lora_paths, notices = self.resolve_loras(request.loras, entry)
+        request = request.replace(loras=loras)
         active = running(request)
         spec = binders.check(entry.family, active)
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
-        plan = self._plan(entry, active)
+        plan = replace(self._plan(entry, active), loras=lora_paths, fuse_loras=self.lora_fuse)
         binders.check_modes(entry.family, active, plan.union)
         from_image: list[tuple[int, int]] = []
 
@@ -97,7 +106,25 @@ class Studio:
                                    guidance=float(entry.default("default_guidance")),
                                    seed=self._seed_source(), scheduler=entry.family.sampler,
                                    strength=default_strength)
-        return entry, spec, plan, resolved
+        return entry, spec, plan, resolved, notices
+
+    def resolve_loras(self, loras: tuple[LoraSpec, ...], entry: ModelEntry):
+        """A request's LoRAs -> (specs with the local name and hash of the file each means, the
+        lease's (path, weight) pairs, notices). A LoRA for another family, a bad file or a pickle is
+        refused (``InvalidRequest``); one that is not there is ``ModelUnavailable``, named."""
+        library = self.registry.lora_library
+        specs, paths, notices = [], [], []
+        for lora in loras:
+            info, digest, note = library.resolve(lora.name, lora.hash)
+            ok, why = info.fits(entry.family)
+            if not ok:
+                raise InvalidRequest("loras", f"LoRA {info.name!r} cannot be used with {entry.label}: {why}")
+            if str(info.path) in {p for p, _ in paths}:
+                raise InvalidRequest("loras", f"LoRA {info.name!r} is in the mix twice (as {lora.name!r} too)")
+            specs.append(LoraSpec(info.name, lora.weight, digest))
+            paths.append((str(info.path), lora.weight))
+            notices += [note] if note else []
+        return tuple(specs), tuple(paths), notices
 
     def outpaint(self, request: GenerationRequest, *, left: int = 0, right: int = 0, up: int = 0, down: int = 0,
                  fill: str = "edge") -> GenerationRequest:
@@ -124,7 +151,7 @@ class Studio:
         """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
         saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
         started = self._clock()
-        entry, spec, plan, req = self.resolve(request)
+        entry, spec, plan, req, lora_notices = self.resolve_with_notices(request)
         run_req = running(req)
         images = inputs.load(run_req, self.sink.inputs, union=plan.union)
         model_notices = [n for n in (notices.prompt_notice(req.prompt, entry.label, entry.defaults),
@@ -147,7 +174,7 @@ class Studio:
             """The batches not yet done: after an out-of-memory retry it resumes, never repeats.
             Each finished batch is handed to the writer, which saves it while the next one runs."""
             state.timings.setdefault("load", self._clock() - state.t0)
-            state.notices = [*model_notices, *runner.check_prompt_length(
+            state.notices = [*model_notices, *lora_notices, *runner.check_prompt_length(
                 pipe, entry.family, req, int(entry.default("token_limit")), model_label=entry.label)]
             for batch in range(state.next_batch, req.batch_count):
                 state.raise_failed_save()
@@ -203,6 +230,41 @@ class Studio:
         return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
                                 tuple(timings.items()), message=message, notices=tuple(state.notices))
 
+    def merge_loras(self, model_id: str, loras: tuple[LoraSpec, ...], name: str) -> ModelEntry:
+        """The model with the LoRA mix merged in, saved as ``models/checkpoints/<name>/`` (a diffusers
+        folder the model picker lists from then on). Refused before anything is written: a bad or
+        taken name, an empty mix, a LoRA that cannot be used with the model."""
+        import json
+        import re
+        from pathlib import Path
+
+        from studio.models.merge import merge_loras
+
+        name = (name or "").strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", name):
+            raise InvalidRequest("name", f"a checkpoint name is letters, digits, '.', '_' or '-' (at most 80), got "
+                                         f"{name[:100]!r}")
+        dest = self.registry.checkpoints_dir / name
+        if name in self.registry.ids() or dest.exists():
+            raise InvalidRequest("name", f"{name!r} is taken: pick another name")
+        if not loras:
+            raise InvalidRequest("loras", "the mix is empty: add a LoRA to merge")
+        check_lora_weights(tuple(loras))
+        entry = self.registry.require(model_id)
+        specs, paths, _ = self.resolve_loras(tuple(loras), entry)
+        source = Path(entry.spec.source) / "studio.json" if entry.spec.kind == "folder" else None
+        meta = json.loads(source.read_text(encoding="utf-8")) if source is not None and source.is_file() else {}
+        meta.update({k: v for k, v in entry.defaults.items() if isinstance(v, int | float | str)})
+        if "default_size" in entry.defaults:
+            meta["width"], meta["height"] = entry.defaults["default_size"]
+        mix = ", ".join(f"{x.name}:{x.weight:g}" for x in specs)
+        meta.update(family=entry.family.name, name=name, label=f"{name} ({entry.label} + {mix})",
+                    merged_from={"model": entry.id, "loras": [{"name": x.name, "weight": x.weight, "hash": x.hash}
+                                                              for x in specs]})
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        merge_loras(self.models, entry, paths, dest, meta)
+        return self.registry.get(name)
+
     @staticmethod
     def _is_union(path: str) -> bool:
         """A union ControlNet (one net, several control modes) says so in its config: ``num_mode``."""
@@ -233,14 +295,13 @@ class Studio:
         return saved
 
     def _plan(self, entry: ModelEntry, req: GenerationRequest) -> LeasePlan:
-        """What the lease needs besides the base model: ControlNets, IP-Adapters and LoRAs by path,
+        """What the lease needs besides the base model: ControlNets and IP-Adapters by path,
         in request order (a unit without a model takes the model's own net for its type)."""
         controlnets = tuple(str(self.registry.controlnet_path(u.model, entry, u.type)) for u in req.controls)
         return LeasePlan(
             controlnets=controlnets, union=tuple(self._is_union(path) for path in controlnets),
             ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
-                              for p in req.image_prompts),
-            loras=tuple((str(self.registry.lora_path(x.name)), x.weight) for x in req.loras))
+                              for p in req.image_prompts))
 
 
 def running(request: GenerationRequest) -> GenerationRequest:

@@ -22,6 +22,8 @@ import json
 import re
 from typing import Any
 
+from studio.loras.tags import hash_name as _hash_name
+from studio.loras.tags import lora_hashes, take_foreign, with_tags
 from studio.requests import (INPAINT_AREAS, MASK_MODES, RESIZE_MODES, ControlUnit, GenerationRequest, ImagePrompt,
                              LoraSpec, Task)
 
@@ -29,7 +31,6 @@ NEGATIVE = "Negative prompt:"
 # A1111 modules/infotext_utils.py: a key, a colon, then a JSON string or anything up to a comma
 RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 RE_SIZE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
-RE_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?[0-9.]+))?(?::[^>]*)?>")
 SCHEDULE_SUFFIX = {"karras": "Karras", "exponential": "Exponential", "sgm uniform": "SGM Uniform"}
 
 
@@ -72,7 +73,7 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
     Studio-only facts A1111 has no key for (LoRA weights, ControlNet images, IP-Adapter, the
     task and input images) get keys of their own; A1111 and Forge keep unknown keys as they are.
     """
-    lines = [request.prompt]
+    lines = [with_tags(request.prompt, request.loras)]
     if request.negative_prompt:
         lines.append(f"{NEGATIVE} {request.negative_prompt}")
     fields: dict[str, object] = {
@@ -102,6 +103,8 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
         fields["Mask image"] = request.mask_image
     if request.loras:
         fields["Loras"] = _format_loras(request.loras)
+        if any(lora.hash for lora in request.loras):
+            fields["Lora hashes"] = ", ".join(f"{_hash_name(x.name)}: {x.hash[:12]}" for x in request.loras if x.hash)
     for i, unit in enumerate(request.controls):
         fields[f"ControlNet {i}"] = _pairs({"Module": unit.preprocessor, "Model": unit.model or unit.type,
                                             "Type": unit.type, "Mode": unit.mode, "Image": unit.image,
@@ -203,13 +206,11 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
     """
     p = parse_infotext(parsed) if isinstance(parsed, str) else dict(parsed)
     prompt = p.get("Prompt", "")
-    loras: dict[str, float] = {}
-    for match in RE_LORA_TAG.finditer(prompt):
-        loras[match.group(1)] = _float(match.group(2)) if match.group(2) else 1.0
-    if loras:
-        prompt = RE_LORA_TAG.sub("", prompt).strip(" ,\n")
+    prompt, tagged = take_foreign(prompt)
+    loras: dict[str, float] = dict(tagged)
     for spec in _named_weights(p.get("Loras", "")):
         loras[spec.name] = spec.weight
+    hashes = lora_hashes(p.get("Lora hashes", ""))
     fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": p.get("Negative prompt", "")}
     if "Task" in p:
         fields["task"] = p["Task"]
@@ -248,7 +249,7 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
     if p.get("Mask image"):
         fields["mask_image"] = p["Mask image"]
     if loras:
-        fields["loras"] = tuple(LoraSpec(n, w) for n, w in loras.items())
+        fields["loras"] = tuple(LoraSpec(n, w, hashes.get(_hash_name(n), "")) for n, w in loras.items())
     controls = []
     for i in range(16):
         raw = p.get(f"ControlNet {i}")

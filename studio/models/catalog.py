@@ -126,6 +126,7 @@ class Family:
     control_modes: dict[str, int] = field(default_factory=dict)   # union nets: control type -> mode number
     max_references: int = 0                     # reference images (FLUX.2)
     default_strength: float = 0.75              # img2img (inpaint: 1.0)
+    lora_family: str = ""                       # which LORA_FAMILIES entry its LoRAs belong to
 
     def pipe(self, task: Task, controlled: bool = False) -> PipeSpec:
         """The pipeline for ``task`` (with ControlNets when ``controlled``); ``InvalidRequest``
@@ -162,7 +163,7 @@ class Family:
 _FLUX_FAMILY = dict(sampler_kind="flow", guidance_label="Guidance", token_encoder="tokenizer_2",
                     prompt_encoders=("tokenizer", "tokenizer_2"), transformer_files=True,
                     controlnet_class="FluxControlNetModel", multi_controlnet_class="FluxMultiControlNetModel",
-                    control_modes=FLUX_UNION_MODES, default_strength=0.85)
+                    control_modes=FLUX_UNION_MODES, default_strength=0.85, lora_family="flux1")
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("flux-schnell", "FLUX.1 schnell", FLUX_PIPES, default_steps=4, default_guidance=0.0,
            negative="none", max_sequence_length=256, token_limit=256, **_FLUX_FAMILY,
@@ -178,25 +179,81 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("flux2", "FLUX.2 dev", FLUX2_PIPES, default_steps=50, default_guidance=4.0,
            negative="none", max_sequence_length=512, token_limit=512, token_encoder="tokenizer",
            sampler_kind="flow", guidance_label="Guidance", base_repo="black-forest-labs/FLUX.2-dev",
-           max_references=10),
+           max_references=10, lora_family="flux2"),
     Family("sdxl", "Stable Diffusion XL", SDXL_PIPES, default_steps=30, default_guidance=6.0,
            prompt_encoders=("tokenizer", "tokenizer_2"),
            controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
            signatures=(("conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",),
                        ("model.diffusion_model.label_emb.0.0.weight",)),
-           base_repo="stabilityai/stable-diffusion-xl-base-1.0"),
+           base_repo="stabilityai/stable-diffusion-xl-base-1.0", lora_family="sdxl"),
     Family("sd15", "Stable Diffusion 1.5", SD15_PIPES, default_steps=25, default_guidance=7.0,
            default_size=(512, 512),
            controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
            signatures=(("model.diffusion_model.input_blocks.0.0.weight",
                         "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"),),
-           base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5"),
+           base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5", lora_family="sd15"),
     Family("sd3", "Stable Diffusion 3.5", SD3_PIPES, default_steps=28, default_guidance=4.5,
            max_sequence_length=256, token_limit=256, token_encoder="tokenizer_3",
            prompt_encoders=("tokenizer", "tokenizer_2", "tokenizer_3"), sampler_kind="flow",
            controlnet_class="SD3ControlNetModel", multi_controlnet_class="SD3MultiControlNetModel",
            signatures=(("model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight",),),
-           base_repo="stabilityai/stable-diffusion-3.5-medium"),
+           base_repo="stabilityai/stable-diffusion-3.5-medium", lora_family="sd3"),
+)}
+
+
+
+@dataclass(frozen=True, slots=True)
+class LoraFamily:
+    """What the LoRA files of one architecture look like: data for ``studio/loras/detect.py``.
+
+    ``keys``: regular expressions over tensor names, with ``transformer.`` / ``unet.`` /
+    ``diffusion_model.`` / ``base_model.model.`` taken off the front; a file is of this family when
+    *every* name matches one (diffusers/peft, kohya and BFL/ComfyUI layouts are all listed). Layouts
+    shared by two families (FLUX.1 and SD3 name their joint blocks alike; SD1.5 and SDXL share the
+    diffusers UNet names) are told apart by the input width of the ``width_key`` layers in the real
+    models (``widths``), then by what kohya and ModelSpec wrote (``metadata``: substrings of
+    ``ss_base_model_version`` / ``modelspec.architecture``)."""
+
+    name: str
+    label: str
+    keys: tuple[str, ...]
+    width_key: str = ""
+    widths: tuple[int, ...] = ()
+    metadata: tuple[str, ...] = ()
+
+
+_BFL_BLOCKS = r"(double_blocks|single_blocks|img_in|txt_in|time_in|vector_in|guidance_in|final_layer)"
+_FLUX_ROOT = r"^(x_embedder|context_embedder|time_text_embed|norm_out|proj_out)\b"
+_SD_UNET = r"^(down_blocks|up_blocks|mid_block|conv_in|conv_out|conv_norm_out|time_embedding|add_embedding)\b"
+_KOHYA_UNET = r"^lora_unet_(down_blocks|up_blocks|mid_block|conv_in|conv_out|time_embedding|add_embedding)_"
+_SGM_UNET = r"^(lora_unet_)?(input_blocks|output_blocks|middle_block|label_emb|time_embed|out)[._]"
+LORA_FAMILIES: dict[str, LoraFamily] = {f.name: f for f in (
+    LoraFamily("flux1", "FLUX.1", (
+        _FLUX_ROOT,
+        r"^transformer_blocks\.\d+\.(attn\.|ff\.net\.|ff_context\.net\.|norm1\.|norm1_context\.)",
+        r"^single_transformer_blocks\.\d+\.(attn\.to_[qkv]\b|attn\.to_out|attn\.norm|proj_mlp|proj_out|norm\.)",
+        rf"^lora_unet_{_BFL_BLOCKS}", rf"^{_BFL_BLOCKS}\.", r"^lora_transformer_",
+        r"^text_encoder\.", r"^lora_te1?_"),
+        width_key=r"(attn[._]to_q|img_attn[._]qkv)\b", widths=(3072,),
+        metadata=("flux1", "flux-1", "flux.1", "flux_1")),
+    LoraFamily("flux2", "FLUX.2", (
+        _FLUX_ROOT,
+        r"^transformer_blocks\.\d+\.(attn\.|ff\.linear_|ff_context\.linear_|norm1\.|norm1_context\.)",
+        r"^single_transformer_blocks\.\d+\.attn\.",
+        rf"^lora_unet_{_BFL_BLOCKS}", rf"^{_BFL_BLOCKS}\.(?!\d+\.processor\.)", r"^lora_transformer_"),
+        width_key=r"(attn[._]to_q|img_attn[._]qkv)\b", widths=(6144,), metadata=("flux2", "flux-2", "flux.2")),
+    LoraFamily("sd3", "Stable Diffusion 3", (
+        r"^(pos_embed|x_embedder|context_embedder|time_text_embed|norm_out|proj_out)\b",
+        r"^transformer_blocks\.\d+\.(attn2?\.|ff\.net\.|ff_context\.net\.|norm1\.|norm1_context\.)",
+        r"^(lora_unet_)?(joint_blocks|x_embedder|context_embedder|t_embedder|y_embedder|final_layer)[._]",
+        r"^lora_transformer_", r"^text_encoder(_2|_3)?\.", r"^lora_te[123]?_"),
+        width_key=r"attn[._]to_q\b", widths=(1536, 2432), metadata=("sd3", "stable-diffusion-3")),
+    LoraFamily("sdxl", "Stable Diffusion XL", (
+        _SD_UNET, _KOHYA_UNET, _SGM_UNET, r"^text_encoder(_2)?\.", r"^lora_te[12]_"),
+        width_key=r"attn2[._]to_k\b", widths=(2048,), metadata=("sdxl", "stable-diffusion-xl")),
+    LoraFamily("sd15", "Stable Diffusion 1.5", (
+        _SD_UNET, _KOHYA_UNET, _SGM_UNET, r"^text_encoder\.", r"^lora_te_"),
+        width_key=r"attn2[._]to_k\b", widths=(768,), metadata=("sd_v1", "stable-diffusion-v1", "sd1")),
 )}
 
 

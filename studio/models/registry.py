@@ -13,6 +13,9 @@ from pathlib import Path
 
 from studio.config import ROOT, Settings
 from studio.errors import InvalidRequest, ModelUnavailable
+from studio.loras.library import LoraLibrary
+from studio.loras.presets import FILE_NAME as PRESETS_FILE
+from studio.loras.presets import PresetStore
 from studio.models.catalog import (FAMILIES, FIRST_LAYER_KEYS, HUB_MODELS, TINY_RANDOM, Family, ModelSpec,
                                    detect_family, inpaint_variant)
 
@@ -124,6 +127,8 @@ class Registry:
         self._settings = settings
         self._hub_models = hub_models
         self._demo_dir = demo_dir if demo_dir is not None else DEMO_DIR
+        self.lora_library = LoraLibrary(settings.models_dir / "loras", offline=settings.offline)
+        self.lora_presets = PresetStore(settings.models_dir / PRESETS_FILE)
 
     # -- listing ---------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -164,23 +169,23 @@ class Registry:
             raise ModelUnavailable(f"{entry.label} cannot be loaded now: {entry.reason}")
         return entry
 
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Where local checkpoints live (and merged ones are written)."""
+        return self._settings.models_dir / "checkpoints"
+
     # -- LoRAs, ControlNets, IP-Adapters ---------------------------------------------------
     def loras(self) -> list[Path]:
-        folder = self._settings.models_dir / "loras"
-        return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+        """The usable LoRA files (``lora_library`` has every one, with what it is)."""
+        return [info.path for info in self.lora_library.scan() if not info.problem]
+
+    def lora_names(self) -> list[str]:
+        return [info.name for info in self.lora_library.scan() if not info.problem]
 
     def lora_path(self, name: str) -> Path:
-        """A LoRA by file stem in models/loras/ (or an existing path)."""
-        direct = Path(name).expanduser()
-        if direct.suffix == ".safetensors" and direct.is_file():
-            return direct
-        found = self.loras()
-        for path in found:
-            if path.stem == name or path.name == name:
-                return path
-        known = ", ".join(p.stem for p in found) or "none"
-        raise ModelUnavailable(f"LoRA {name!r} not found in {self._settings.models_dir / 'loras'} "
-                               f"(found: {known}). Put the .safetensors file there.")
+        """A usable LoRA by name (``studio.loras.library``: a path under models/loras/, or the bare
+        file name when one file has it; a hub LoRA as owner/repo/weights.safetensors)."""
+        return self.lora_library.usable(name).path
 
     def adapters(self, kind: str) -> list[Path]:
         """ControlNets (``controlnet``) or IP-Adapters (``ip_adapter``): each a diffusers folder

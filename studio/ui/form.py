@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio import forms
-from studio.requests import GenerationRequest, SavedImage, Task
+from studio.requests import GenerationRequest, LoraSpec, SavedImage, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
 from studio.ui.widgets import GPU_QUEUE, Cancellers, NumberField, limits_text, model_choices, progress_text
@@ -53,7 +53,8 @@ class BaseSection:
         negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
                               info="Only for models that use one (SD, FLUX dev via true CFG).")
         loras = gr.Textbox(value="", label="LoRAs", placeholder="name:weight, name2:0.5",
-                           info="Files in models/loras/, each with its weight.", elem_id=f"{t}-loras")
+                           info=f"Files in models/loras/, each with its weight ({limits_text('lora_weight')}), or "
+                                "<lora:name:weight> in the prompt. The LoRAs tab mixes them.", elem_id=f"{t}-loras")
         with gr.Row():
             presets = list(d["presets"])
             aspect = gr.Dropdown(presets, value=presets[0], label="Aspect", min_width=90, visible=not size_from_input,
@@ -115,7 +116,9 @@ class BaseSection:
         """Updates for ``fill_outputs`` that load ``fields`` (request field names). Values the form
         would refuse are left as they are and named in a warning; the rest is sent."""
         registry = self.studio.registry
-        adapted = forms.adapt(fields, models=registry.ids(), loras=[p.stem for p in registry.loras()])
+        local = tuple(registry.lora_library.describe(x if isinstance(x, LoraSpec) else LoraSpec(**x))[0]
+                      for x in fields.get("loras") or ())      # another name here, found by its hash
+        adapted = forms.adapt({**fields, "loras": local}, models=registry.ids(), loras=registry.lora_names())
         if adapted.problems:
             gr.Warning("Sent, except: " + "; ".join(adapted.problems) + ".")
         got, keep = adapted.fields, gr.update()

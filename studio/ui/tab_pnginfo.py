@@ -41,7 +41,7 @@ def build(studio: Studio, ctx) -> None:
             info = browse.png_info(image)
             if info is None:
                 return None, browse.png_info_summary(None), "", {}
-            return image, browse.png_info_summary(info), info.infotext, browse.png_info_json(info)
+            return image, browse.png_info_summary(info) + _loras(studio, info), info.infotext, browse.png_info_json(info)
 
         shown = [preview, facts, infotext, details]
 
@@ -84,3 +84,12 @@ def build(studio: Studio, ctx) -> None:
 
             import_btn.click(do_import, upload, result, api_visibility="private").failure(
                 lambda: "", None, result, queue=False, api_visibility="private")
+
+
+def _loras(studio: Studio, info) -> str:
+    """The image's LoRAs, each resolved to a local file (by name, else by A1111's hash) or named as missing."""
+    specs = info.fields.get("loras") or ()
+    if not specs:
+        return ""
+    lines = [studio.registry.lora_library.describe(spec)[1] for spec in specs]
+    return "  \nLoRAs: " + " · ".join(lines)
