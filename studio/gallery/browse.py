@@ -128,7 +128,7 @@ def summary(record: ImageRecord) -> str:
     loras = ", ".join(f"{x.name} ({x.weight:g})" for x in record.loras) or "none"
     lines = [f"**#{record.id}** · {record.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {record.task} · "
              f"`{record.model_id}`" + (f" @ `{record.model_revision[:12]}`" if record.model_revision else ""),
-             f"seed **{record.seed}** · {record.size} · {record.steps} steps · guidance {record.guidance} · "
+             f"seed **{'unknown' if record.seed is None else record.seed}** · {record.size} · {record.steps} steps · guidance {record.guidance} · "
              f"{record.scheduler or '-'}" + (f" · strength {record.strength}" if record.strength is not None else ""),
              f"LoRAs: {loras}"]
     if record.controls:
@@ -163,7 +163,7 @@ def form_fields(record: ImageRecord) -> dict[str, Any]:
         return {name: getattr(request, name) for name in request.__dataclass_fields__}
     return {"prompt": record.prompt, "negative_prompt": record.negative_prompt, "model_id": record.model_id,
             "width": record.width, "height": record.height, "steps": record.steps, "guidance": record.guidance,
-            "seed": record.seed if record.seed >= 0 else None, "loras": record.loras}
+            "seed": record.seed, "loras": record.loras}
 
 
 def info_fields(info: ImageInfo) -> dict[str, Any]:

@@ -140,10 +140,17 @@ def parse_infotext(text: str) -> dict[str, str]:
     return out
 
 
+RE_WHOLE = re.compile(r"[+-]?[0-9]{1,40}")
+
+
 def _int(value: Any) -> int | None:
+    """A whole number, exactly (a 64-bit seed never goes through a float), or None."""
+    text = str(value).strip()
+    if RE_WHOLE.fullmatch(text):
+        return int(text)
     try:
-        return int(float(str(value).strip()))
-    except (TypeError, ValueError):
+        return int(float(text))
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

@@ -58,7 +58,7 @@ class NewImage:
     task: str
     model_id: str
     prompt: str
-    seed: int
+    seed: int | None                      # None: not known (an imported image without one)
     width: int
     height: int
     negative_prompt: str = ""
@@ -106,7 +106,7 @@ class NewImage:
         return cls(path=Path(path), sha256=sha256, task=getattr(task, "value", str(task)),
                    model_id=str(fields.get("model_id") or ""), prompt=str(fields.get("prompt") or ""),
                    negative_prompt=str(fields.get("negative_prompt") or ""),
-                   seed=int(fields["seed"]) if fields.get("seed") is not None else -1,
+                   seed=int(fields["seed"]) if fields.get("seed") is not None else None,
                    width=int(fields.get("width") or width), height=int(fields.get("height") or height),
                    steps=fields.get("steps"), guidance=fields.get("guidance"),
                    scheduler=str(fields.get("scheduler") or ""), strength=fields.get("strength"),
@@ -124,7 +124,7 @@ class ImageRecord:
     model_id: str
     prompt: str
     negative_prompt: str
-    seed: int
+    seed: int | None                  # 0..2^64-1; None: not known
     width: int
     height: int
     steps: int | None
@@ -181,6 +181,8 @@ class GalleryQuery:
     width: int | None = None
     height: int | None = None
     missing: bool | None = None       # None: both; False: only images whose file is there
+    seed: int | None = None           # exact (0..2^64-1); ``seed:N`` in the text does the same
+    source: str | None = None         # exact: studio, a1111, fooocus, comfyui, ...; or ``source:NAME``
     sort: str = "newest"              # newest | oldest | relevance | seed
     page: int = 1                     # 1-based
     per_page: int = 50
@@ -190,6 +192,8 @@ class GalleryQuery:
             raise InvalidRequest("sort", f"one of {SORTS}, got {self.sort!r}")
         if self.page < 1 or not 1 <= self.per_page <= 1000:
             raise InvalidRequest("page", f"page >= 1 and per_page within 1..1000, got {self.page}, {self.per_page}")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= 2**64 - 1):
+            raise InvalidRequest("seed", f"a seed filter within 0..{2**64 - 1}, got {self.seed!r}")
         for name in ("width", "height"):
             if not 0 <= (getattr(self, name) or 0) < 2**31:
                 raise InvalidRequest(name, f"a size filter within 0..{2**31 - 1}, got {getattr(self, name)}")
