@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 
 from studio.errors import InvalidRequest
 from studio.gallery.files import encode_png, write_atomic
-from studio.gallery.pnginfo import ImageInfo, read_image_info
+from studio.gallery.pnginfo import NO_PARAMETERS, ImageInfo, read_image_info
+from studio.gallery.readers import NAMES
 from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
 from studio.requests import GenerationResult
 
@@ -209,11 +210,13 @@ def png_info(path: str | Path | None) -> ImageInfo | None:
 def png_info_summary(info: ImageInfo | None) -> str:
     if info is None:
         return "Drop an image to read the parameters it carries."
-    names = {"studio": "this studio", "a1111": "A1111 / Forge parameters", "fooocus": "Fooocus",
-             "comfyui": "a ComfyUI graph", "none": "no generation parameters"}
-    text = f"**{Path(info.path).name}** · {info.width}x{info.height} · from {names.get(info.source, info.source)}"
+    text = f"**{Path(info.path).name}** · {info.width}x{info.height} · from {NAMES.get(info.source, info.source)}"
     if info.problem and info.source != "none":
         text += f"  \nNot a request as it stands: {info.problem} (send-to adapts it)."
+    elif info.source == "none" and info.problem != NO_PARAMETERS:
+        text += f"  \n{info.problem[len(NO_PARAMETERS) + 2:]}"
+    if info.notes:
+        text += "  \nLeft out: " + "; ".join(info.notes) + "."
     return text
 
 
