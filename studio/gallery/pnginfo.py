@@ -23,7 +23,8 @@ from PIL import Image
 
 from studio.errors import StudioError
 from studio.gallery import readers
-from studio.gallery.imagefile import open_image
+from studio.gallery import pngchunks
+from studio.gallery.imagefile import MAX_PIXELS, is_png, open_image, read_bytes
 from studio.requests import GenerationRequest
 
 NO_PARAMETERS = "no generation parameters in this image"
@@ -94,7 +95,17 @@ def _maker_note(im: Image.Image) -> str:
 def read_chunks(path: Path, name: str | None = None) -> tuple[dict[str, str], int, int]:
     """Every text chunk (and the EXIF comment as "parameters", Fooocus's MakerNote as
     "fooocus_scheme"), width, height."""
-    with open_image(path, name) as im:
+    name = name or Path(path).name
+    return chunks_of(read_bytes(path, name), name)
+
+
+def chunks_of(data: bytes, name: str) -> tuple[dict[str, str], int, int]:
+    """``read_chunks`` of a file's bytes: a PNG is checked and read chunk by chunk (``pngchunks``,
+    no pixel decoded), JPEG and WebP through Pillow."""
+    if is_png(data):
+        width, height, chunks = pngchunks.scan(data, name, MAX_PIXELS)
+        return chunks, width, height
+    with open_image(data, name) as im:
         info = getattr(im, "text", None) or im.info
         chunks = {k: v for k, v in info.items() if isinstance(v, str)}
         if "parameters" not in chunks:
