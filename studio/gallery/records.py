@@ -79,6 +79,7 @@ class NewImage:
     favourite: bool = False
     tags: tuple[str, ...] = ()
     input_refs: tuple[str, ...] = ()      # the stored inputs its request reads (``inputs/<sha256>.png``)
+    lora_hashes: tuple[tuple[str, str], ...] = ()   # (LoRA name, hash) as a foreign tool wrote them
 
     @classmethod
     def from_request(cls, request: GenerationRequest, *, path: Path, sha256: str, infotext: str = "",
@@ -101,7 +102,8 @@ class NewImage:
     @classmethod
     def from_fields(cls, fields: dict[str, Any], *, path: Path, sha256: str, width: int, height: int,
                     infotext: str = "", request_json: str | None = None, source: str = "import",
-                    created_at: datetime | None = None, input_refs: Sequence[str] = ()) -> NewImage:
+                    created_at: datetime | None = None, input_refs: Sequence[str] = (), model_revision: str = "",
+                    lora_hashes: Sequence[tuple[str, str]] = ()) -> NewImage:
         task = fields.get("task") or "txt2img"
         return cls(path=Path(path), sha256=sha256, task=getattr(task, "value", str(task)),
                    model_id=str(fields.get("model_id") or ""), prompt=str(fields.get("prompt") or ""),
@@ -112,7 +114,8 @@ class NewImage:
                    scheduler=str(fields.get("scheduler") or ""), strength=fields.get("strength"),
                    loras=tuple(fields.get("loras") or ()), controls=tuple(fields.get("controls") or ()),
                    image_prompts=tuple(fields.get("image_prompts") or ()), request_json=request_json, infotext=infotext,
-                   created_at=created_at, source=source, input_refs=tuple(r for r in input_refs if is_ref(r)))
+                   created_at=created_at, source=source, input_refs=tuple(r for r in input_refs if is_ref(r)),
+                   model_revision=str(model_revision or "")[:100], lora_hashes=tuple(lora_hashes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +142,12 @@ class ImageRecord:
     infotext: str
     request_json: str | None
     model_source: str
-    model_revision: str
+    model_revision: str               # hub commit or file sha256; for imports the model hash its tool wrote
     source: str
     favourite: bool
     missing: bool
     tags: tuple[str, ...]
+    lora_hashes: tuple[tuple[str, str], ...] = ()     # (LoRA name, hash) as a foreign tool wrote them
 
     @property
     def request(self) -> GenerationRequest | None:
@@ -160,7 +164,9 @@ class ImageRecord:
                 "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed,
                 "width": self.width, "height": self.height, "steps": self.steps, "guidance": self.guidance,
                 "scheduler": self.scheduler, "strength": self.strength,
-                "loras": [{"name": x.name, "weight": x.weight} for x in self.loras],
+                "loras": [{"name": x.name, "weight": x.weight, **({"hash": dict(self.lora_hashes)[x.name]}
+                                                                   if x.name in dict(self.lora_hashes) else {})}
+                          for x in self.loras],
                 "controls": [dataclasses.asdict(c) for c in self.controls],
                 "image_prompts": [dataclasses.asdict(p) for p in self.image_prompts],
                 "timings": dict(self.timings), "sha256": self.sha256, "infotext": self.infotext,
@@ -232,13 +238,15 @@ def row_values(image: NewImage, stored_path: str) -> tuple[dict[str, Any], list[
     """The ``images`` column values of ``image`` (its path as the store keeps it), and its clean tags."""
     tags = sorted({t for t in (normalise_tag(t) for t in image.tags) if t})
     check_unique_loras(image.loras)
+    hashes = dict(image.lora_hashes)
     row = dict(
         created_at=naive_utc(image.created_at) or utcnow(), path=stored_path,
         sha256=image.sha256, task=image.task, model_id=image.model_id, model_source=image.model_source,
         model_revision=image.model_revision, prompt=image.prompt, negative_prompt=image.negative_prompt,
         seed=image.seed, width=image.width, height=image.height, steps=image.steps, guidance=image.guidance,
         scheduler=image.scheduler, strength=image.strength,
-        loras=[{"name": x.name, "weight": x.weight} for x in image.loras],
+        loras=[{"name": x.name, "weight": x.weight, **({"hash": hashes[x.name]} if x.name in hashes else {})}
+               for x in image.loras],
         controls=[dataclasses.asdict(c) for c in image.controls],
         image_prompt=[dataclasses.asdict(p) for p in image.image_prompts] or None,
         timings=dict(image.timings), request_json=image.request_json, infotext=image.infotext,
@@ -261,4 +269,5 @@ def record_of(row: ImageRow, absolute_path: Callable[[str], Path]) -> ImageRecor
         timings=tuple((row.timings or {}).items()), sha256=row.sha256, infotext=row.infotext,
         request_json=row.request_json, model_source=row.model_source, model_revision=row.model_revision,
         source=row.source, favourite=bool(row.favourite), missing=bool(row.missing),
-        tags=tuple(row.tags.split()) if row.tags else ())
+        tags=tuple(row.tags.split()) if row.tags else (),
+        lora_hashes=tuple((x["name"], x["hash"]) for x in row.loras or () if x.get("hash")))
