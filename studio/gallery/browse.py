@@ -16,11 +16,13 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from studio.errors import InvalidRequest
+from studio.errors import InvalidRequest, ModelUnavailable
 from studio.gallery.files import encode_png, write_atomic
 from studio.gallery.pnginfo import NO_PARAMETERS, ImageInfo, read_image_info
+from studio.gallery.presence import LocalFiles, Presence
 from studio.gallery.readers import NAMES
 from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
+from studio.models.filehash import HashCache
 from studio.requests import GenerationResult
 
 PER_PAGE = 48
@@ -124,8 +126,8 @@ def selection_choices(page: Page) -> list[tuple[str, int]]:
     return [(caption(r), r.id) for r in page.items]
 
 
-def summary(record: ImageRecord) -> str:
-    """Markdown: the facts people look for first."""
+def summary(record: ImageRecord, presence: Presence | None = None) -> str:
+    """Markdown: the facts people look for first (with ``presence``: whether its model and LoRAs are here)."""
     loras = ", ".join(f"{x.name} ({x.weight:g})" for x in record.loras) or "none"
     lines = [f"**#{record.id}** · {record.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {record.task} · "
              f"`{record.model_id}`" + (f" @ `{record.model_revision[:12]}`" if record.model_revision else ""),
@@ -138,12 +140,16 @@ def summary(record: ImageRecord) -> str:
     for prompt in record.image_prompts:
         lines.append(f"IP-Adapter {prompt.adapter or '(default)'}: {prompt.scale:g} "
                      f"({', '.join(Path(x).name for x in prompt.images)})")
+    if presence is not None:
+        lines.append(("Files: " if not presence.missing else "**Files:** ") + presence.line())
     if record.tags:
         lines.append("Tags: " + ", ".join(record.tags))
     if record.missing:
         lines.append("**The file is missing** (moved or deleted outside the studio).")
-    if record.request_json is None:
-        lines.append(f"Imported from {record.source}: no studio request; re-generate needs its values adapted.")
+    if record.source not in ("studio",):
+        lines.append(f"Imported from {NAMES.get(record.source, record.source)}"
+                     + ("" if record.request_json else ": its values are not a request as they stand; send it to "
+                                                      "txt2img to adapt them") + ".")
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in record.timings)
     if timings:
         lines.append(f"Timings: {timings}")
@@ -172,10 +178,27 @@ def info_fields(info: ImageInfo) -> dict[str, Any]:
     return {"width": info.width, "height": info.height, **info.fields}
 
 
-def regenerate(studio: Any, store: GalleryStore, image_id: int, **kwargs: Any) -> GenerationResult:
+def regenerate(studio: Any, store: GalleryStore, image_id: int, files: LocalFiles | None = None,
+               **kwargs: Any) -> GenerationResult:
     """Make image ``image_id`` again: the same resolved request (its own seed, batch of one).
-    Same device and dtype give the same pixels; the new image is a new gallery row."""
-    return studio.generate(store.request_of(image_id), **kwargs)
+    Same device and dtype give the same pixels; the new image is a new gallery row. With ``files``,
+    the row's model and LoRAs are looked up first (by name, then by the hash its tool wrote): a file
+    found under another name is used, a missing one is named (``ModelUnavailable``) before anything runs."""
+    request = store.request_of(image_id)
+    if files is not None:
+        presence = files.of_record(store.get(image_id))
+        if presence.missing:
+            raise ModelUnavailable(presence.message(image_id))
+        request = presence.apply(request)
+    return studio.generate(request, **kwargs)
+
+
+def local_files(studio: Any, settings: Any = None) -> LocalFiles:
+    """The lookup of models and LoRAs by name and hash for ``studio``'s registry; with ``settings``,
+    hashes are kept in ``<cache_dir>/file-hashes.json`` and messages name ``<models_dir>``."""
+    cache = getattr(settings, "cache_dir", None)
+    return LocalFiles(studio.registry, HashCache(Path(cache) / "file-hashes.json" if cache else None),
+                      getattr(settings, "models_dir", ""))
 
 
 def export(store: GalleryStore, image_ids: list[int], folder: Path) -> Path:
