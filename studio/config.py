@@ -39,6 +39,7 @@ class Settings:
     gpu_reserve_gb: float = 1.0
     quantize: str = "none"             # none | nf4 (CUDA only)
     compile: bool = False              # torch.compile the denoiser's repeated blocks (cache in cache_dir)
+    allow_import_paths: bool = False   # Gallery "Import a folder" / /gallery_import on a public server
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -60,6 +61,14 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def imports_allowed(self) -> bool:
+        """Whether importing a folder by its path on this machine is offered: yes when only this
+        machine can reach the studio (no --share, a loopback --host), or with --allow-import-paths."""
+        from studio.startup import is_loopback
+
+        return self.allow_import_paths or (not self.share and is_loopback(self.host))
 
 
 def _parse_auth(value: str | None) -> tuple[tuple[str, str], ...]:
@@ -108,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", choices=("none", "nf4"), help="nf4: 4-bit FLUX transformer and T5 (CUDA only)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the denoiser's repeated blocks: slow first call, faster after (GPU)")
+    p.add_argument("--allow-import-paths", action="store_true",
+                   help="offer the Gallery's 'Import a folder' (a path on this machine) with --listen/--share too")
     return p
 
 
@@ -156,7 +167,7 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         value = pick(name)
         if value:
             values[name] = value
-    for name in ("share", "offline", "compile"):
+    for name in ("share", "offline", "compile", "allow_import_paths"):
         value = pick(name, bool)
         if value is not None:
             values[name] = value

@@ -42,7 +42,8 @@ def test_the_readme_api_examples_run_as_written(server, capsys):
         exec(compile(code.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), scope)
     assert len(scope["image_ids"]) == 2 and scope["seed"] == "42"
     assert "Seed: 42" in scope["infotext"] and scope["ids"] and scope["new_ids"]
-    assert "Seed:" in scope["parameters"]
+    assert "Seed:" in scope["text"] and scope["source"] == "studio" and scope["request"]["seed"] >= 0
+    assert scope["counts"]["duplicates"] >= 1 and scope["counts"]["imported"] == 0
 
 
 def test_every_endpoint_has_plain_names_and_labeled_returns(server):
@@ -50,8 +51,8 @@ def test_every_endpoint_has_plain_names_and_labeled_returns(server):
 
     api = Client(server, verbose=False).view_api(print_info=False, return_format="dict")
     named = api["named_endpoints"]
-    assert {"/txt2img", "/gallery_search", "/gallery_regenerate", "/png_info", "/load_model", "/unload_model",
-            "/free_models", "/download_model"} <= set(named)
+    assert {"/txt2img", "/gallery_search", "/gallery_regenerate", "/gallery_import", "/png_info", "/load_model",
+            "/unload_model", "/free_models", "/download_model"} <= set(named)
     for name, endpoint in named.items():
         for parameter in endpoint["parameters"]:
             assert re.fullmatch(r"[a-z][a-z_]+", parameter["parameter_name"]), (name, parameter["parameter_name"])
@@ -60,3 +61,4 @@ def test_every_endpoint_has_plain_names_and_labeled_returns(server):
     required = {name: [p["parameter_name"] for p in ep["parameters"] if not p["parameter_has_default"]]
                 for name, ep in named.items()}
     assert required["/txt2img"] == ["prompt"] and required["/gallery_search"] == []
+    assert required["/gallery_import"] == ["folder"]

@@ -31,8 +31,12 @@ EXPORT_PREFIX = "export-"
 EXPORT_KEEP_SECONDS = 3600
 MAX_SIZE_FILTER = 100_000      # any real image is smaller; larger numbers overflow SQLite's integers
 SORT_CHOICES = [("Newest first", "newest"), ("Oldest first", "oldest"), ("Best match", "relevance"), ("Seed", "seed")]
+SOURCE_CHOICES = [("any", ""), ("this studio", "studio"), ("A1111 / Forge", "a1111"), ("Fooocus", "fooocus"),
+                  ("ComfyUI", "comfyui"), ("InvokeAI", "invokeai"), ("SwarmUI", "swarmui"), ("NovelAI", "novelai"),
+                  ("no parameters", "import")]
 SEARCH_HELP = ('Words match prompt, negative prompt, model, LoRA names and tags (prefixes too: "cat" finds '
-               '"cats"). "a phrase", -without, prompt: neg: model: lora: tag: for one field.')
+               '"cats"). "a phrase", -without, prompt: neg: model: lora: tag: for one field; seed:42 and '
+               'source:fooocus are exact.')
 
 
 def store_of(studio: Any) -> GalleryStore | None:
@@ -66,10 +70,11 @@ def parse_size(text: str | None) -> tuple[int | None, int | None]:
 def build_query(text: str = "", model: str | None = None, task: str | None = None, lora: str | None = None,
                 favourites_only: bool = False, date_from: str = "", date_to: str = "", size: str = "",
                 include_missing: bool = False, sort: str = "newest", page: int = 1,
-                per_page: int = PER_PAGE) -> GalleryQuery:
+                per_page: int = PER_PAGE, source: str | None = None) -> GalleryQuery:
     """The search form's values -> a query (empty dropdowns mean "any")."""
     width, height = parse_size(size)
     return GalleryQuery(text=text or "", model_id=model or None, task=task or None, lora=lora or None,
+                        source=source or None,
                         favourite=True if favourites_only else None, date_from=parse_day(date_from, "date_from"),
                         date_to=parse_day(date_to, "date_to"), width=width, height=height,
                         missing=None if include_missing else False, sort=sort or "newest",
@@ -131,8 +136,8 @@ def summary(record: ImageRecord, presence: Presence | None = None) -> str:
     loras = ", ".join(f"{x.name} ({x.weight:g})" for x in record.loras) or "none"
     lines = [f"**#{record.id}** · {record.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {record.task} · "
              f"`{record.model_id}`" + (f" @ `{record.model_revision[:12]}`" if record.model_revision else ""),
-             f"seed **{'unknown' if record.seed is None else record.seed}** · {record.size} · {record.steps} steps · guidance {record.guidance} · "
-             f"{record.scheduler or '-'}" + (f" · strength {record.strength}" if record.strength is not None else ""),
+             f"seed **{'unknown' if record.seed is None else record.seed}** · {record.size} · {record.steps} steps · "
+             f"guidance {record.guidance} · {record.scheduler or '-'}" + (f" · strength {record.strength}" if record.strength is not None else ""),
              f"LoRAs: {loras}"]
     if record.controls:
         lines.append("ControlNet: " + "; ".join(f"{c.type} {c.scale:g} ({Path(c.image).name})"
@@ -157,8 +162,13 @@ def summary(record: ImageRecord, presence: Presence | None = None) -> str:
 
 
 def detail_json(record: ImageRecord) -> dict[str, Any]:
+    """The row for the JSON view. A seed above 2^53 is shown as text: a browser's numbers would
+    round it (18446744073709551615 -> 18446744073709552000)."""
     data = record.to_dict()
     data.pop("infotext", None)
+    for holder in (data, data.get("request") or {}):
+        if isinstance(holder.get("seed"), int) and holder["seed"] > 2**53:
+            holder["seed"] = str(holder["seed"])
     return data
 
 
@@ -241,6 +251,17 @@ def png_info_summary(info: ImageInfo | None) -> str:
     if info.notes:
         text += "  \nLeft out: " + "; ".join(info.notes) + "."
     return text
+
+
+def png_info_outputs(info: ImageInfo | None) -> tuple[str, str, str, dict[str, Any] | None, Any, str]:
+    """PNG Info's labeled returns after the preview: Summary, Infotext, Source, Request (the checked
+    request, or None), Parameters (the tool's own, every key), Problem (why no request, what was
+    left out; "" when none)."""
+    if info is None:
+        return png_info_summary(None), "", "", None, {}, ""
+    request = json.loads(json.dumps(info.request.to_dict())) if info.request is not None else None
+    parameters = json.loads(json.dumps(info.parameters, default=str))
+    return png_info_summary(info), info.infotext, info.source, request, parameters, info.problems
 
 
 def png_info_json(info: ImageInfo | None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ NO_PARAMETERS = "no generation parameters in this image"
 @dataclass(frozen=True, slots=True)
 class ImageInfo:
     path: str
-    source: str                                   # studio | a1111 | fooocus | comfyui | invokeai | swarmui | novelai | none
+    source: str                     # studio | a1111 | fooocus | comfyui | invokeai | swarmui | novelai | none
     width: int = 0
     height: int = 0
     infotext: str = ""                            # the A1111 text when there is one

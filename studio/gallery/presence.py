@@ -64,8 +64,9 @@ class Presence:
         needs = []
         for f in self.missing:
             folder = str(Path(self.models_dir) / where[f.kind]) if self.models_dir else f"models/{where[f.kind]}"
-            needs.append(f"{f.kind} {f.name!r}" + (f" (hash {f.digest}, as its tool named the file)" if f.digest else "")
-                         + (f" cannot be used: {f.reason}" if f.reason else f" is not in {folder}"))
+            hashed = f" (hash {f.digest}, as its tool named the file)" if f.digest else ""
+            needs.append(f"{f.kind} {f.name!r}{hashed}" + (f" cannot be used: {f.reason}" if f.reason
+                                                           else f" is not in {folder}"))
         head = f"re-generating #{image_id}" if image_id is not None else "re-generating it"
         return f"{head} needs what is not here: " + "; ".join(needs) + ". Put the file(s) there, then try again."
 
