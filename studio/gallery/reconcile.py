@@ -2,7 +2,7 @@
 
 * rows whose file is gone get ``missing = True`` (and lose it when the file comes back);
 * image files under outputs with no row are imported from their own metadata (``new_from_file``:
-  studio JSON, A1111, Fooocus, ComfyUI; none at all still makes a row); a file that is not a whole
+  studio JSON or any tool ``readers`` knows; none at all still makes a row); a file that is not a whole
   image is skipped, its reason in ``ReconcileReport.errors``;
 * a ``.deleted-*`` file left by an interrupted delete is restored if its row is still there, else
   removed; ``.tmp-*`` files older than ``STALE_TEMP_SECONDS`` are removed.
