@@ -43,14 +43,6 @@ class Reading:
 Reader = Callable[[dict[str, str], Size], "Reading | None"]
 
 
-def _table() -> tuple[tuple[str, Reader], ...]:
-    from studio.gallery.readers import a1111, comfyui, fooocus, invokeai, novelai, studio, swarmui
-
-    return (("studio", studio.read), ("fooocus", fooocus.read), ("swarmui", swarmui.read), ("a1111", a1111.read),
-            ("comfyui", comfyui.read), ("invokeai", invokeai.read), ("novelai", novelai.read))
-
-
-READERS: tuple[tuple[str, Reader], ...] = ()
 SOURCES = ("studio", "a1111", "fooocus", "comfyui", "invokeai", "swarmui", "novelai")
 NAMES = {"studio": "this studio", "a1111": "A1111 / Forge", "fooocus": "Fooocus", "comfyui": "ComfyUI",
          "invokeai": "InvokeAI", "swarmui": "SwarmUI", "novelai": "NovelAI", "none": "no generation parameters",
@@ -60,9 +52,6 @@ NAMES = {"studio": "this studio", "a1111": "A1111 / Forge", "fooocus": "Fooocus"
 def read(chunks: dict[str, str], size: Size = (0, 0)) -> tuple[Reading | None, tuple[str, ...]]:
     """The first reading any reader makes of ``chunks`` (with, as notes, why readers before it that knew
     a chunk could not read it), or None and those reasons."""
-    global READERS
-    if not READERS:
-        READERS = _table()
     problems: list[str] = []
     for _name, reader in READERS:
         try:
@@ -83,5 +72,12 @@ def with_notes(reading: Reading, notes: list[str]) -> Reading:
     return Reading(reading.source, reading.fields, reading.parameters, reading.infotext, reading.model_hash,
                    reading.lora_hashes, (*reading.notes, *notes))
 
+
+# the table, in order (imported last: each reader module imports Reading and Unreadable from here)
+from studio.gallery.readers import a1111, comfyui, fooocus, invokeai, novelai, studio, swarmui  # noqa: E402
+
+READERS: tuple[tuple[str, Reader], ...] = (
+    ("studio", studio.read), ("fooocus", fooocus.read), ("swarmui", swarmui.read), ("a1111", a1111.read),
+    ("comfyui", comfyui.read), ("invokeai", invokeai.read), ("novelai", novelai.read))
 
 __all__ = ["NAMES", "READERS", "SOURCES", "Reading", "Unreadable", "read", "with_notes"]
