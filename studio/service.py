@@ -25,7 +25,7 @@ from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import (MAX_SEED, GenerationRequest, GenerationResult, LoraSpec, SavedImage, Task,
+from studio.requests import (RANDOM_SEED_MAX, GenerationRequest, GenerationResult, LoraSpec, SavedImage, Task,
                              check_lora_weights)
 
 
@@ -48,7 +48,7 @@ class Studio:
         self._gpu = gpu                  # ZeroGPU: GPU work runs through spaces.GPU (studio/hosting.py)
         # one writer: PNG encoding and gallery rows leave the generation's critical path, in order
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-writer")
-        self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
+        self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, RANDOM_SEED_MAX))
         self._clock = clock
         self.lora_fuse = False    # "fuse for speed" (the LoRA tab's switch): every generation's LoRA mix fused
 
