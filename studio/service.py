@@ -18,14 +18,14 @@ from typing import Protocol
 from studio.gallery.inputs import InputStore, refs_of
 
 from studio import hosting
-from studio.engine import binders, inputs, runner
+from studio.engine import binders, controls, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
 from studio.errors import OutOfMemory
 from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import MAX_SEED, GenerationRequest, GenerationResult, SavedImage, Task
+from studio.requests import MAX_SEED, ControlUnit, GenerationRequest, GenerationResult, SavedImage, Task
 
 
 class ImageSink(Protocol):
@@ -49,6 +49,7 @@ class Studio:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-writer")
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
         self._clock = clock
+        self.control_maps = controls.MapMaker(registry, models)   # preprocessors, detectors leased from models
 
     # -- what the UI asks before generating ----------------------------------------------------
     def entry(self, model_id: str = "") -> ModelEntry:
@@ -78,21 +79,39 @@ class Studio:
         serve is refused (``InvalidRequest`` naming the field) before anything is written or loaded."""
         entry = self.registry.require(request.model_id)
         active = running(request)
-        spec = binders.check(entry.family, active)
+        nets = controls.nets_for(self.registry, entry, request)
+        plan = self._plan(entry, request, nets)
+        spec = binders.check(entry.family, active, union=plan.union_pipes)
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
-        plan = self._plan(entry, active)
-        binders.check_modes(entry.family, active, plan.union)
-        stored = self.sink.inputs.store_request(request, make_map=inputs.make_map, check=inputs.check_sizes)
-        width, height = entry.default("default_size")
-        if stored.init_image and not (request.width and request.height):
-            width, height = inputs.snapped_size(self.sink.inputs.open(stored.init_image, "init_image").size)
+        size = self._output_size(entry, request)
+        request = controls.with_resolutions(request, size, self.sink.inputs)
+        stored = self.sink.inputs.store_request(request, make_map=self.control_maps.make, check=inputs.check_sizes)
         default_strength = 1.0 if request.task is Task.INPAINT else float(entry.default("default_strength"))
-        resolved = stored.resolved(model_id=entry.id, width=width, height=height,
+        resolved = stored.resolved(model_id=entry.id, width=size[0], height=size[1],
                                    steps=int(entry.default("default_steps")),
                                    guidance=float(entry.default("default_guidance")),
                                    seed=self._seed_source(), scheduler=entry.family.sampler,
                                    strength=default_strength)
         return entry, spec, plan, resolved
+
+    def _output_size(self, entry: ModelEntry, request: GenerationRequest) -> tuple[int, int]:
+        """The request's size, else the init image's (snapped to 16), else the model's default."""
+        if request.width and request.height:
+            return request.width, request.height
+        width, height = entry.default("default_size")
+        if request.init_image:
+            width, height = inputs.snapped_size(self.sink.inputs.open(request.init_image, "init_image").size)
+        return request.width or width, request.height or height
+
+    def preview_map(self, unit: ControlUnit, model_id: str = "", width: int | None = None,
+                    height: int | None = None):
+        """The control map ``unit`` would give (its image when the preprocessor is "none"), for the
+        tab's live preview: the same preprocessor, settings and detectors as a generation."""
+        entry = self.registry.get(model_id)
+        size = self._output_size(entry, GenerationRequest("", model_id=entry.id, width=width, height=height))
+        unit = controls.with_resolution(unit, size, self.sink.inputs)
+        image = self.sink.inputs.open(unit.image, "controls")
+        return self.control_maps.make(unit, image) or image.convert("RGB")
 
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
@@ -103,9 +122,10 @@ class Studio:
         started = self._clock()
         entry, spec, plan, req = self.resolve(request)
         run_req = running(req)
-        images = inputs.load(run_req, self.sink.inputs, union=plan.union)
+        images = inputs.load(run_req, self.sink.inputs, union=plan.union, modes=plan.modes)
         model_notices = [n for n in (notices.prompt_notice(req.prompt, entry.label, entry.defaults),
                                      notices.size_notice(req.width, req.height, entry.label, entry.defaults)) if n]
+        model_notices += images.notices
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
@@ -176,18 +196,6 @@ class Studio:
         return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
                                 tuple(timings.items()), message=message, notices=tuple(state.notices))
 
-    @staticmethod
-    def _is_union(path: str) -> bool:
-        """A union ControlNet (one net, several control modes) says so in its config: ``num_mode``."""
-        import json
-        from pathlib import Path
-
-        config = Path(path) / "config.json"
-        try:
-            return bool(json.loads(config.read_text(encoding="utf-8")).get("num_mode")) if config.is_file() else False
-        except (OSError, ValueError):
-            return False
-
     def _save(self, state: _Progress, req: GenerationRequest, images: list, seeds: list[int],
               entry: ModelEntry) -> list[SavedImage]:
         """One batch to files and rows (the sink: all or nothing), on the writer's thread."""
@@ -205,12 +213,14 @@ class Studio:
         state.add_time("save", self._clock() - t0)
         return saved
 
-    def _plan(self, entry: ModelEntry, req: GenerationRequest) -> LeasePlan:
-        """What the lease needs besides the base model: ControlNets, IP-Adapters and LoRAs by path,
-        in request order (a unit without a model takes the model's own net for its type)."""
-        controlnets = tuple(str(self.registry.controlnet_path(u.model, entry, u.type)) for u in req.controls)
+    def _plan(self, entry: ModelEntry, req: GenerationRequest, nets: tuple) -> LeasePlan:
+        """What the lease needs besides the base model: ControlNets (``nets``: (net, mode number) per
+        unit; the running units' are used), IP-Adapters and LoRAs by path, in request order."""
+        run = controls.running_nets(req, nets)
         return LeasePlan(
-            controlnets=controlnets, union=tuple(self._is_union(path) for path in controlnets),
+            controlnets=tuple(n.source for n, _ in run), union=tuple(n.union for n, _ in run),
+            modes=tuple(mode for _, mode in run), shared=controls.shared(run),
+            union_pipes=controls.union_pipes(entry.family, tuple(n for n, _ in run)),
             ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
                               for p in req.image_prompts),
             loras=tuple((str(self.registry.lora_path(x.name)), x.weight) for x in req.loras))

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from PIL import Image, ImageFilter
 
-from studio.control import preprocessor
 from studio.engine.binders import Inputs
 from studio.errors import InvalidRequest
 from studio.requests import GenerationRequest
 
-
-def make_map(unit, image: Image.Image) -> Image.Image | None:  # noqa: ANN001 - ControlUnit
-    """The unit's control map (its preprocessor on ``image``); ``None``: the image is the map."""
-    fn = preprocessor(unit.preprocessor)
-    return None if fn is None else fn(image.convert("RGB"), unit)
+ASPECT_TOLERANCE = 0.02      # sizes snap to 16 px: a map within 2 % of the output's aspect is the same shape
 
 
 def check_sizes(images: dict[str, Image.Image]) -> None:
@@ -37,7 +32,18 @@ def snapped_size(size: tuple[int, int]) -> tuple[int, int]:
     return tuple(min(MAX_SIDE, max(MIN_SIDE, round(side / 16) * 16)) for side in size)
 
 
-def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = ()) -> Inputs:  # noqa: ANN001
+def aspect_notice(i: int, map_size: tuple[int, int], size: tuple[int, int]) -> str:
+    """What to say when a control map of another shape is stretched to the output ("" when it fits)."""
+    (w, h), (W, H) = map_size, size
+    if abs((w / h) / (W / H) - 1) <= ASPECT_TOLERANCE:
+        return ""
+    return (f"ControlNet unit {i + 1}: its map is {w}x{h} ({w / h:.2f}:1) but the image is {W}x{H} ({W / H:.2f}:1); "
+            "the map was stretched to fit, so shapes are distorted. Crop the control image to the output's aspect, "
+            "or set the size to match it.")
+
+
+def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = (),  # noqa: ANN001
+         modes: tuple[int, ...] = ()) -> Inputs:
     size = (request.width, request.height)
     init = mask = None
     if request.init_image:
@@ -47,13 +53,14 @@ def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = ()) -> 
             painted = store.open(request.mask_image, "mask_image")
             check_sizes({"init_image": source, "mask_image": painted})
             mask = _mask(painted).resize(size, Image.Resampling.LANCZOS)
-    maps = tuple(store.open(u.map or u.image, "controls").convert("RGB").resize(size, Image.Resampling.LANCZOS)
-                 for u in request.controls)
+    opened = [store.open(u.map or u.image, "controls").convert("RGB") for u in request.controls]
+    notices = tuple(n for n in (aspect_notice(i, m.size, size) for i, m in enumerate(opened)) if n)
+    maps = tuple(m if m.size == size else m.resize(size, Image.Resampling.LANCZOS) for m in opened)
     prompts = tuple(tuple(store.open(x, "image_prompts").convert("RGB") for x in p.images)
                     for p in request.image_prompts)
     references = tuple(store.open(x, "references").convert("RGB") for x in request.references)
-    return Inputs(init=init, mask=mask, control_maps=maps, union=union or (False,) * len(maps),
-                  image_prompts=prompts, references=references)
+    return Inputs(init=init, mask=mask, control_maps=maps, union=union or (False,) * len(maps), modes=modes,
+                  image_prompts=prompts, references=references, notices=notices)
 
 
 def _mask(image: Image.Image) -> Image.Image:
