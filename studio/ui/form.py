@@ -184,9 +184,10 @@ class GenerationForm:
     cancellers: Cancellers = field(default_factory=Cancellers)
 
     @classmethod
-    def create(cls, studio: Studio, task: Task, section=None) -> GenerationForm:
-        """The form; ``section(t)``, when given, builds the tab's own widgets below the base ones."""
-        t = task.value
+    def create(cls, studio: Studio, task: Task, section=None, *, prefix: str | None = None) -> GenerationForm:
+        """The form; ``section(t)``, when given, builds the tab's own widgets below the base ones.
+        ``prefix`` starts the elem_ids (default: the task's name; a second form of one task needs its own)."""
+        t = prefix or task.value
         with gr.Row():
             with gr.Column(scale=3):
                 base = BaseSection.create(studio, t)
@@ -207,13 +208,26 @@ class GenerationForm:
     def fill(self, fields: dict) -> list:
         return self.base.fill(fields)
 
-    def wire(self, handler, *, api_name: str, concurrency: int, extra_inputs: list = ()) -> None:
+    def wire(self, handler, *, api_name: str, concurrency: int, extra_inputs: list = (), api_inputs: list = (),
+             ui: tuple | None = None) -> None:
         """Generate (button and Enter in the prompt) and Cancel. Cancel stops the running job at the
-        end of its step and takes this session's queued jobs out of the queue."""
-        common = dict(inputs=[*self.base.inputs, *extra_inputs], outputs=self.results.outputs,
-                      concurrency_id=GPU_QUEUE, concurrency_limit=concurrency, show_progress_on=[self.results.images])
-        clicked = self.generate.click(handler, api_name=api_name, **common)
-        submitted = self.base.prompt.submit(handler, api_visibility="private", **common)
+        end of its step and takes this session's queued jobs out of the queue.
+
+        ``ui=(ui_handler, ui_inputs)``: when the tab's widgets are not the API's parameters (the
+        ControlNet tab: three units on the page, one plus a JSON list in the API), Generate and Enter
+        run ``ui_handler`` on them, and the API endpoint ``handler`` reads ``api_inputs`` (hidden)."""
+        common = dict(outputs=self.results.outputs, concurrency_id=GPU_QUEUE, concurrency_limit=concurrency,
+                      show_progress_on=[self.results.images])
+        if ui is None:
+            inputs = [*self.base.inputs, *extra_inputs]
+            clicked = self.generate.click(handler, inputs=inputs, api_name=api_name, **common)
+            submitted = self.base.prompt.submit(handler, inputs=inputs, api_visibility="private", **common)
+        else:
+            ui_handler, ui_inputs = ui
+            clicked = self.generate.click(ui_handler, inputs=ui_inputs, api_visibility="private", **common)
+            submitted = self.base.prompt.submit(ui_handler, inputs=ui_inputs, api_visibility="private", **common)
+            api_button = gr.Button(visible=False, elem_id=f"{api_name}-api")
+            api_button.click(handler, inputs=list(api_inputs), api_name=api_name, **common)
 
         def on_cancel(request: gr.Request):
             if self.cancellers.cancel(request.session_hash):
