@@ -23,6 +23,8 @@ BODY_PARTS = ("nose", "neck", "right shoulder", "right elbow", "right wrist", "l
               "right eye", "left eye", "right ear", "left ear")
 BODY_25_TO_18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)   # BODY_25 has mid-hip at 8
 HAND_POINTS, FACE_POINTS = 21, 70
+LISTS = {"pose_keypoints_2d": (18, 25), "hand_left_keypoints_2d": (HAND_POINTS,),
+         "hand_right_keypoints_2d": (HAND_POINTS,), "face_keypoints_2d": (FACE_POINTS,)}
 FIELD = "keypoints"
 Point = tuple[float, float] | None
 
@@ -71,8 +73,13 @@ def parse(text: str | dict | list, size: tuple[int, int] | None = None) -> tuple
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise InvalidRequest(FIELD, 'needs OpenPose JSON: {"people": [{"pose_keypoints_2d": [x, y, c, ...]}], '
                                     '"canvas_width": W, "canvas_height": H}')
-    numbers = [v for p in data["people"] if isinstance(p, dict) for k, vs in p.items()
-               if k.endswith("keypoints_2d") and isinstance(vs, list) for i, v in enumerate(vs) if i % 3 != 2]
+    for i, person in enumerate(data["people"]):            # shapes first: a bad list is named as such
+        if not isinstance(person, dict):
+            raise InvalidRequest(FIELD, f"people[{i}] must be an object")
+        for key, counts in LISTS.items():
+            _points(person.get(key), f"people[{i}].{key}", counts, (1.0, 1.0))
+    numbers = [v for p in data["people"] for k, vs in p.items()
+               if k in LISTS and isinstance(vs, list) for i, v in enumerate(vs) if i % 3 != 2]
     canvas = (data.get("canvas_width"), data.get("canvas_height"))
     if all(isinstance(v, (int, float)) and v > 0 for v in canvas):
         scale = (float(canvas[0]), float(canvas[1]))
@@ -84,18 +91,14 @@ def parse(text: str | dict | list, size: tuple[int, int] | None = None) -> tuple
         raise InvalidRequest(FIELD, "holds pixel coordinates but no canvas_width / canvas_height; add them")
     people = []
     for i, person in enumerate(data["people"]):
-        if not isinstance(person, dict):
-            raise InvalidRequest(FIELD, f"people[{i}] must be an object")
-        body = _points(person.get("pose_keypoints_2d"), f"people[{i}].pose_keypoints_2d", (18, 25), scale)
+        found = {key: _points(person.get(key), key, counts, scale) for key, counts in LISTS.items()}
+        body = found["pose_keypoints_2d"]
         if body is None:
             continue
         if len(body) == 25:
             body = tuple(body[j] for j in BODY_25_TO_18)
-        people.append(Person(body, _points(person.get("hand_left_keypoints_2d"), "hand_left_keypoints_2d",
-                                           (HAND_POINTS,), scale),
-                             _points(person.get("hand_right_keypoints_2d"), "hand_right_keypoints_2d",
-                                     (HAND_POINTS,), scale),
-                             _points(person.get("face_keypoints_2d"), "face_keypoints_2d", (FACE_POINTS,), scale)))
+        people.append(Person(body, found["hand_left_keypoints_2d"], found["hand_right_keypoints_2d"],
+                             found["face_keypoints_2d"]))
     return tuple(people)
 
 
@@ -117,7 +120,7 @@ def to_json(people: tuple[Person, ...], size: tuple[int, int]) -> str:
 def move(people: tuple[Person, ...], part: str | int, x: float, y: float, person: int = 0) -> tuple[Person, ...]:
     """``people`` with one body keypoint (a name of BODY_PARTS or its index) at (x, y), normalised.
     No people yet: a standing person is the start."""
-    index = BODY_PARTS.index(part) if isinstance(part, str) else int(part)
+    index = BODY_PARTS.index(part) if part in BODY_PARTS else part if isinstance(part, int) else -1
     if not 0 <= index < len(BODY_PARTS):
         raise InvalidRequest(FIELD, f"a body keypoint is one of {', '.join(BODY_PARTS)}; got {part!r}")
     people = tuple(people) or (STANDING,)
@@ -141,8 +144,10 @@ def from_detected(poses) -> tuple[Person, ...]:  # noqa: ANN001 - controlnet_aux
 
 
 def render(people: tuple[Person, ...], size: tuple[int, int], *, hands: bool = True, face: bool = True) -> Image.Image:
-    """The OpenPose map (black background, coloured limbs and joints) of ``size`` (width, height)."""
+    """The OpenPose map (black background, coloured limbs and joints) of ``size`` (width, height):
+    bodies and faces by controlnet_aux's ``draw_poses``, hands by ``_draw_hand`` (see there)."""
     from controlnet_aux.open_pose import BodyResult, Keypoint, PoseResult, draw_poses
+    from controlnet_aux.open_pose.util import draw_facepose
 
     def keypoints(points: tuple[Point, ...] | None, missing_as_none: bool):
         if points is None:
@@ -154,4 +159,37 @@ def render(people: tuple[Person, ...], size: tuple[int, int], *, hands: bool = T
                         keypoints(p.left_hand, False), keypoints(p.right_hand, False), keypoints(p.face, False))
              for p in people]
     w, h = size
-    return Image.fromarray(draw_poses(poses, h, w, draw_body=True, draw_hand=hands, draw_face=face), "RGB")
+    canvas = draw_poses(poses, h, w, draw_body=True, draw_hand=False, draw_face=False)
+    for pose in poses:                        # draw_poses' order: bodies, then hands, then faces
+        if hands:
+            for hand in (pose.left_hand, pose.right_hand):
+                canvas = _draw_hand(canvas, hand)
+        if face:
+            canvas = draw_facepose(canvas, pose.face)
+    return Image.fromarray(canvas, "RGB")
+
+
+def _draw_hand(canvas, points):  # noqa: ANN001 - numpy HxWx3, controlnet_aux Keypoints
+    """controlnet_aux's ``util.draw_handpose``, line for line, with the standard library's
+    ``colorsys`` for the one call it makes to matplotlib (not a dependency of the studio, and
+    imported by that function even to draw no hand)."""
+    import colorsys
+
+    import cv2
+
+    if not points:
+        return canvas
+    h, w, _ = canvas.shape
+    eps = 0.01
+    edges = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [0, 9], [9, 10], [10, 11], [11, 12],
+             [0, 13], [13, 14], [14, 15], [15, 16], [0, 17], [17, 18], [18, 19], [19, 20]]
+    for i, (a, b) in enumerate(edges):
+        x1, y1, x2, y2 = int(points[a].x * w), int(points[a].y * h), int(points[b].x * w), int(points[b].y * h)
+        if x1 > eps and y1 > eps and x2 > eps and y2 > eps:
+            colour = [c * 255 for c in colorsys.hsv_to_rgb(i / float(len(edges)), 1.0, 1.0)]
+            cv2.line(canvas, (x1, y1), (x2, y2), colour, thickness=2)
+    for point in points:
+        x, y = int(point.x * w), int(point.y * h)
+        if x > eps and y > eps:
+            cv2.circle(canvas, (x, y), 4, (0, 0, 255), thickness=-1)
+    return canvas
