@@ -326,3 +326,22 @@ def capability_table() -> str:
                     f"{cell(family, Task.INPAINT, False)} | {controls} | {modifier(family, 'ip_adapter')} | "
                     f"{modifier(family, 'references')} |")
     return "\n".join(rows)
+
+
+def controlnet_table() -> str:
+    """The README's table of the hub ControlNets each family has, their modes (union nets: the
+    numbers their model cards give) and which net is the family's default for a type."""
+    rows = ["| family | ControlNet (hub id) | reads | default for |", "|---|---|---|---|"]
+    groups: dict[int, tuple[tuple[HubControlNet, ...], list[str]]] = {}
+    for family in FAMILIES.values():               # families that share their nets (FLUX.1) share rows
+        groups.setdefault(id(family.controlnets), (family.controlnets, []))[1].append(family.name)
+    for nets, names in groups.values():
+        if not nets:
+            continue
+        for net in nets:
+            reads = "union: " + ", ".join(f"{k} {v}" for k, v in net.modes.items()) if net.union else \
+                ", ".join(net.types)
+            default = [t for t in net.types if next(n for n in nets if t in n.types) is net]
+            rows.append(f"| {', '.join(names)} | `{net.repo}`{' (' + net.cls + ')' if net.cls else ''} | {reads} | "
+                        f"{', '.join(default) or '—'} |")
+    return "\n".join(rows)
