@@ -50,7 +50,8 @@ def cn_models(tiny_models_dir, tmp_path_factory) -> Path:
         target = root / "checkpoints" / name
         shutil.copytree(tiny_models_dir / "checkpoints" / name, target)
         meta = json.loads((target / "studio.json").read_text())
-        (target / "studio.json").write_text(json.dumps({**meta, "controlnets": own}))
+        (target / "studio.json").write_text(json.dumps({**meta, "controlnets": own,
+                                                        "label": f"{name} (tiny test model, random weights)"}))
     for name, (kind, base, union, seed, num_mode) in NETS.items():
         save_tiny_controlnet(kind, root / "checkpoints" / base, root / "controlnet" / name, union=union, seed=seed,
                              num_mode=num_mode or 10)
