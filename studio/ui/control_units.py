@@ -75,7 +75,8 @@ class PoseEditor:
             canvas = gr.Image(label="Canvas (click to place the keypoint)", interactive=False, type="pil",
                               format="png", height=320, elem_id=f"{t}-pose-canvas")
             text = gr.Textbox(value="", label="Keypoints (OpenPose JSON)", lines=3, max_lines=8,
-                              info="As OpenPose and the openpose editor write it; edit, then Draw.")
+                              info="As OpenPose and the openpose editor write it; edit, then Draw.",
+                              elem_id=f"{t}-pose-json")
             with gr.Row():
                 draw = gr.Button("Draw", size="sm")
                 use = gr.Button("Use as this unit's map", size="sm", variant="secondary", elem_id=f"{t}-pose-use")

@@ -69,3 +69,38 @@ def test_upload_preview_the_map_and_generate(server, shapes, tmp_path):
     assert (unit.type, unit.preprocessor, unit.resolution) == ("canny", "canny", 512) and unit.map.startswith("inputs/")
     if os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "controlnet.png")
+
+
+def test_pose_from_keypoints_placed_on_the_canvas(cn_server, tmp_path):
+    """A pose unit without a detector: open the pose editor, place the nose by clicking on the
+    canvas, use the drawn map as the unit's image (as is), see it previewed."""
+    from playwright.sync_api import sync_playwright
+
+    url, studio = cn_server
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="ControlNet").click()
+        page.locator("#controlnet-unit0-type input").fill("pose")
+        page.keyboard.press("Enter")
+        editor = page.get_by_text("Pose from keypoints (no detector needed)")
+        assert wait_until(editor.is_visible, 30)
+        editor.click()
+        canvas = page.locator("#controlnet-unit0-pose-canvas img")
+        assert wait_until(lambda: canvas.count() > 0 and canvas.first.evaluate("i => i.naturalWidth") == 512, 60)
+        box = canvas.first.bounding_box()
+        keypoints = page.locator("#controlnet-unit0-pose-json textarea")
+        before = keypoints.input_value()
+        page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.1)   # the nose, up left
+        assert wait_until(lambda: keypoints.input_value() != before, 30)
+        page.locator("#controlnet-unit0-pose-use").click()
+        preview = page.locator("#controlnet-unit0-preview img")
+        assert wait_until(lambda: preview.count() > 0 and preview.first.evaluate("i => i.naturalWidth") == 64, 60)
+        as_is = page.locator("#controlnet-unit0-as-is input").is_checked()
+        nose = keypoints.input_value()
+        browser.close()
+    import json
+
+    x, y = json.loads(nose)["people"][0]["pose_keypoints_2d"][:2]
+    assert as_is and abs(x - 16) <= 2 and abs(y - 6.4) <= 2          # a quarter across, a tenth down, of 64x64
