@@ -79,10 +79,11 @@ class Studio:
         serve is refused (``InvalidRequest`` naming the field) before anything is written or loaded."""
         entry = self.registry.require(request.model_id)
         active = running(request)
-        nets = controls.nets_for(self.registry, entry, request)
-        plan = self._plan(entry, request, nets)
-        spec = binders.check(entry.family, active, union=plan.union_pipes)
+        spec = binders.check(entry.family, active)          # what the family serves at all, before its nets
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
+        plan = self._plan(entry, request, controls.nets_for(self.registry, entry, request))
+        if plan.union_pipes:
+            spec = binders.check(entry.family, active, union=True)
         size = self._output_size(entry, request)
         request = controls.with_resolutions(request, size, self.sink.inputs)
         stored = self.sink.inputs.store_request(request, make_map=self.control_maps.make, check=inputs.check_sizes)

@@ -134,7 +134,7 @@ def bad_cases(photo: Path, folder: Path):
         ({"task": Task.IMG2IMG, "init_image": str(text)}, "init_image", "'notes.png' is not an image"),
         ({"task": Task.IMG2IMG, "init_image": str(huge_png(folder / "bomb.png"))}, "init_image",
          "20000x20000, over the"),
-        ({"controls": (ControlUnit("pose", str(photo)),)}, "controls", "has no ControlNet for 'pose'"),
+        ({"controls": (ControlUnit("normal", str(photo)),)}, "controls", "has no ControlNet for 'normal'"),
         ({"model_id": "tiny-sd3", "task": Task.IMG2IMG, "init_image": str(photo),
           "controls": (ControlUnit("canny", str(photo)),)}, "controls", "no ControlNet pipeline for img2img"),
         ({"image_prompts": (ImagePrompt((str(photo),)),)}, "image_prompts", "no IP-Adapter"),

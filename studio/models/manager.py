@@ -278,8 +278,9 @@ class ModelManager:
                     if controlnets:
                         extra["controlnet"] = _controlnet_for(slot.entry, [c.obj for c in controlnets], units,
                                                               plan.union_pipes)
-                    pipe = self._loader.derive(slot.base, slot.entry, task, bool(controlnets), union=plan.union_pipes,
-                                               **extra)
+                    if plan.union_pipes:
+                        extra["union"] = True
+                    pipe = self._loader.derive(slot.base, slot.entry, task, bool(controlnets), **extra)
                     slot.tasks[key] = pipe
             if slot.hooked is not pipe and slot.placement not in ("cpu", "gpu") and slot.pins == 1:
                 # offload hooks follow the pipeline's own model sequence (e.g. with its ControlNet)
