@@ -105,11 +105,14 @@ def adapt(fields: dict[str, Any], *, models: list[str], loras: list[str]) -> Ada
             continue
         out[name] = value
     kept = []
+    lo, hi = LIMITS["lora_weight"]
     for lora in fields.get("loras") or ():
         spec = lora if isinstance(lora, LoraSpec) else LoraSpec(**lora)
-        if spec.name in loras:
-            kept.append(spec)
-        else:
+        if spec.name not in loras:
             problems.append(f"LoRA {spec.name!r} is not in the LoRA folder; left out")
+        elif not lo <= spec.weight <= hi:
+            problems.append(f"LoRA {spec.name!r} at weight {spec.weight:g} is outside {lo}..{hi}; left out")
+        else:
+            kept.append(spec)
     out["loras"] = tuple(kept)
     return Adapted(out, tuple(problems))

@@ -23,9 +23,17 @@ MIN_SIDE = 16
 # The one source of every numeric bound: requests check them, the UI shows them (never clamps).
 LIMITS: dict[str, tuple[int, int]] = {
     "width": (MIN_SIDE, MAX_SIDE), "height": (MIN_SIDE, MAX_SIDE), "steps": (1, 200), "guidance": (0, 50),
-    "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100),
+    "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100), "mask_blur": (0, 64),
+    "mask_padding": (0, 1024), "outpaint": (0, MAX_SIDE),
+    "lora_weight": (-2, 2),          # the LoRA mixer's range, and what every request takes
 }
 
+
+# img2img / inpaint choices, A1111's names in the UI and infotext (the API takes these values)
+RESIZE_MODES = {"just_resize": "Just resize", "crop_and_resize": "Crop and resize", "resize_and_fill": "Resize and fill"}
+MASK_MODES = {"masked": "Inpaint masked", "not_masked": "Inpaint not masked"}
+INPAINT_AREAS = {"whole": "Whole picture", "only_masked": "Only masked"}
+SCALE_LIMITS = (0.05, 4.0)       # scale_by: the init image's size times this, when no width/height is given
 
 REQUEST_VERSION = 2          # 1: task "controlnet", one image_prompt, ControlUnit(control_type, preprocess)
 MAX_REFERENCES = 10          # per request; a family may take fewer (catalog)
@@ -57,15 +65,23 @@ def _check_image(name: str, value: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class LoraSpec:
+    """One LoRA of a mix. ``hash``: A1111's LoRA hash (sha256 of the file's tensor bytes, hex),
+    filled when the request is resolved (or read from foreign metadata, 12 digits), so a
+    re-generate finds the same file after a rename. The weight's range is the request's
+    (``LIMITS["lora_weight"]``): a spec read from an old row or a foreign image may lie outside."""
+
     name: str
     weight: float = 1.0
+    hash: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name:
+        if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidRequest("loras", "a LoRA needs a name")
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
-                or not math.isfinite(self.weight) or abs(self.weight) > 10:
-            raise InvalidRequest("loras", f"weight of {self.name!r} must be within -10..10, got {self.weight}")
+                or not math.isfinite(self.weight):
+            raise InvalidRequest("loras", f"weight of {self.name!r} must be a finite number, got {self.weight!r}")
+        if not isinstance(self.hash, str) or (self.hash and not all(c in "0123456789abcdef" for c in self.hash)):
+            raise InvalidRequest("loras", f"hash of {self.name!r} must be hex digits, got {self.hash!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,32 @@ def check_unique_loras(loras: tuple[LoraSpec, ...]) -> None:
         raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
 
 
+def merge_prompt_loras(prompt: str, loras: tuple[LoraSpec, ...]) -> tuple[str, tuple[LoraSpec, ...]]:
+    """``<lora:name:w>`` tags out of the prompt, into the LoRAs (A1111's syntax, ``studio.loras.tags``).
+    A tag and a listed LoRA of the same name must agree on the weight."""
+    from studio.loras.tags import take
+
+    clean, tagged = take(prompt)
+    if not tagged:
+        return prompt, loras
+    listed = {lora.name: lora for lora in loras}
+    out = list(loras)
+    for name, weight in tagged:
+        if name not in listed:
+            out.append(LoraSpec(name, weight))
+        elif listed[name].weight != weight:
+            raise InvalidRequest("loras", f"<lora:{name}:{weight:g}> in the prompt and {name}:{listed[name].weight:g} "
+                                          "in the LoRAs disagree; change one of them")
+    return clean, tuple(out)
+
+
+def check_lora_weights(loras: tuple[LoraSpec, ...]) -> None:
+    lo, hi = LIMITS["lora_weight"]
+    for lora in loras:
+        if not lo <= lora.weight <= hi:
+            raise InvalidRequest("loras", f"weight of {lora.name!r} must be within {lo}..{hi}, got {lora.weight:g}")
+
+
 def _known(cls, data: dict[str, Any], name: str) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - fields)
@@ -179,6 +221,11 @@ class GenerationRequest:
     init_image: str | None = None     # img2img / inpaint
     mask_image: str | None = None     # inpaint: white = redraw
     mask_blur: int = 4                # inpaint: pixels of blur where the redrawn part meets the original
+    resize_mode: str = "just_resize"  # img2img / inpaint: how the init image takes the request's size (RESIZE_MODES)
+    scale_by: float = 1.0             # img2img / inpaint without width/height: the init image's size times this
+    mask_mode: str = "masked"         # inpaint: redraw the white part (masked) or all but it (not_masked)
+    inpaint_area: str = "whole"       # inpaint: whole picture, or only_masked (crop around the mask, work at size)
+    mask_padding: int = 32            # inpaint, only_masked: pixels around the mask taken into the crop
     loras: tuple[LoraSpec, ...] = ()
     controls: tuple[ControlUnit, ...] = ()
     image_prompts: tuple[ImagePrompt, ...] = ()
@@ -212,13 +259,23 @@ class GenerationRequest:
             _check_int("seed", self.seed, *LIMITS["seed"])
         _check_int("batch_size", self.batch_size, *LIMITS["batch_size"])
         _check_int("batch_count", self.batch_count, *LIMITS["batch_count"])
-        _check_int("mask_blur", self.mask_blur, 0, 64)
+        _check_int("mask_blur", self.mask_blur, *LIMITS["mask_blur"])
+        for name, choices in (("resize_mode", RESIZE_MODES), ("mask_mode", MASK_MODES),
+                              ("inpaint_area", INPAINT_AREAS)):
+            if getattr(self, name) not in choices:
+                raise InvalidRequest(name, f"must be one of {list(choices)}, got {getattr(self, name)!r}")
+        _check_float("scale_by", self.scale_by, *SCALE_LIMITS)
+        _check_int("mask_padding", self.mask_padding, *LIMITS["mask_padding"])
         self._check_inputs()
         for name, kind in (("loras", LoraSpec), ("controls", ControlUnit), ("image_prompts", ImagePrompt)):
             value = tuple(getattr(self, name) or ())
             if any(not isinstance(x, kind) for x in value):
                 raise InvalidRequest(name, f"expected {kind.__name__} items, got {value!r}")
             object.__setattr__(self, name, value)
+        prompt, loras = merge_prompt_loras(self.prompt, self.loras)
+        object.__setattr__(self, "prompt", prompt)
+        object.__setattr__(self, "loras", loras)
+        check_lora_weights(self.loras)
         object.__setattr__(self, "references", tuple(self.references or ()))
         for image in self.references:
             _check_image("references", image)

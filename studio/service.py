@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from studio.gallery.inputs import InputStore, refs_of
@@ -20,12 +20,13 @@ from studio.gallery.inputs import InputStore, refs_of
 from studio import hosting
 from studio.engine import binders, controls, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
-from studio.errors import OutOfMemory
+from studio.errors import InvalidRequest, OutOfMemory
 from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import MAX_SEED, ControlUnit, GenerationRequest, GenerationResult, SavedImage, Task
+from studio.requests import (MAX_SEED, ControlUnit, GenerationRequest, GenerationResult, LoraSpec, SavedImage,
+                             Task, check_lora_weights)
 
 
 class ImageSink(Protocol):
@@ -49,6 +50,7 @@ class Studio:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-writer")
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
         self._clock = clock
+        self.lora_fuse = False    # "fuse for speed" (the LoRA tab's switch): every generation's LoRA mix fused
         self.control_maps = controls.MapMaker(registry, models)   # preprocessors, detectors leased from models
 
     # -- what the UI asks before generating ----------------------------------------------------
@@ -77,31 +79,81 @@ class Studio:
     def resolve(self, request: GenerationRequest) -> tuple[ModelEntry, PipeSpec, LeasePlan, GenerationRequest]:
         """Every default filled in, every input stored, the lease planned. What the model cannot
         serve is refused (``InvalidRequest`` naming the field) before anything is written or loaded."""
+        entry, spec, plan, resolved, _ = self.resolve_with_notices(request)
+        return entry, spec, plan, resolved
+
+    def resolve_with_notices(self, request: GenerationRequest):
+        """``resolve`` and what the user should know about it (a LoRA found under a new name...)."""
         entry = self.registry.require(request.model_id)
+        loras, lora_paths, notices = self.resolve_loras(request.loras, entry)
+        request = request.replace(loras=loras)
         active = running(request)
         spec = binders.check(entry.family, active)          # what the family serves at all, before its nets
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
-        plan = self._plan(entry, request, controls.nets_for(self.registry, entry, request))
+        nets = controls.nets_for(self.registry, entry, request)
+        plan = replace(self._plan(entry, request, nets), loras=lora_paths, fuse_loras=self.lora_fuse)
         if plan.union_pipes:
             spec = binders.check(entry.family, active, union=True)
         size = self._output_size(entry, request)
-        request = controls.with_resolutions(request, size, self.sink.inputs)
-        stored = self.sink.inputs.store_request(request, make_map=self.control_maps.make, check=inputs.check_sizes)
+        request = controls.with_resolutions(request, size, self.sink.inputs)     # pixel perfect: from the size
+
+        def check(images: dict) -> None:
+            inputs.check_images(request, images)
+
+        stored = self.sink.inputs.store_request(request, make_map=self.control_maps.make, check=check)
         default_strength = 1.0 if request.task is Task.INPAINT else float(entry.default("default_strength"))
         resolved = stored.resolved(model_id=entry.id, width=size[0], height=size[1],
                                    steps=int(entry.default("default_steps")),
                                    guidance=float(entry.default("default_guidance")),
                                    seed=self._seed_source(), scheduler=entry.family.sampler,
                                    strength=default_strength)
-        return entry, spec, plan, resolved
+        return entry, spec, plan, resolved, notices
+
+    def resolve_loras(self, loras: tuple[LoraSpec, ...], entry: ModelEntry):
+        """A request's LoRAs -> (specs with the local name and hash of the file each means, the
+        lease's (path, weight) pairs, notices). A LoRA for another family, a bad file or a pickle is
+        refused (``InvalidRequest``); one that is not there is ``ModelUnavailable``, named."""
+        library = self.registry.lora_library
+        specs, paths, notices = [], [], []
+        for lora in loras:
+            info, digest, note = library.resolve(lora.name, lora.hash)
+            ok, why = info.fits(entry.family)
+            if not ok:
+                raise InvalidRequest("loras", f"LoRA {info.name!r} cannot be used with {entry.label}: {why}")
+            if str(info.path) in {p for p, _ in paths}:
+                raise InvalidRequest("loras", f"LoRA {info.name!r} is in the mix twice (as {lora.name!r} too)")
+            specs.append(LoraSpec(info.name, lora.weight, digest))
+            paths.append((str(info.path), lora.weight))
+            notices += [note] if note else []
+        return tuple(specs), tuple(paths), notices
+
+    def outpaint(self, request: GenerationRequest, *, left: int = 0, right: int = 0, up: int = 0, down: int = 0,
+                 fill: str = "edge") -> GenerationRequest:
+        """The inpaint request that outpaints ``request.init_image``: its canvas extended by the given
+        pixels (the new area filled by ``fill``: edge colours or a blurred stretch) and the mask of the
+        new area, both stored. ``generate`` it; the gallery row holds both, so re-generate is identical.
+        What cannot be served (a model without inpaint, a canvas over the size cap) is refused first,
+        and then nothing is written."""
+        if request.init_image is None:
+            raise InvalidRequest("init_image", "needs an image (a file path) to outpaint")
+        target = request.replace(task=Task.INPAINT, mask_image=request.init_image, mask_mode="masked")
+        binders.check(self.registry.require(request.model_id).family, target)
+        image = self.sink.inputs.open(request.init_image, "init_image")
+        inputs.check_images(target, {"init_image": image})
+        canvas, mask = inputs.outpaint_canvas(image, left, right, up, down, fill)
+        if not (request.width and request.height):
+            inputs.size_for(canvas.size, request.scale_by, field="outpaint")
+        return target.replace(init_image=self.sink.inputs.put(canvas), mask_image=self.sink.inputs.put(mask))
 
     def _output_size(self, entry: ModelEntry, request: GenerationRequest) -> tuple[int, int]:
-        """The request's size, else the init image's (snapped to 16), else the model's default."""
+        """The request's size; else the init image's (times scale_by, to multiples of 16), else the
+        model's default."""
         if request.width and request.height:
             return request.width, request.height
         width, height = entry.default("default_size")
         if request.init_image:
-            width, height = inputs.snapped_size(self.sink.inputs.open(request.init_image, "init_image").size)
+            image = self.sink.inputs.open(request.init_image, "init_image")
+            width, height = inputs.size_for(image.size, request.scale_by)
         return request.width or width, request.height or height
 
     def preview_map(self, unit: ControlUnit, model_id: str = "", width: int | None = None,
@@ -121,12 +173,16 @@ class Studio:
         """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
         saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
         started = self._clock()
-        entry, spec, plan, req = self.resolve(request)
+        entry, spec, plan, req, lora_notices = self.resolve_with_notices(request)
         run_req = running(req)
         images = inputs.load(run_req, self.sink.inputs, union=plan.union, modes=plan.modes)
         model_notices = [n for n in (notices.prompt_notice(req.prompt, entry.label, entry.defaults),
                                      notices.size_notice(req.width, req.height, entry.label, entry.defaults)) if n]
         model_notices += images.notices
+        box = None                  # inpaint "only masked": the pipeline sees the box around the mask
+        if req.task is Task.INPAINT and req.inpaint_area == "only_masked":
+            box = inputs.crop_box(images.mask, req.mask_padding, (req.width, req.height))
+        seen = inputs.cropped(images, box, (req.width, req.height)) if box else images
         state = _Progress(t0=self._clock())
         msl = entry.default("max_sequence_length")
 
@@ -141,7 +197,7 @@ class Studio:
             """The batches not yet done: after an out-of-memory retry it resumes, never repeats.
             Each finished batch is handed to the writer, which saves it while the next one runs."""
             state.timings.setdefault("load", self._clock() - state.t0)
-            state.notices = [*model_notices, *runner.check_prompt_length(
+            state.notices = [*model_notices, *lora_notices, *runner.check_prompt_length(
                 pipe, entry.family, req, int(entry.default("token_limit")), model_label=entry.label)]
             for batch in range(state.next_batch, req.batch_count):
                 state.raise_failed_save()
@@ -152,10 +208,10 @@ class Studio:
                 callback = StepCallback(total=req.steps, batch=batch, batches=req.batch_count, started=started,
                                         on_progress=on_progress, cancel=cancel, clock=self._clock)
                 t1 = self._clock()
-                out = runner.run(pipe, entry.family, spec, run_req, images, seeds=batch_seeds, callback=callback,
+                out = runner.run(pipe, entry.family, spec, run_req, seen, seeds=batch_seeds, callback=callback,
                                  max_sequence_length=msl)
                 if req.task is Task.INPAINT:
-                    out = [inputs.overlay(images.init, image, images.mask, req.mask_blur) for image in out]
+                    out = [inputs.finish_inpaint(images, image, req.mask_blur, box) for image in out]
                 state.add_time("generate", self._clock() - t1)
                 if callback.cancelled:
                     state.cancelled_at = (callback.steps_done, batch)
@@ -197,6 +253,41 @@ class Studio:
         return GenerationResult(req, tuple(state.images), tuple(state.seeds), tuple(state.saved),
                                 tuple(timings.items()), message=message, notices=tuple(state.notices))
 
+    def merge_loras(self, model_id: str, loras: tuple[LoraSpec, ...], name: str) -> ModelEntry:
+        """The model with the LoRA mix merged in, saved as ``models/checkpoints/<name>/`` (a diffusers
+        folder the model picker lists from then on). Refused before anything is written: a bad or
+        taken name, an empty mix, a LoRA that cannot be used with the model."""
+        import json
+        import re
+        from pathlib import Path
+
+        from studio.models.merge import merge_loras
+
+        name = (name or "").strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", name):
+            raise InvalidRequest("name", f"a checkpoint name is letters, digits, '.', '_' or '-' (at most 80), got "
+                                         f"{name[:100]!r}")
+        dest = self.registry.checkpoints_dir / name
+        if name in self.registry.ids() or dest.exists():
+            raise InvalidRequest("name", f"{name!r} is taken: pick another name")
+        if not loras:
+            raise InvalidRequest("loras", "the mix is empty: add a LoRA to merge")
+        check_lora_weights(tuple(loras))
+        entry = self.registry.require(model_id)
+        specs, paths, _ = self.resolve_loras(tuple(loras), entry)
+        source = Path(entry.spec.source) / "studio.json" if entry.spec.kind == "folder" else None
+        meta = json.loads(source.read_text(encoding="utf-8")) if source is not None and source.is_file() else {}
+        meta.update({k: v for k, v in entry.defaults.items() if isinstance(v, int | float | str)})
+        if "default_size" in entry.defaults:
+            meta["width"], meta["height"] = entry.defaults["default_size"]
+        mix = ", ".join(f"{x.name}:{x.weight:g}" for x in specs)
+        meta.update(family=entry.family.name, name=name, label=f"{name} ({entry.label} + {mix})",
+                    merged_from={"model": entry.id, "loras": [{"name": x.name, "weight": x.weight, "hash": x.hash}
+                                                              for x in specs]})
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        merge_loras(self.models, entry, paths, dest, meta)
+        return self.registry.get(name)
+
     def _save(self, state: _Progress, req: GenerationRequest, images: list, seeds: list[int],
               entry: ModelEntry) -> list[SavedImage]:
         """One batch to files and rows (the sink: all or nothing), on the writer's thread."""
@@ -216,15 +307,14 @@ class Studio:
 
     def _plan(self, entry: ModelEntry, req: GenerationRequest, nets: tuple) -> LeasePlan:
         """What the lease needs besides the base model: ControlNets (``nets``: (net, mode number) per
-        unit; the running units' are used), IP-Adapters and LoRAs by path, in request order."""
+        unit; the running units' are used) and IP-Adapters by path, in request order."""
         run = controls.running_nets(req, nets)
         return LeasePlan(
             controlnets=tuple(n.source for n, _ in run), union=tuple(n.union for n, _ in run),
             modes=tuple(mode for _, mode in run), shared=controls.shared(run),
             union_pipes=controls.union_pipes(entry.family, tuple(n for n, _ in run)),
             ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
-                              for p in req.image_prompts),
-            loras=tuple((str(self.registry.lora_path(x.name)), x.weight) for x in req.loras))
+                              for p in req.image_prompts))
 
 
 def running(request: GenerationRequest) -> GenerationRequest:

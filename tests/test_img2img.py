@@ -124,6 +124,21 @@ def huge_png(path: Path, width=20000, height=20000) -> Path:
     return path
 
 
+def black(folder: Path) -> Path:
+    Image.new("L", (80, 64), 0).save(folder / "black.png")
+    return folder / "black.png"
+
+
+def wide(folder: Path) -> Path:
+    Image.new("RGB", (1040, 32), (255, 0, 0)).save(folder / "wide.png")
+    return folder / "wide.png"
+
+
+def dot(folder: Path) -> Path:
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(folder / "dot.png")
+    return folder / "dot.png"
+
+
 def bad_cases(photo: Path, folder: Path):
     text = folder / "notes.png"
     text.write_text("not an image")
@@ -132,6 +147,12 @@ def bad_cases(photo: Path, folder: Path):
         ({"task": Task.INPAINT, "init_image": str(photo), "mask_image": str(mask_file(folder, (32, 32)))},
          "mask_image", "the mask is 32x32 but the image is 80x64"),
         ({"task": Task.IMG2IMG, "init_image": str(text)}, "init_image", "'notes.png' is not an image"),
+        ({"task": Task.INPAINT, "init_image": str(photo), "mask_image": str(black(folder))}, "mask_image",
+         "the mask is empty"),
+        ({"task": Task.IMG2IMG, "init_image": str(dot(folder))}, "init_image", "the image is 1x1 pixels"),
+        ({"task": Task.IMG2IMG, "init_image": str(photo), "strength": 0}, "strength", "0 (exclusive)"),
+        ({"task": Task.IMG2IMG, "init_image": str(wide(folder)), "scale_by": 4.0}, "init_image",
+         "1040x32 times scale_by 4: 4160x128 is over the 4096 px limit"),
         ({"task": Task.IMG2IMG, "init_image": str(huge_png(folder / "bomb.png"))}, "init_image",
          "20000x20000, over the"),
         ({"controls": (ControlUnit("normal", str(photo)),)}, "controls", "has no ControlNet for 'normal'"),
@@ -153,3 +174,24 @@ def test_bad_inputs_are_named_and_nothing_is_written(studio, photo, tmp_path):
         assert "/tmp" not in str(info.value) or field not in ("init_image", "mask_image")
         assert studio.sink.store.count() == rows_before
         assert sorted(p for p in outputs.rglob("*") if p.is_file() and p.suffix == ".png") == files_before
+
+
+def test_outpaint_beyond_the_size_cap_is_refused_and_writes_nothing(studio, photo):
+    outputs = studio.sink.outputs_dir
+    before = sorted(p for p in outputs.rglob("*.png"))
+    template = GenerationRequest("x", model_id="tiny-sd15", task=Task.IMG2IMG, init_image=str(photo), seed=1)
+    for kwargs, field, message in (({"right": 4096}, "outpaint", "over the 4096 px limit"),
+                                   ({}, "outpaint", "at least one side"), ({"up": -8}, "up", "within 0..4096")):
+        with pytest.raises(InvalidRequest) as info:
+            studio.outpaint(template, **kwargs)
+        assert info.value.field == field and message in str(info.value)
+    assert sorted(p for p in outputs.rglob("*.png")) == before
+
+
+def test_a_mask_of_the_same_shape_at_another_size_is_scaled_to_its_image(studio, photo, tmp_path):
+    small = mask_file(tmp_path, (40, 32))                        # painted on a half-size preview
+    result = studio.generate(GenerationRequest("a cat", model_id="tiny-sd15", task=Task.INPAINT, seed=3, steps=2,
+                                               init_image=str(photo), mask_image=str(small), mask_blur=0))
+    out, source = px(result.images[0]), px(Image.open(photo))
+    assert np.array_equal(out[:, 48:], source[:, 48:])               # the right part (unmasked) is the photo
+    assert np.abs(out[:, :36] - source[:, :36]).mean() > 1

@@ -34,15 +34,20 @@ def readme_examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
-def test_the_readme_api_examples_run_as_written(server, capsys):
+def test_the_readme_api_examples_run_as_written(server, tmp_path, monkeypatch):
     examples = readme_examples()
-    assert len(examples) >= 3
+    assert len(examples) >= 4
+    monkeypatch.chdir(tmp_path)                # files the examples write (mask.png) land in a folder of their own
     scope: dict = {}
     for code in examples:                      # one session, in order, as a reader would paste them
         exec(compile(code.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), scope)
     assert len(scope["image_ids"]) == 2 and scope["seed"] == "42"
     assert "Seed: 42" in scope["infotext"] and scope["ids"] and scope["new_ids"]
     assert "Seed:" in scope["parameters"]
+    assert "Denoising strength: 0.6" in scope["redrawn_info"] and len(scope["redrawn_ids"]) == 1
+    assert "Task: inpaint, Mask blur: 4" in scope["inpainted_info"] and "Size: 96x64" in scope["extended_info"]
+    assert isinstance(scope["library"], list) and "Seed: 3" in scope["mixed_infotext"]
+    assert all(f"<lora:{x['name']}:1>" in scope["mixed_infotext"] for x in scope["library"] if x["fits"])
 
 
 def test_every_endpoint_has_plain_names_and_labeled_returns(server):
@@ -50,8 +55,8 @@ def test_every_endpoint_has_plain_names_and_labeled_returns(server):
 
     api = Client(server, verbose=False).view_api(print_info=False, return_format="dict")
     named = api["named_endpoints"]
-    assert {"/txt2img", "/gallery_search", "/gallery_regenerate", "/png_info", "/load_model", "/unload_model",
-            "/free_models", "/download_model"} <= set(named)
+    assert {"/txt2img", "/img2img", "/inpaint", "/outpaint", "/gallery_search", "/gallery_regenerate", "/png_info",
+            "/load_model", "/unload_model", "/free_models", "/download_model", "/loras"} <= set(named)
     for name, endpoint in named.items():
         for parameter in endpoint["parameters"]:
             assert re.fullmatch(r"[a-z][a-z_]+", parameter["parameter_name"]), (name, parameter["parameter_name"])
@@ -60,3 +65,5 @@ def test_every_endpoint_has_plain_names_and_labeled_returns(server):
     required = {name: [p["parameter_name"] for p in ep["parameters"] if not p["parameter_has_default"]]
                 for name, ep in named.items()}
     assert required["/txt2img"] == ["prompt"] and required["/gallery_search"] == []
+    assert required["/img2img"] == required["/outpaint"] == ["prompt", "image"]
+    assert required["/inpaint"] == ["prompt", "image", "mask"]

@@ -52,3 +52,28 @@ def test_resolved_fills_only_missing_fields():
     req = GenerationRequest(prompt="x", steps=9).resolved(model_id="m", width=64, height=64, steps=4,
                                                           guidance=0.0, seed=7, scheduler="Euler")
     assert (req.model_id, req.width, req.steps, req.guidance, req.seed) == ("m", 64, 9, 0.0, 7)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"resize_mode": "stretch"}, "resize_mode"),
+    ({"mask_mode": "invert"}, "mask_mode"),
+    ({"inpaint_area": "masked"}, "inpaint_area"),
+    ({"mask_padding": -1}, "mask_padding"),
+    ({"scale_by": 0}, "scale_by"),
+    ({"mask_blur": 65}, "mask_blur"),
+    ({"task": Task.IMG2IMG, "init_image": "i.png", "strength": 0}, "strength"),
+])
+def test_img2img_and_inpaint_fields_name_themselves(kwargs, field):
+    assert field_of(**kwargs) == field
+
+
+def test_a_version_2_request_without_the_img2img_fields_still_loads():
+    """Requests written before resize_mode, scale_by, mask_mode, inpaint_area and mask_padding."""
+    old = {"prompt": "a cat", "task": "inpaint", "init_image": "inputs/a.png", "mask_image": "inputs/b.png",
+           "mask_blur": 8, "strength": 0.9, "version": 2}
+    req = GenerationRequest.from_dict(old)
+    assert (req.resize_mode, req.scale_by, req.mask_mode, req.inpaint_area, req.mask_padding) == \
+        ("just_resize", 1.0, "masked", "whole", 32)
+    full = req.replace(resize_mode="resize_and_fill", scale_by=1.5, mask_mode="not_masked",
+                       inpaint_area="only_masked", mask_padding=48)
+    assert GenerationRequest.from_json(full.to_json()) == full

@@ -65,9 +65,11 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of the file at ``path``, read in blocks (a multi-GB checkpoint never sits in memory)."""
+def sha256_file(path: str | os.PathLike[str], start: int = 0) -> str:
+    """Hex sha256 of the file at ``path`` (from byte ``start`` on), read in blocks (a multi-GB
+    checkpoint never sits in memory)."""
     with open(path, "rb") as handle:
+        handle.seek(start)
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 

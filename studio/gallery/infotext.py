@@ -22,13 +22,15 @@ import json
 import re
 from typing import Any
 
-from studio.requests import ControlUnit, GenerationRequest, ImagePrompt, LoraSpec, Task
+from studio.loras.tags import hash_name as _hash_name
+from studio.loras.tags import lora_hashes, take_foreign, with_tags
+from studio.requests import (INPAINT_AREAS, MASK_MODES, RESIZE_MODES, ControlUnit, GenerationRequest, ImagePrompt,
+                             LoraSpec, Task)
 
 NEGATIVE = "Negative prompt:"
 # A1111 modules/infotext_utils.py: a key, a colon, then a JSON string or anything up to a comma
 RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 RE_SIZE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
-RE_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?[0-9.]+))?(?::[^>]*)?>")
 SCHEDULE_SUFFIX = {"karras": "Karras", "exponential": "Exponential", "sgm uniform": "SGM Uniform"}
 
 
@@ -71,7 +73,7 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
     Studio-only facts A1111 has no key for (LoRA weights, ControlNet images, IP-Adapter, the
     task and input images) get keys of their own; A1111 and Forge keep unknown keys as they are.
     """
-    lines = [request.prompt]
+    lines = [with_tags(request.prompt, request.loras)]
     if request.negative_prompt:
         lines.append(f"{NEGATIVE} {request.negative_prompt}")
     fields: dict[str, object] = {
@@ -86,12 +88,23 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
         fields["Denoising strength"] = _number(request.strength)
     if request.task is not Task.TXT2IMG:
         fields["Task"] = request.task.value
+    if request.task is not Task.TXT2IMG and request.resize_mode != "just_resize":
+        fields["Resize mode"] = RESIZE_MODES[request.resize_mode]
+    if request.task is Task.INPAINT:          # A1111's keys and values (it writes the last three when not default)
+        fields["Mask blur"] = request.mask_blur
+        if request.mask_mode != "masked":
+            fields["Mask mode"] = MASK_MODES[request.mask_mode]
+        if request.inpaint_area != "whole":
+            fields["Inpaint area"] = INPAINT_AREAS[request.inpaint_area]
+            fields["Masked area padding"] = request.mask_padding
     if request.init_image:
         fields["Init image"] = request.init_image
     if request.mask_image:
         fields["Mask image"] = request.mask_image
     if request.loras:
         fields["Loras"] = _format_loras(request.loras)
+        if any(lora.hash for lora in request.loras):
+            fields["Lora hashes"] = ", ".join(f"{_hash_name(x.name)}: {x.hash[:12]}" for x in request.loras if x.hash)
     for i, unit in enumerate(request.controls):
         fields[f"ControlNet {i}"] = _pairs({"Module": unit.preprocessor, "Model": unit.model or unit.type,
                                             "Weight": _number(unit.scale), "Guidance Start": _number(unit.start),
@@ -196,13 +209,11 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
     """
     p = parse_infotext(parsed) if isinstance(parsed, str) else dict(parsed)
     prompt = p.get("Prompt", "")
-    loras: dict[str, float] = {}
-    for match in RE_LORA_TAG.finditer(prompt):
-        loras[match.group(1)] = _float(match.group(2)) if match.group(2) else 1.0
-    if loras:
-        prompt = RE_LORA_TAG.sub("", prompt).strip(" ,\n")
+    prompt, tagged = take_foreign(prompt)
+    loras: dict[str, float] = dict(tagged)
     for spec in _named_weights(p.get("Loras", "")):
         loras[spec.name] = spec.weight
+    hashes = lora_hashes(p.get("Lora hashes", ""))
     fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": p.get("Negative prompt", "")}
     if "Task" in p:
         fields["task"] = p["Task"]
@@ -227,12 +238,21 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
         sampler = p["Sampler"]
         suffix = SCHEDULE_SUFFIX.get(p.get("Schedule type", "").strip().lower())
         fields["scheduler"] = f"{sampler} {suffix}" if suffix and not sampler.endswith(suffix) else sampler
+    for key, name, choices in (("Resize mode", "resize_mode", RESIZE_MODES), ("Mask mode", "mask_mode", MASK_MODES),
+                               ("Inpaint area", "inpaint_area", INPAINT_AREAS)):
+        value = {label.lower(): value for value, label in choices.items()}.get(p.get(key, "").strip().lower())
+        if value is not None:
+            fields[name] = value
+    for key, name in (("Mask blur", "mask_blur"), ("Masked area padding", "mask_padding")):
+        value = _int(p[key]) if key in p else None
+        if value is not None:
+            fields[name] = value
     if p.get("Init image"):
         fields["init_image"] = p["Init image"]
     if p.get("Mask image"):
         fields["mask_image"] = p["Mask image"]
     if loras:
-        fields["loras"] = tuple(LoraSpec(n, w) for n, w in loras.items())
+        fields["loras"] = tuple(LoraSpec(n, w, hashes.get(_hash_name(n), "")) for n, w in loras.items())
     controls = []
     for i in range(16):
         raw = p.get(f"ControlNet {i}")

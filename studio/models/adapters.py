@@ -6,9 +6,10 @@ them when it ends: the next lease, of any task, runs the base model again, pixel
 (``tests/test_ip_adapter.py``, ``tests/models/test_manager_real.py``).
 
 One ``Adapter`` per kind reads its part of the ``LeasePlan`` (``field``). The model manager calls
-``apply`` for each kind the plan names, in ``ADAPTERS`` order, and ``reset`` in reverse order when
-the lease ends, also after a failure halfway through ``apply`` (so ``reset`` must cope with a
-partial ``apply``). What an adapter needs from the manager comes in an ``AdapterContext``: cached
+``apply`` for each kind that ``wants`` it (by default: the plan names the kind), in order, and
+``reset`` in reverse order when the lease ends, also after a failure halfway through ``apply`` (so
+``reset`` must cope with a partial ``apply``). LoRAs (``lora_adapter.py``) keep their mix on the model
+between leases and change only what differs. What an adapter needs from the manager comes in an ``AdapterContext``: cached
 components (pinned for the lease), this model's memory for the kind, its placement. A new kind
 (T2I adapters; FLUX.2 references need none) is one more ``Adapter`` and a ``LeasePlan`` field.
 """
@@ -37,6 +38,9 @@ class AdapterContext:
     place: Callable[[Any], None]          # re-install the model's offload hooks on a pipeline
     device: str = "cpu"                   # where the pipeline computes
     saved: dict = field(default_factory=dict)   # what apply changed, for reset (this lease only)
+    plan: Any = None                      # the lease's LeasePlan (options beside the kind's part)
+    base: Any = None                      # the model's base pipeline (every task pipeline shares its modules)
+    stats: dict = field(default_factory=dict)   # the manager's counters (e.g. lora_loads)
 
 
 class Adapter:
@@ -47,6 +51,12 @@ class Adapter:
     def part(self, plan) -> tuple:  # noqa: ANN001 - LeasePlan
         return tuple(getattr(plan, self.field, ()) or ()) if plan is not None else ()
 
+    def wants(self, plan, state: dict, nested: bool) -> bool:  # noqa: ANN001, ARG002 - LeasePlan
+        """Whether a lease with ``plan`` must run ``apply`` (and so has the model to itself), given
+        this kind's ``state`` for the model and whether the lease is nested in another of the same
+        thread. By default: when the plan names this kind."""
+        return bool(self.part(plan))
+
     def apply(self, ctx: AdapterContext, pipe, part: tuple) -> None:
         raise NotImplementedError
 
@@ -55,41 +65,16 @@ class Adapter:
 
 
 def adapter_name(path: str | Path) -> str:
-    """A stable adapter name per file: its stem plus a hash of the resolved path."""
-    resolved = str(Path(path).expanduser().resolve())
+    """A stable adapter name per file version: its stem plus a hash of the resolved path, size and
+    mtime (a file replaced in place is a new adapter, not the old weights under its name)."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        stat = resolved.stat()
+        version = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+    except OSError:
+        version = str(resolved)
     stem = "".join(c if c.isalnum() else "_" for c in Path(path).stem)[:40]
-    return f"{stem}_{hashlib.sha1(resolved.encode()).hexdigest()[:8]}"
-
-
-class LoraAdapter(Adapter):
-    """``plan.loras``: ((path, weight), ...). Each file is loaded into the model once, as a named
-    adapter (that is the slow part); a lease sets its mix with ``set_adapters``, and the reset
-    switches LoRAs off (``disable_lora``) without unloading them."""
-
-    field = "loras"
-
-    def apply(self, ctx: AdapterContext, pipe, part: tuple) -> None:
-        loaded: set = ctx.state.setdefault("names", set())
-        names, weights = [], []
-        for path, weight in part:
-            name = adapter_name(path)
-            if name not in loaded:
-                state = ctx.use("lora", path)
-                try:
-                    pipe.load_lora_weights(dict(state), adapter_name=name)
-                except (ValueError, KeyError, RuntimeError) as err:
-                    raise ModelUnavailable(f"LoRA {Path(path).name} does not fit {ctx.entry.label} "
-                                           f"({ctx.entry.family.label}): {err}") from err
-                loaded.add(name)
-                ctx.changed()                 # the LoRA layers live in the model now
-            names.append(name)
-            weights.append(float(weight))
-        pipe.enable_lora()
-        pipe.set_adapters(names, adapter_weights=weights)
-
-    def reset(self, ctx: AdapterContext, pipe, part: tuple) -> None:
-        if ctx.state.get("names") and hasattr(pipe, "disable_lora"):
-            pipe.disable_lora()
+    return f"{stem}_{hashlib.sha1(version.encode()).hexdigest()[:8]}"
 
 
 _MISSING = object()
@@ -206,5 +191,3 @@ def _onload_new_modules(denoiser, ctx: AdapterContext) -> None:
         if isinstance(proc, torch.nn.Module) and any(True for _ in proc.parameters()):
             proc.to(device)
 
-
-ADAPTERS: tuple[Adapter, ...] = (LoraAdapter(), IPAdapter())

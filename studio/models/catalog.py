@@ -8,6 +8,7 @@ family, from the hub, a local folder or a single file.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from studio.errors import InvalidRequest
@@ -87,6 +88,11 @@ SD3_PIPES = _pipes(   # IP-Adapter: InstantX's SD3.5 adapter (SD3IPAdapterMixin)
     txt2img_controlled=PipeSpec("StableDiffusion3ControlNetPipeline", ip_adapter=True, sequence_length=True,
                                 control_arg="control_image"),
 )
+# Inpaint models (a first layer that also reads the mask and the masked image) serve inpaint only,
+# with their own class: FLUX.1 Fill, SD1.5 / SDXL inpainting checkpoints (9-channel UNet).
+FLUX_FILL_PIPES = _pipes(inpaint=PipeSpec("FluxFillPipeline", negative=False, sequence_length=True))
+SDXL_INPAINT_PIPES = _pipes(inpaint=PipeSpec("StableDiffusionXLInpaintPipeline", ip_adapter=True))
+SD15_INPAINT_PIPES = _pipes(inpaint=PipeSpec("StableDiffusionInpaintPipeline", ip_adapter=True))
 FLUX2_PIPES = _pipes(
     txt2img=PipeSpec("Flux2Pipeline", negative=False, references=True, sequence_length=True),
 )
@@ -169,6 +175,7 @@ class Family:
     multi_union_class: str = ""                 # several such nets at once
     max_references: int = 0                     # reference images (FLUX.2)
     default_strength: float = 0.75              # img2img (inpaint: 1.0)
+    lora_family: str = ""                       # which LORA_FAMILIES entry its LoRAs belong to
 
     def pipe(self, task: Task, controlled: bool = False, union: bool = False) -> PipeSpec:
         """The pipeline for ``task`` (with ControlNets when ``controlled``; ``union``: nets of the
@@ -182,6 +189,12 @@ class Family:
 
     def pipeline_class(self, task: Task, controlled: bool = False) -> str:
         return self.pipe(task, controlled).cls
+
+    @property
+    def base_task(self) -> Task:
+        """The task whose class loads the model (the others derive from it): txt2img, or for an
+        inpaint-only family (FLUX.1 Fill, inpainting checkpoints) inpaint."""
+        return Task.TXT2IMG if (Task.TXT2IMG, False) in self.pipes else next(iter(self.pipes))[0]
 
     @property
     def supports_negative(self) -> bool:
@@ -199,7 +212,8 @@ class Family:
 _FLUX_FAMILY = dict(sampler_kind="flow", guidance_label="Guidance", token_encoder="tokenizer_2",
                     prompt_encoders=("tokenizer", "tokenizer_2"), transformer_files=True,
                     controlnet_class="FluxControlNetModel", multi_controlnet_class="FluxMultiControlNetModel",
-                    control_modes=FLUX_UNION_MODES, controlnets=FLUX_CONTROLNETS, default_strength=0.85)
+                    control_modes=FLUX_UNION_MODES, controlnets=FLUX_CONTROLNETS, default_strength=0.85,
+                    lora_family="flux1")
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("flux-schnell", "FLUX.1 schnell", FLUX_PIPES, default_steps=4, default_guidance=0.0,
            negative="none", max_sequence_length=256, token_limit=256, **_FLUX_FAMILY,
@@ -215,7 +229,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("flux2", "FLUX.2 dev", FLUX2_PIPES, default_steps=50, default_guidance=4.0,
            negative="none", max_sequence_length=512, token_limit=512, token_encoder="tokenizer",
            sampler_kind="flow", guidance_label="Guidance", base_repo="black-forest-labs/FLUX.2-dev",
-           max_references=10),
+           max_references=10, lora_family="flux2"),
     Family("sdxl", "Stable Diffusion XL", SDXL_PIPES, default_steps=30, default_guidance=6.0,
            prompt_encoders=("tokenizer", "tokenizer_2"),
            controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
@@ -223,21 +237,118 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            union_controlnet_class="ControlNetUnionModel", multi_union_class="MultiControlNetUnionModel",
            signatures=(("conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",),
                        ("model.diffusion_model.label_emb.0.0.weight",)),
-           base_repo="stabilityai/stable-diffusion-xl-base-1.0"),
+           base_repo="stabilityai/stable-diffusion-xl-base-1.0", lora_family="sdxl"),
     Family("sd15", "Stable Diffusion 1.5", SD15_PIPES, default_steps=25, default_guidance=7.0,
            default_size=(512, 512),
            controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
            controlnets=SD15_CONTROLNETS,
            signatures=(("model.diffusion_model.input_blocks.0.0.weight",
                         "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"),),
-           base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5"),
+           base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5", lora_family="sd15"),
     Family("sd3", "Stable Diffusion 3.5", SD3_PIPES, default_steps=28, default_guidance=4.5,
            max_sequence_length=256, token_limit=256, token_encoder="tokenizer_3",
            prompt_encoders=("tokenizer", "tokenizer_2", "tokenizer_3"), sampler_kind="flow",
            controlnet_class="SD3ControlNetModel", multi_controlnet_class="SD3MultiControlNetModel",
            signatures=(("model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight",),),
-           base_repo="stabilityai/stable-diffusion-3.5-medium"),
+           base_repo="stabilityai/stable-diffusion-3.5-medium", lora_family="sd3"),
 )}
+
+
+
+@dataclass(frozen=True, slots=True)
+class LoraFamily:
+    """What the LoRA files of one architecture look like: data for ``studio/loras/detect.py``.
+
+    ``keys``: regular expressions over tensor names, with ``transformer.`` / ``unet.`` /
+    ``diffusion_model.`` / ``base_model.model.`` taken off the front; a file is of this family when
+    *every* name matches one (diffusers/peft, kohya and BFL/ComfyUI layouts are all listed). Layouts
+    shared by two families (FLUX.1 and SD3 name their joint blocks alike; SD1.5 and SDXL share the
+    diffusers UNet names) are told apart by the input width of the ``width_key`` layers in the real
+    models (``widths``), then by what kohya and ModelSpec wrote (``metadata``: substrings of
+    ``ss_base_model_version`` / ``modelspec.architecture``)."""
+
+    name: str
+    label: str
+    keys: tuple[str, ...]
+    width_key: str = ""
+    widths: tuple[int, ...] = ()
+    metadata: tuple[str, ...] = ()
+
+
+_BFL_BLOCKS = r"(double_blocks|single_blocks|img_in|txt_in|time_in|vector_in|guidance_in|final_layer)"
+_FLUX_ROOT = r"^(x_embedder|context_embedder|time_text_embed|norm_out|proj_out)\b"
+_SD_UNET = r"^(down_blocks|up_blocks|mid_block|conv_in|conv_out|conv_norm_out|time_embedding|add_embedding)\b"
+_KOHYA_UNET = r"^lora_unet_(down_blocks|up_blocks|mid_block|conv_in|conv_out|time_embedding|add_embedding)_"
+_SGM_UNET = r"^(lora_unet_)?(input_blocks|output_blocks|middle_block|label_emb|time_embed|out)[._]"
+LORA_FAMILIES: dict[str, LoraFamily] = {f.name: f for f in (
+    LoraFamily("flux1", "FLUX.1", (
+        _FLUX_ROOT,
+        r"^transformer_blocks\.\d+\.(attn\.|ff\.net\.|ff_context\.net\.|norm1\.|norm1_context\.)",
+        r"^single_transformer_blocks\.\d+\.(attn\.to_[qkv]\b|attn\.to_out|attn\.norm|proj_mlp|proj_out|norm\.)",
+        rf"^lora_unet_{_BFL_BLOCKS}", rf"^{_BFL_BLOCKS}\.", r"^lora_transformer_",
+        r"^text_encoder\.", r"^lora_te1?_"),
+        width_key=r"(attn[._]to_q|img_attn[._]qkv)\b", widths=(3072,),
+        metadata=("flux1", "flux-1", "flux.1", "flux_1")),
+    LoraFamily("flux2", "FLUX.2", (
+        _FLUX_ROOT,
+        r"^transformer_blocks\.\d+\.(attn\.|ff\.linear_|ff_context\.linear_|norm1\.|norm1_context\.)",
+        r"^single_transformer_blocks\.\d+\.attn\.",
+        rf"^lora_unet_{_BFL_BLOCKS}", rf"^{_BFL_BLOCKS}\.(?!\d+\.processor\.)", r"^lora_transformer_"),
+        width_key=r"(attn[._]to_q|img_attn[._]qkv)\b", widths=(6144,), metadata=("flux2", "flux-2", "flux.2")),
+    LoraFamily("sd3", "Stable Diffusion 3", (
+        r"^(pos_embed|x_embedder|context_embedder|time_text_embed|norm_out|proj_out)\b",
+        r"^transformer_blocks\.\d+\.(attn2?\.|ff\.net\.|ff_context\.net\.|norm1\.|norm1_context\.)",
+        r"^(lora_unet_)?(joint_blocks|x_embedder|context_embedder|t_embedder|y_embedder|final_layer)[._]",
+        r"^lora_transformer_", r"^text_encoder(_2|_3)?\.", r"^lora_te[123]?_"),
+        width_key=r"attn[._]to_q\b", widths=(1536, 2432), metadata=("sd3", "stable-diffusion-3")),
+    LoraFamily("sdxl", "Stable Diffusion XL", (
+        _SD_UNET, _KOHYA_UNET, _SGM_UNET, r"^text_encoder(_2)?\.", r"^lora_te[12]_"),
+        width_key=r"attn2[._]to_k\b", widths=(2048,), metadata=("sdxl", "stable-diffusion-xl")),
+    LoraFamily("sd15", "Stable Diffusion 1.5", (
+        _SD_UNET, _KOHYA_UNET, _SGM_UNET, r"^text_encoder\.", r"^lora_te_"),
+        width_key=r"attn2[._]to_k\b", widths=(768,), metadata=("sd_v1", "stable-diffusion-v1", "sd1")),
+)}
+
+
+
+
+def _inpaint_family(base: str, name: str, label: str, pipes: dict, **changes) -> Family:
+    """The inpaint-model twin of family ``base``: same defaults, its own pipeline, no ControlNets."""
+    return dataclasses.replace(FAMILIES[base], name=name, label=label, pipes=pipes, signatures=(),
+                               controlnet_class="", multi_controlnet_class="", control_modes={}, controlnets=(),
+                               union_pipes={}, union_controlnet_class="", multi_union_class="", **changes)
+
+
+FAMILIES.update({f.name: f for f in (
+    _inpaint_family("flux-dev", "flux-fill", "FLUX.1 Fill", FLUX_FILL_PIPES, negative="none", default_steps=50,
+                    default_guidance=30.0, base_repo="black-forest-labs/FLUX.1-Fill-dev"),
+    _inpaint_family("sdxl", "sdxl-inpaint", "Stable Diffusion XL inpainting", SDXL_INPAINT_PIPES,
+                    base_repo="diffusers/stable-diffusion-xl-1.0-inpainting-0.1"),
+    _inpaint_family("sd15", "sd15-inpaint", "Stable Diffusion 1.5 inpainting", SD15_INPAINT_PIPES,
+                    base_repo="stable-diffusion-v1-5/stable-diffusion-inpainting"),
+)})
+# A checkpoint of the key family whose first layer takes this many input channels is an inpaint
+# model (A1111 tells inpainting checkpoints the same way): the first layer's weight name, in
+# diffusers' folder layout (config "in_channels") and in single files (the weight's shape).
+INPAINT_VARIANTS: dict[str, tuple[str, int]] = {
+    "sd15": ("sd15-inpaint", 9), "sdxl": ("sdxl-inpaint", 9),
+    "flux-schnell": ("flux-fill", 384), "flux-dev": ("flux-fill", 384),
+}
+FIRST_LAYER_KEYS = ("model.diffusion_model.input_blocks.0.0.weight", "img_in.weight", "x_embedder.weight",
+                    "model.diffusion_model.img_in.weight")
+
+
+def inpaint_variant(family: str, in_channels: int | None, out_channels: int | None = None) -> str:
+    """``family``, or its inpaint twin when the model's first layer reads the mask and masked image
+    too: 9 channels on SD (4 latent + 1 mask + 4 masked image), and on FLUX more than twice the
+    transformer's output channels (Fill: 64 + 64 + 256 = 384; a Control model has exactly twice)."""
+    twin = INPAINT_VARIANTS.get(family)
+    if twin is None or not in_channels:
+        return family
+    name, channels = twin
+    if family.startswith("flux") and out_channels:
+        return name if in_channels > 2 * out_channels else family
+    return name if in_channels == channels else family
 
 
 def detect_family(keys: set[str] | frozenset[str]) -> str | None:
@@ -287,6 +398,9 @@ HUB_MODELS: tuple[ModelSpec, ...] = (
               label="FLUX.1 dev (black-forest-labs/FLUX.1-dev)", note="gated: accept the licence on the hub, then set HF_TOKEN"),
     ModelSpec("flux2-dev", "flux2", "black-forest-labs/FLUX.2-dev", gated=True,
               label="FLUX.2 dev (black-forest-labs/FLUX.2-dev)", note="gated; needs a large GPU or offload"),
+    ModelSpec("flux-fill-dev", "flux-fill", "black-forest-labs/FLUX.1-Fill-dev", gated=True,
+              label="FLUX.1 Fill dev (black-forest-labs/FLUX.1-Fill-dev)",
+              note="gated: accept the licence on the hub, then set HF_TOKEN; inpaint and outpaint only"),
     ModelSpec("sdxl", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0",
               label="SDXL base 1.0 (stabilityai/stable-diffusion-xl-base-1.0)"),
     ModelSpec("sd15", "sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5",

@@ -109,8 +109,9 @@ class Loader:
         self._builtin_lock = threading.Lock()
         check_quantize(quantize, device)
 
-    def load(self, entry: ModelEntry, task: Task = Task.TXT2IMG):
-        pipe = self._load(entry, task)
+    def load(self, entry: ModelEntry, task: Task | None = None):
+        """The model as its family's base pipeline (txt2img; inpaint for an inpaint-only family)."""
+        pipe = self._load(entry, task or entry.family.base_task)
         if self.compile_dir is not None:
             compile_denoiser(pipe, self.compile_dir)
         return pipe

@@ -2,8 +2,8 @@
 
 ``with manager.lease(entry, task, plan) as pipe:`` yields a ready pipeline. While the block runs
 the model and the components it uses are *pinned*: never demoted, dropped or re-placed. Between
-leases base models and components (ControlNets, IP-Adapters, image encoders, LoRA files,
-preprocessors) sit in one LRU over two tiers:
+leases base models and components (ControlNets, IP-Adapters, image encoders, preprocessors)
+sit in one LRU over two tiers (LoRAs live inside the model that uses them: ``lora_adapter.py``):
 
 - **accelerator** (VRAM): room = ``device.free() - reserve``. What needs room demotes the least
   recently used unpinned models *and components* that hold VRAM to the CPU.
@@ -16,8 +16,8 @@ or running evicts every unpinned entry and moves on to the next lighter placemen
 
 Task pipelines (img2img, inpaint, ControlNet) are derived from the base with ``from_pipe``: same
 tensors, nothing loaded. Adapters that rewire the shared transformer/UNet (LoRAs, IP-Adapters:
-``adapters.py``) are applied per lease and reset when it ends; such a lease has the model to
-itself (plain leases of it wait, and it waits for them), since every sibling shares those modules.
+``adapters.py``) are applied per lease; a lease that changes them has the model to itself (plain
+leases of it wait, and it waits for them), since every sibling shares those modules.
 
 Threads: one condition lock guards the bookkeeping and is never held during a disk load. Two
 requests for one model or component wait for one load; a load that fails leaves nothing behind.
@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 import torch
 
 from studio.errors import InvalidRequest, ModelUnavailable, OutOfMemory, StudioError
-from studio.models.adapters import ADAPTERS, Adapter, AdapterContext
+from studio.models.adapters import Adapter, AdapterContext, IPAdapter
 from studio.models.components import ComponentCache
+from studio.models.lora_adapter import LoraAdapter, LoraRow
 from studio.models.memory import Device, component_bytes, fmt_bytes, pipeline_bytes
 from studio.models.placement import PLACEMENTS, Placer
 from studio.models.registry import ModelEntry
@@ -60,6 +61,7 @@ class LeasePlan:
     union_pipes: bool = False               # the nets are the family's union class (SDXL: its own pipelines)
     ip_adapters: tuple[tuple[str, float], ...] = ()
     loras: tuple[tuple[str, float], ...] = ()
+    fuse_loras: bool = False                # fuse the LoRA mix into the weights (faster steps; see lora_adapter)
 
 
 @dataclass(eq=False)
@@ -67,6 +69,7 @@ class _Lease:
     slot: Slot
     comps: list = field(default_factory=list)      # components pinned by this lease
     applied: list = field(default_factory=list)    # (adapter, context, part), in apply order
+    wanted: list = field(default_factory=list)     # adapters this lease must apply (decided at the gate)
     alone: bool = False
     entered: bool = False
     pipe: Any = None
@@ -75,7 +78,7 @@ class _Lease:
 class ModelManager:
     def __init__(self, loader, *, device: Device | None = None, cpu_budget: int | None = None,
                  gpu_reserve: int = 1024 ** 3, placement: str = "auto", max_models: int | None = None,
-                 adapters: tuple[Adapter, ...] = ADAPTERS) -> None:
+                 adapters: tuple[Adapter, ...] | None = None) -> None:
         from studio.models.memory import default_cpu_budget
 
         self._loader = loader
@@ -86,7 +89,8 @@ class ModelManager:
         self._tiers = Tiers(loader, self.device, max_models=max_models, gpu_reserve=int(gpu_reserve),
                             cpu_budget=int(cpu_budget) if cpu_budget is not None else default_cpu_budget(None))
         self._placer = Placer(loader, self._tiers, forced=placement, reload=self._reload)
-        self._adapters = tuple(adapters)
+        self._adapters = tuple(adapters) if adapters is not None else (LoraAdapter(), IPAdapter())
+        self.adapter_stats: dict[str, int] = {}                      # e.g. lora_loads (tests, bench)
         self._slots = self._tiers.slots
         self._cond = threading.Condition(threading.RLock())
         self._components = ComponentCache(loader, self._tiers, self._cond)
@@ -102,20 +106,22 @@ class ModelManager:
 
     # -- the lease --------------------------------------------------------------------------------
     @contextmanager
-    def lease(self, entry: ModelEntry, task: Task = Task.TXT2IMG, plan: LeasePlan | None = None) -> Iterator[Any]:
-        """The ready pipeline for ``task`` with the plan's ControlNets and adapters; pinned (never
-        evicted) until the block ends, when the adapters are reset.
+    def lease(self, entry: ModelEntry, task: Task | None = None, plan: LeasePlan | None = None) -> Iterator[Any]:
+        """The ready pipeline for ``task`` (default: the family's base task, the loaded pipeline itself)
+        with the plan's ControlNets and adapters; pinned (never evicted) until the block ends, when the
+        adapters are reset.
 
         An ``OutOfMemoryError`` inside the block evicts every unpinned entry, switches this model
         to the next lighter placement for the next lease, and becomes ``OutOfMemory``.
         """
-        lease = _Lease(self._acquire(entry), alone=any(a.part(plan) for a in self._adapters))
+        task = entry.family.base_task if task is None else task
+        lease = _Lease(self._acquire(entry))
         try:
             nets = plan.controlnets[:1] if plan and plan.shared else plan.controlnets if plan else ()
             for path in nets:
                 self._components.pin(lease.comps, "controlnet", path, keep=lease.slot,
                                      controlnet_class=lease.slot.entry.family.controlnet_class)
-            self._enter(lease)
+            self._enter(lease, plan)
             lease.pipe = pipe = self._task_pipe(lease, task, plan or LeasePlan())
             self._apply_adapters(lease, pipe, plan)
         except BaseException:
@@ -167,12 +173,19 @@ class ModelManager:
                 lease.comps = []
                 self._cond.notify_all()
 
-    def _enter(self, lease: _Lease) -> None:
-        """Adapters rewire modules every pipeline of the model shares: a lease that applies them
-        waits until no other thread is running the model, and plain leases wait for it."""
+    def _enter(self, lease: _Lease, plan: LeasePlan | None) -> None:
+        """Adapters rewire modules every pipeline of the model shares: a lease that must change them
+        (``Adapter.wants``: e.g. LoRAs left set by the last lease) has the model to itself. Decided
+        here, under the lock, where no other lease can change them meanwhile."""
         me, slot = threading.get_ident(), lease.slot
         with self._cond:
-            while not slot.may_enter(me, lease.alone):
+            while True:
+                nested = me in slot.holders
+                lease.wanted = [a for a in self._adapters
+                                if a.wants(plan, slot.adapters.get(a.field, {}), nested)]
+                lease.alone = bool(lease.wanted)
+                if slot.may_enter(me, lease.alone):
+                    break
                 self._cond.wait()
             slot.enter(me, lease.alone)
             lease.entered = True
@@ -269,7 +282,7 @@ class ModelManager:
         units = len(plan.controlnets)
         key = (task, tuple(id(c.obj) for c in controlnets), plan.shared and units > 1)
         with self._cond:
-            if task is Task.TXT2IMG and not controlnets:
+            if task is slot.entry.family.base_task and not controlnets:
                 pipe = slot.base
             else:
                 pipe = slot.tasks.get(key)
@@ -296,16 +309,14 @@ class ModelManager:
 
     def _apply_adapters(self, lease: _Lease, pipe, plan: LeasePlan | None) -> None:
         slot = lease.slot
-        for adapter in self._adapters:
+        for adapter in lease.wanted:
             part = adapter.part(plan)
-            if not part:
-                continue
             ctx = AdapterContext(
                 slot.entry, slot.placement, slot.adapters.setdefault(adapter.field, {}),
                 use=lambda kind, path, on_accelerator=False: self._components.pin(
                     lease.comps, kind, path, keep=slot, on_accelerator=on_accelerator),
                 changed=lambda: self._remeasure(slot), place=lambda p: self._rehook(slot, p),
-                device=self.device.name)
+                device=self.device.name, plan=plan, base=slot.base, stats=self.adapter_stats)
             lease.applied.append((adapter, ctx, part))     # a failed apply is reset too
             adapter.apply(ctx, pipe, part)
 
@@ -328,8 +339,10 @@ class ModelManager:
             slot.hooked = pipe
 
     def _remeasure(self, slot: Slot) -> None:
+        """The model's bytes again: its adapters' layers are in it; what an adapter holds beside it
+        (``held_bytes``: e.g. the weights a fused LoRA changed, kept to restore them) counts too."""
         with self._cond:
-            slot.bytes = pipeline_bytes(slot.base)
+            slot.bytes = pipeline_bytes(slot.base) + sum(int(s.get("held_bytes", 0)) for s in slot.adapters.values())
 
     # -- components: ControlNets, LoRAs, IP-Adapters, image encoders, preprocessors ------------------
     def component(self, kind: str, path, controlnet_class: str = "", *, build: Callable[[], Any] | None = None):
@@ -338,6 +351,16 @@ class ModelManager:
 
     def components(self) -> list[CachedComponent]:
         return self._components.rows()
+
+    @property
+    def lora_loads(self) -> int:                 # LoRA files loaded into models so far
+        return self.adapter_stats.get("lora_loads", 0)
+
+    def lora_rows(self) -> list[LoraRow]:
+        """Every LoRA held by a cached model: its bytes, its weight in the current mix, fused or not."""
+        with self._cond:
+            return [row for slot in self._slots.values() if slot.state == "ready"
+                    for row in LoraAdapter.rows(slot.entry.id, slot.adapters.get("loras", {}))]
 
     # -- what the UI asks ----------------------------------------------------------------------------
     def loaded(self) -> list[CachedModel]:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 from studio.config import ROOT, Settings
 from studio.errors import InvalidRequest, ModelUnavailable
-from studio.models.catalog import FAMILIES, HUB_MODELS, TINY_RANDOM, Family, ModelSpec, detect_family
+from studio.loras.library import LoraLibrary
+from studio.loras.presets import FILE_NAME as PRESETS_FILE
+from studio.loras.presets import PresetStore
+from studio.models.catalog import (FAMILIES, FIRST_LAYER_KEYS, HUB_MODELS, TINY_RANDOM, Family, ModelSpec,
+                                   detect_family, inpaint_variant)
 from studio.models.controlnets import GROUP_LABELS, ControlNetInfo, group_of, hub_info, inspect_local
 
 DEMO_ID = "demo"
@@ -22,6 +26,8 @@ DEMO_DIR = ROOT / "models" / "demo"      # ships with the code: listed whatever 
 PIPELINE_FAMILIES = {
     "FluxPipeline": "flux-schnell", "Flux2Pipeline": "flux2", "StableDiffusionXLPipeline": "sdxl",
     "StableDiffusionPipeline": "sd15", "StableDiffusion3Pipeline": "sd3",
+    "FluxFillPipeline": "flux-fill", "StableDiffusionXLInpaintPipeline": "sdxl-inpaint",
+    "StableDiffusionInpaintPipeline": "sd15-inpaint",
 }
 
 
@@ -49,14 +55,39 @@ class ModelEntry:
         return getattr(self.family, name)
 
 
-def safetensors_keys(path: Path) -> set[str]:
-    """Tensor names from a .safetensors header, without reading the weights."""
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a .safetensors header, without reading the weights."""
     with path.open("rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         if size > 100_000_000:
             raise ValueError(f"{path.name}: header of {size} bytes is not a safetensors header")
         header = json.loads(handle.read(size))
-    return {k for k in header if k != "__metadata__"}
+    return {k: tuple(v.get("shape") or ()) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+
+
+def safetensors_keys(path: Path) -> set[str]:
+    """Tensor names from a .safetensors header, without reading the weights."""
+    return set(safetensors_shapes(path))
+
+
+def _first_layer_channels(shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """Input channels of a single file's first layer (conv: [out, in, k, k]; linear: [out, in])."""
+    for key in FIRST_LAYER_KEYS:
+        for name in (key, f"transformer.{key}", f"model.diffusion_model.{key}"):
+            if len(shapes.get(name, ())) >= 2:
+                return int(shapes[name][1])
+    return None
+
+
+def _folder_channels(folder: Path) -> tuple[int | None, int | None]:
+    """(in, out) channels of a diffusers folder's UNet or transformer, from its config."""
+    for part in ("unet", "transformer"):
+        try:
+            cfg = json.loads((folder / part / "config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        return cfg.get("in_channels"), cfg.get("out_channels")
+    return None, None
 
 
 def _sidecar(path: Path) -> dict:
@@ -98,6 +129,8 @@ class Registry:
         self._settings = settings
         self._hub_models = hub_models
         self._demo_dir = demo_dir if demo_dir is not None else DEMO_DIR
+        self.lora_library = LoraLibrary(settings.models_dir / "loras", offline=settings.offline)
+        self.lora_presets = PresetStore(settings.models_dir / PRESETS_FILE)
 
     # -- listing ---------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -138,23 +171,23 @@ class Registry:
             raise ModelUnavailable(f"{entry.label} cannot be loaded now: {entry.reason}")
         return entry
 
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Where local checkpoints live (and merged ones are written)."""
+        return self._settings.models_dir / "checkpoints"
+
     # -- LoRAs, ControlNets, IP-Adapters ---------------------------------------------------
     def loras(self) -> list[Path]:
-        folder = self._settings.models_dir / "loras"
-        return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+        """The usable LoRA files (``lora_library`` has every one, with what it is)."""
+        return [info.path for info in self.lora_library.scan() if not info.problem]
+
+    def lora_names(self) -> list[str]:
+        return [info.name for info in self.lora_library.scan() if not info.problem]
 
     def lora_path(self, name: str) -> Path:
-        """A LoRA by file stem in models/loras/ (or an existing path)."""
-        direct = Path(name).expanduser()
-        if direct.suffix == ".safetensors" and direct.is_file():
-            return direct
-        found = self.loras()
-        for path in found:
-            if path.stem == name or path.name == name:
-                return path
-        known = ", ".join(p.stem for p in found) or "none"
-        raise ModelUnavailable(f"LoRA {name!r} not found in {self._settings.models_dir / 'loras'} "
-                               f"(found: {known}). Put the .safetensors file there.")
+        """A usable LoRA by name (``studio.loras.library``: a path under models/loras/, or the bare
+        file name when one file has it; a hub LoRA as owner/repo/weights.safetensors)."""
+        return self.lora_library.usable(name).path
 
     def adapters(self, kind: str) -> list[Path]:
         """ControlNets (``controlnet``) or IP-Adapters (``ip_adapter``): each a diffusers folder
@@ -273,6 +306,8 @@ class Registry:
         family_name = meta.get("family") or PIPELINE_FAMILIES.get(class_name)
         if family_name == "flux-schnell" and "family" not in meta and _flux_has_guidance(folder):
             family_name = "flux-dev"
+        if "family" not in meta and family_name:          # an inpainting checkpoint saved as its base class
+            family_name = inpaint_variant(family_name, *_folder_channels(folder))
         label = meta.get("label") or f"{model_id} ({folder})"
         spec = ModelSpec(model_id, family_name or "unknown", str(folder), kind="folder", label=label,
                          defaults=_defaults_from(meta))
@@ -306,7 +341,10 @@ class Registry:
         reason = ""
         if not family_name:
             try:
-                family_name = detect_family(frozenset(safetensors_keys(path)))
+                shapes = safetensors_shapes(path)
+                family_name = detect_family(frozenset(shapes))
+                if family_name:
+                    family_name = inpaint_variant(family_name, _first_layer_channels(shapes))
             except (OSError, ValueError) as err:
                 reason = f"{path.name} cannot be read as safetensors ({err})"
         spec = ModelSpec(path.stem, family_name or "unknown", str(path), kind="single_file",

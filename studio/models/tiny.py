@@ -183,8 +183,38 @@ def build_tiny_sd3_pipeline(seed: int = 0, *, max_length: int = 32):
                                     transformer=transformer)
 
 
+def build_tiny_flux_fill_pipeline(seed: int = 0, *, max_length: int = 32):
+    """FluxFillPipeline (a FLUX.1 Fill model): the tiny FLUX parts, with a transformer that also reads
+    the packed masked-image latents (16) and the mask (8x8 pixels per latent, packed 2x2: 256)."""
+    from diffusers import FluxFillPipeline, FluxTransformer2DModel
+
+    base = build_tiny_flux_pipeline(seed, max_length=max_length)
+    torch.manual_seed(seed + 3)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16 + 16 + 256, out_channels=16, num_layers=1,
+                                         num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+                                         joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
+                                         axes_dims_rope=(4, 6, 6)).eval()
+    parts = {k: v for k, v in base.components.items() if k not in ("image_encoder", "feature_extractor")}
+    return FluxFillPipeline(**{**parts, "transformer": transformer})
+
+
+def build_tiny_sd15_inpaint_pipeline(seed: int = 0):
+    """StableDiffusionInpaintPipeline on an inpainting UNet: 9 input channels (latents, mask, masked image)."""
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
+    base = build_tiny_sd15_pipeline(seed)
+    torch.manual_seed(seed + 1)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=9, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32), norm_num_groups=8,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                cross_attention_dim=32, attention_head_dim=4).eval()
+    return StableDiffusionInpaintPipeline(**{**base.components, "unet": unet}, requires_safety_checker=False)
+
+
 BUILDERS = {"flux": build_tiny_flux_pipeline, "sd15": build_tiny_sd15_pipeline, "sdxl": build_tiny_sdxl_pipeline,
-            "sd3": build_tiny_sd3_pipeline}
+            "sd3": build_tiny_sd3_pipeline, "flux-fill": build_tiny_flux_fill_pipeline,
+            "sd15-inpaint": build_tiny_sd15_inpaint_pipeline}
 
 
 def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:

@@ -17,8 +17,9 @@ from studio.ui import serving
 log = logging.getLogger(__name__)
 
 # Tabs in display order: module name under studio.ui. A tab whose module is absent is skipped,
-# so rooms can land one at a time.
-TABS = ("tab_txt2img", "tab_controlnet", "tab_gallery", "tab_pnginfo", "tab_models")
+# so rooms can land one at a time. A tab module may also have ``connect(studio, ctx, built)``: it
+# runs once every tab is built (with what its ``build`` returned), to wire events across tabs.
+TABS = ("tab_txt2img", "tab_img2img", "tab_controlnet", "tab_loras", "tab_gallery", "tab_pnginfo", "tab_models")
 
 CSS = """
 /* small images (the demo model draws 64x64) are enlarged to the frame, whole and with sharp pixels:
@@ -43,10 +44,13 @@ class UiContext:
         """Components a "send to <task>" event must list as outputs (the tab switch first)."""
         return [self.tabs] + self.forms[task].fill_outputs
 
-    def send_to(self, fields: dict, task: Task = Task.TXT2IMG) -> list:
+    def send_to(self, fields: dict, task: Task = Task.TXT2IMG, image: str | None = None) -> list:
         """Values for ``send_to_outputs(task)``: switch to the tab and fill its widgets with the
-        values (request field names) the form accepts; the others are named in a warning."""
-        return [gr.Tabs(selected=task.value)] + self.forms[task].fill(fields)
+        values (request field names) the form accepts; the others are named in a warning. ``image``
+        (img2img, inpaint): the picture to start from."""
+        form = self.forms[task]
+        values = form.fill(fields) if image is None else form.fill(fields, image=image)
+        return [gr.Tabs(selected=getattr(form, "tab_id", task.value))] + values
 
 
 def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS,
@@ -61,6 +65,7 @@ def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS,
         # ~0.2 s of start-up. The limit is read when events run, so setting it first is the same.
         demo.queue(default_concurrency_limit=settings.concurrency)
         gr.Markdown(f"## Studio  \nDefault model: **{default.label}** · device `{studio.device_label or settings.device}`")
+        built = []
         with gr.Tabs() as ctx.tabs:
             for name in tabs:
                 try:
@@ -70,7 +75,10 @@ def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS,
                         log.info("tab %s not present; skipped", name)
                         continue
                     raise
-                module.build(studio, ctx)
+                built.append((module, module.build(studio, ctx)))
+        for module, parts in built:
+            if hasattr(module, "connect"):
+                module.connect(studio, ctx, parts)
         if on_page_load is not None:
             demo.load(on_page_load, inputs=None, outputs=None, queue=False, api_visibility="private")
     demo.studio_context = ctx  # for tests

@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio import forms
-from studio.requests import GenerationRequest, SavedImage, Task
+from studio.requests import GenerationRequest, LoraSpec, SavedImage, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
 from studio.ui.widgets import GPU_QUEUE, Cancellers, NumberField, limits_text, model_choices, progress_text
@@ -36,10 +36,14 @@ class BaseSection:
     fields: dict[str, gr.components.Component]
     aspect: gr.Dropdown
     studio: Studio
+    size_from_input: bool = False     # img2img: an empty size means the input image's (the model leaves it)
 
     @classmethod
-    def create(cls, studio: Studio, t: str) -> BaseSection:
+    def create(cls, studio: Studio, t: str, *, size_from_input: bool = False) -> BaseSection:
         d = studio.defaults()
+        # gradio draws an empty number box as "0": for img2img 0 says "the image's size" (request_fields)
+        size = {"value": 0} if size_from_input else {}
+        size_info = "; 0 = the image's × scale by" if size_from_input else ""
         with gr.Row():
             model = gr.Dropdown(model_choices(studio), value=d["model_id"], label="Model", allow_custom_value=True,
                                 scale=8, info="Local, built-in and hub models; the Models tab has details.")
@@ -49,15 +53,16 @@ class BaseSection:
         negative = gr.Textbox(value="", label="Negative prompt", lines=2, visible=bool(d["negative"]),
                               info="Only for models that use one (SD, FLUX dev via true CFG).")
         loras = gr.Textbox(value="", label="LoRAs", placeholder="name:weight, name2:0.5",
-                           info="Files in models/loras/, each with its weight.", elem_id=f"{t}-loras")
+                           info=f"Files in models/loras/, each with its weight ({limits_text('lora_weight')}), or "
+                                "<lora:name:weight> in the prompt. The LoRAs tab mixes them.", elem_id=f"{t}-loras")
         with gr.Row():
             presets = list(d["presets"])
-            aspect = gr.Dropdown(presets, value=presets[0], label="Aspect", min_width=90,
+            aspect = gr.Dropdown(presets, value=presets[0], label="Aspect", min_width=90, visible=not size_from_input,
                                  info="the model's trained sizes" if len(presets) < 7 else None, elem_id=f"{t}-aspect")
-            width = NumberField(value=d["width"], step=16, label="Width", min_width=110,
-                                info=f"{limits_text('width')}, ×16", elem_id=f"{t}-width")
-            height = NumberField(value=d["height"], step=16, label="Height", min_width=110,
-                                 info=f"{limits_text('height')}, ×16", elem_id=f"{t}-height")
+            width = NumberField(**{"value": d["width"], **size}, step=16, label="Width", min_width=110,
+                                info=f"{limits_text('width')}, ×16{size_info}", elem_id=f"{t}-width")
+            height = NumberField(**{"value": d["height"], **size}, step=16, label="Height", min_width=110,
+                                 info=f"{limits_text('height')}, ×16{size_info}", elem_id=f"{t}-height")
         with gr.Row():
             steps = NumberField(value=d["steps"], step=1, label="Steps", info=limits_text("steps"), min_width=110,
                                 elem_id=f"{t}-steps")
@@ -73,7 +78,7 @@ class BaseSection:
         rescan.click(lambda: gr.update(choices=model_choices(studio)), None, model, api_visibility="private")
         fields = dict(zip(BASE, (prompt, negative, model, width, height, steps, guidance, seed, batch_count,
                                  batch_size, loras), strict=True))
-        section = cls(fields, aspect, studio)
+        section = cls(fields, aspect, studio, size_from_input)
         section._wire()
         return section
 
@@ -91,7 +96,8 @@ class BaseSection:
     def request_fields(*, prompt, negative_prompt, model, width, height, steps, guidance, seed, batch_count,
                        batch_size, loras) -> dict:
         """Widget (or raw API) values -> request keyword arguments. An empty size, steps or guidance
-        means the model's default; anything else is checked as typed, and errors name the field."""
+        means the model's default; anything else is checked as typed, and errors name the field.
+        (Forms that start from an image read a size of 0 as empty first: ``size_from_input``.)"""
         n = forms.number
         return dict(prompt=prompt or "", negative_prompt=negative_prompt or "", model_id=model or "",
                     width=n("width", width), height=n("height", height), steps=n("steps", steps),
@@ -110,7 +116,9 @@ class BaseSection:
         """Updates for ``fill_outputs`` that load ``fields`` (request field names). Values the form
         would refuse are left as they are and named in a warning; the rest is sent."""
         registry = self.studio.registry
-        adapted = forms.adapt(fields, models=registry.ids(), loras=[p.stem for p in registry.loras()])
+        local = tuple(registry.lora_library.describe(x if isinstance(x, LoraSpec) else LoraSpec(**x))[0]
+                      for x in fields.get("loras") or ())      # another name here, found by its hash
+        adapted = forms.adapt({**fields, "loras": local}, models=registry.ids(), loras=registry.lora_names())
         if adapted.problems:
             gr.Warning("Sent, except: " + "; ".join(adapted.problems) + ".")
         got, keep = adapted.fields, gr.update()
@@ -126,6 +134,8 @@ class BaseSection:
         def on_model(model_id: str):
             d = studio.defaults(model_id)
             presets = list(d["presets"])
+            if self.size_from_input:                  # the size stays the image's
+                d = {**d, "width": 0, "height": 0}
             return (gr.update(value=d["width"]), gr.update(value=d["height"]), gr.update(value=d["steps"]),
                     gr.update(value=d["guidance"], label=str(d["guidance_label"])),
                     gr.update(visible=bool(d["negative"])), gr.update(info=str(d["prompt_hint"]) or None),
@@ -153,6 +163,8 @@ class Results:
     infotext: gr.Textbox
     image_ids: gr.JSON
     status: gr.Markdown
+    send: dict = field(default_factory=dict)        # "img2img" / "inpaint" -> its button
+    selected: gr.State | None = None
 
     @classmethod
     def create(cls, t: str) -> Results:
@@ -166,7 +178,17 @@ class Results:
                               elem_id=f"{t}-infotext", info="The parameters of the first image, as A1111 writes them.")
         image_ids = gr.JSON(value=[], label="Image ids", visible=False)
         status = gr.Markdown(label="Status", elem_id=f"{t}-info")
-        return cls(images, seed, infotext, image_ids, status)
+        # "send to" buttons: shown by the tabs they send to (studio/ui/tab_img2img.py wires them)
+        with gr.Row():
+            send = {task: gr.Button(f"Send to {task}", size="sm", visible=False, elem_id=f"{t}-send-{task}")
+                    for task in ("img2img", "inpaint")}
+        selected = gr.State(0)              # the image picked in Images (index), for "send to"
+
+        def pick(evt: gr.SelectData) -> int:
+            return evt.index
+
+        images.select(pick, None, selected, api_visibility="private", queue=False)
+        return cls(images, seed, infotext, image_ids, status, send, selected)
 
     @property
     def outputs(self) -> list:
@@ -185,14 +207,15 @@ class GenerationForm:
 
     @classmethod
     def create(cls, studio: Studio, task: Task, section=None, *, prefix: str | None = None) -> GenerationForm:
-        """The form; ``section(t)``, when given, builds the tab's own widgets below the base ones.
-        ``prefix`` starts the elem_ids (default: the task's name; a second form of one task needs its own)."""
+        """The form; ``section(t)``, when given, builds the tab's own widgets above the base ones (the
+        image first). Tasks that start from an image take its size unless one is given. ``prefix``
+        starts the elem_ids (default: the task's name; a second form of one task needs its own)."""
         t = prefix or task.value
         with gr.Row():
             with gr.Column(scale=3):
-                base = BaseSection.create(studio, t)
                 if section is not None:
                     section(t)
+                base = BaseSection.create(studio, t, size_from_input=task is not Task.TXT2IMG)
                 with gr.Row():
                     generate = gr.Button("Generate", variant="primary", elem_id=f"{t}-generate")
                     cancel = gr.Button("Cancel", variant="stop", elem_id=f"{t}-cancel")
@@ -208,26 +231,18 @@ class GenerationForm:
     def fill(self, fields: dict) -> list:
         return self.base.fill(fields)
 
-    def wire(self, handler, *, api_name: str, concurrency: int, extra_inputs: list = (), api_inputs: list = (),
-             ui: tuple | None = None) -> None:
+    def wire(self, handler, *, api_name: str | None, concurrency: int, extra_inputs: list = (),
+             inputs: set | None = None) -> None:
         """Generate (button and Enter in the prompt) and Cancel. Cancel stops the running job at the
-        end of its step and takes this session's queued jobs out of the queue.
-
-        ``ui=(ui_handler, ui_inputs)``: when the tab's widgets are not the API's parameters (the
-        ControlNet tab: three units on the page, one plus a JSON list in the API), Generate and Enter
-        run ``ui_handler`` on them, and the API endpoint ``handler`` reads ``api_inputs`` (hidden)."""
-        common = dict(outputs=self.results.outputs, concurrency_id=GPU_QUEUE, concurrency_limit=concurrency,
+        end of its step and takes this session's queued jobs out of the queue. ``api_name=None``: the
+        button's handler is the UI's own (its endpoints come from ``wire_api``). ``inputs``: a set of
+        components instead of the base's and ``extra_inputs`` (the handler then gets one dict)."""
+        common = dict(inputs=inputs if inputs is not None else [*self.base.inputs, *extra_inputs],
+                      outputs=self.results.outputs, concurrency_id=GPU_QUEUE, concurrency_limit=concurrency,
                       show_progress_on=[self.results.images])
-        if ui is None:
-            inputs = [*self.base.inputs, *extra_inputs]
-            clicked = self.generate.click(handler, inputs=inputs, api_name=api_name, **common)
-            submitted = self.base.prompt.submit(handler, inputs=inputs, api_visibility="private", **common)
-        else:
-            ui_handler, ui_inputs = ui
-            clicked = self.generate.click(ui_handler, inputs=ui_inputs, api_visibility="private", **common)
-            submitted = self.base.prompt.submit(ui_handler, inputs=ui_inputs, api_visibility="private", **common)
-            api_button = gr.Button(visible=False, elem_id=f"{api_name}-api")
-            api_button.click(handler, inputs=list(api_inputs), api_name=api_name, **common)
+        api = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+        clicked = self.generate.click(handler, **api, **common)
+        submitted = self.base.prompt.submit(handler, api_visibility="private", **common)
 
         def on_cancel(request: gr.Request):
             if self.cancellers.cancel(request.session_hash):
@@ -235,6 +250,12 @@ class GenerationForm:
 
         self.cancel.click(on_cancel, None, None, concurrency_limit=None, api_visibility="private",
                           cancels=[clicked, submitted])
+
+    def wire_api(self, handler, trigger: gr.Button, *, api_name: str, concurrency: int, inputs: list) -> None:
+        """A named endpoint for API clients whose inputs differ from the UI's (plain image files where
+        the UI has an editor): ``trigger`` is a hidden button; the results are the form's."""
+        trigger.click(handler, inputs=inputs, outputs=self.results.outputs, api_name=api_name,
+                      concurrency_id=GPU_QUEUE, concurrency_limit=concurrency)
 
     def run(self, request: GenerationRequest, session: gr.Request | None, progress):
         """Generate ``request`` for a handler: yields the results after every batch and at the end."""

@@ -5,7 +5,8 @@ does the rest.
 
 API ``/controlnet``: only ``prompt`` and ``image`` are required (one unit: type canny, the model's
 own net for it); the first unit's settings are plain parameters, further units a JSON list in
-``units`` with their images in ``unit_images``.
+``units`` with their images in ``unit_images``. The page's three units feed the Generate button's
+own handler (``generate``); the API endpoint reads hidden inputs (``form.wire_api``).
 """
 
 from __future__ import annotations
@@ -117,8 +118,9 @@ def build(studio: Studio, ctx) -> GenerationForm:
         ui_inputs = {*base.inputs, *(c for w in units for c in w.inputs), *start.values()}
         api_inputs = [base.fields["prompt"], api["image"], *(base.fields[n] for n in list(base.fields)[1:]),
                       *(api[n] for n in list(api)[1:])]
-        form.wire(controlnet, api_name="controlnet", concurrency=ctx.concurrency, api_inputs=api_inputs,
-                  ui=(generate, ui_inputs))
+        form.wire(generate, api_name=None, concurrency=ctx.concurrency, inputs=ui_inputs)
+        form.wire_api(controlnet, gr.Button(visible=False, elem_id="controlnet-api"), api_name="controlnet",
+                      concurrency=ctx.concurrency, inputs=api_inputs)
         for w in units:
             w.wire(studio, base.fields)
     return form

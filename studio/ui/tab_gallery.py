@@ -22,6 +22,7 @@ from studio.ui.widgets import GPU_QUEUE
 def build(studio: Studio, ctx) -> None:
     store = browse.store_of(studio)
     can_send = Task.TXT2IMG in getattr(ctx, "forms", {})
+    can_send_i2i = Task.IMG2IMG in getattr(ctx, "forms", {})
     with gr.Tab("Gallery", id="gallery") as tab:
         if store is None:
             gr.Markdown("This studio was started without a gallery (its image sink keeps no database).")
@@ -65,6 +66,8 @@ def build(studio: Studio, ctx) -> None:
                 with gr.Row():
                     fav_btn = gr.Button("★ Favourite", size="sm", elem_id="gallery-favourite")
                     send_btn = gr.Button("Send to txt2img", size="sm", visible=can_send, elem_id="gallery-send")
+                    send_i2i_btn = gr.Button("Send to img2img", size="sm", visible=can_send_i2i,
+                                             elem_id="gallery-send-img2img")
                     regen_btn = gr.Button("Re-generate", size="sm", variant="primary")
                 with gr.Row():
                     tags = gr.Textbox(label="Tags (comma separated)", scale=3)
@@ -186,6 +189,16 @@ def build(studio: Studio, ctx) -> None:
                 return ctx.send_to(browse.form_fields(store.get(image_id)), Task.TXT2IMG)
 
             send_btn.click(send, selected, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
+
+        if can_send_i2i:
+            @shown_as_gr_error
+            def send_img2img(image_id):
+                record = store.get(_chosen(image_id))
+                if record is None or record.missing:
+                    raise InvalidRequest("image", f"image #{image_id} has no file to start from")
+                return ctx.send_to(browse.form_fields(record), Task.IMG2IMG, image=record.path)
+
+            send_i2i_btn.click(send_img2img, selected, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
 
         @shown_as_gr_error
         def gallery_regenerate(image_id):

@@ -15,6 +15,7 @@ from studio.ui.errors import shown_as_gr_error
 def build(studio: Studio, ctx) -> None:
     store = browse.store_of(studio)
     can_send = Task.TXT2IMG in getattr(ctx, "forms", {})
+    can_send_i2i = Task.IMG2IMG in getattr(ctx, "forms", {})
     with gr.Tab("PNG Info", id="pnginfo"):
         with gr.Row():
             with gr.Column():
@@ -27,6 +28,7 @@ def build(studio: Studio, ctx) -> None:
                 infotext = gr.Textbox(label="Parameters", lines=6, interactive=False, buttons=["copy"])
                 with gr.Row():
                     send_btn = gr.Button("Send to txt2img", visible=can_send)
+                    send_i2i_btn = gr.Button("Send to img2img", visible=can_send_i2i, elem_id="pnginfo-send-img2img")
                     import_btn = gr.Button("Import into gallery", visible=store is not None,
                                            elem_id="pnginfo-import")
                 result = gr.Markdown(elem_id="pnginfo-result")
@@ -39,7 +41,7 @@ def build(studio: Studio, ctx) -> None:
             info = browse.png_info(image)
             if info is None:
                 return None, browse.png_info_summary(None), "", {}
-            return image, browse.png_info_summary(info), info.infotext, browse.png_info_json(info)
+            return image, browse.png_info_summary(info) + _loras(studio, info), info.infotext, browse.png_info_json(info)
 
         shown = [preview, facts, infotext, details]
 
@@ -61,6 +63,18 @@ def build(studio: Studio, ctx) -> None:
 
             send_btn.click(send, upload, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
 
+        if can_send_i2i:
+            @shown_as_gr_error
+            def send_img2img(path):
+                """Any image starts an img2img; the parameters it carries, if any, come along."""
+                info = browse.png_info(path)
+                if info is None:
+                    raise InvalidRequest("image", "drop an image first")
+                fields = browse.info_fields(info) if info.source != "none" else {}
+                return ctx.send_to(fields, Task.IMG2IMG, image=path)
+
+            send_i2i_btn.click(send_img2img, upload, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
+
         if store is not None:
             @shown_as_gr_error
             def do_import(path):
@@ -70,3 +84,12 @@ def build(studio: Studio, ctx) -> None:
 
             import_btn.click(do_import, upload, result, api_visibility="private").failure(
                 lambda: "", None, result, queue=False, api_visibility="private")
+
+
+def _loras(studio: Studio, info) -> str:
+    """The image's LoRAs, each resolved to a local file (by name, else by A1111's hash) or named as missing."""
+    specs = info.fields.get("loras") or ()
+    if not specs:
+        return ""
+    lines = [studio.registry.lora_library.describe(spec)[1] for spec in specs]
+    return "  \nLoRAs: " + " · ".join(lines)

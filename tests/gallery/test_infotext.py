@@ -145,3 +145,23 @@ def test_png_info_reads_a1111_jpeg_exif_user_comment(tmp_path):
     im.save(path, format="JPEG", exif=exif.tobytes())
     info = read_image_info(path)
     assert info.source == "a1111" and info.request.seed == 1234567890 and info.request.prompt == "masterpiece, 1girl"
+
+
+def test_inpaint_keys_are_a1111s_and_read_back():
+    req = request("a cat", task=Task.INPAINT, strength=0.6, init_image="inputs/a.png", mask_image="inputs/m.png",
+                  mask_blur=7, mask_mode="not_masked", inpaint_area="only_masked", mask_padding=40,
+                  resize_mode="crop_and_resize")
+    text = format_infotext(req, req.seed)
+    for pair in ("Denoising strength: 0.6", "Mask blur: 7", "Mask mode: Inpaint not masked",
+                 "Inpaint area: Only masked", "Masked area padding: 40", "Resize mode: Crop and resize"):
+        assert pair in text
+    assert request_from_infotext(text) == req
+    plain = request("a cat", task=Task.INPAINT, strength=1.0, init_image="inputs/a.png", mask_image="inputs/m.png")
+    text = format_infotext(plain, plain.seed)          # A1111 leaves the defaults out, except the blur
+    assert "Mask blur: 4" in text and "Mask mode" not in text and "Inpaint area" not in text
+    assert request_from_infotext(text) == plain
+    # A1111's own text (its inpaint keys, no init image: it cannot be re-made, but the values are read)
+    a1111 = parse_infotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, "
+                           "Denoising strength: 0.75, Mask blur: 4, Mask mode: Inpaint masked, "
+                           "Inpaint area: Only masked, Masked area padding: 32")
+    assert (a1111["Mask blur"], a1111["Inpaint area"], a1111["Masked area padding"]) == ("4", "Only masked", "32")
