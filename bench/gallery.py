@@ -14,8 +14,14 @@ Measures, on one core:
   open_ms         opening the store on the existing db: migration check + reconcile (a usual start:
                   folders unchanged since the last pass are not listed); the first open, which
                   lists all 100k (empty placeholder) files, goes to stderr
+  import_per_s    ``import_folder`` of 10k synthetic 128x128 PNGs (--import-files), one eighth each
+                  with the metadata of A1111, Fooocus (2.5 and 2.1), ComfyUI, InvokeAI, SwarmUI,
+                  NovelAI and none (the fixtures' chunks, prompts varied), in 20 folders: read,
+                  checked whole, hashed, read by the readers, copied and recorded (files per second,
+                  into a fresh gallery; target >= 300). The rate for 512x512 PNGs goes to stderr.
 
-Prints one line at the end:  rows=... insert_per_s=... search_ms=... lora_filter_ms=... open_ms=...
+Prints one line at the end:
+  rows=... insert_per_s=... search_ms=... lora_filter_ms=... open_ms=... import_files=... import_per_s=...
 """
 
 from __future__ import annotations
@@ -70,6 +76,62 @@ def synthetic(n: int, outputs: Path, rng: random.Random) -> list[NewImage]:
     return out
 
 
+FIXTURES = ROOT / "tests" / "gallery" / "fixtures"
+IMPORT_KINDS = ("a1111_sd_parsers", "fooocus_2_5_scheme_fooocus", "fooocus_2_1_legacy", "comfyui_flux_custom_sampler",
+                "invokeai_5_sdxl", "swarmui_loras", "novelai_v4_5", None)
+PROMPTS = {"a1111_sd_parsers": "photo of a duck", "fooocus_2_5_scheme_fooocus": "a red fox in the snow",
+           "fooocus_2_1_legacy": "a lighthouse on a cliff at dusk",
+           "comfyui_flux_custom_sampler": "a tiny astronaut hatching from an egg on the moon",
+           "invokeai_5_sdxl": "a watercolor harbour at dawn, soft light",
+           "swarmui_loras": "solo, portrait of a knight, realistic lighting",
+           "novelai_v4_5": "1girl, silver hair, night city, rain, neon, very aesthetic, masterpiece, no text"}
+
+
+def synthetic_pngs(folder: Path, n: int, side: int, rng: random.Random) -> None:
+    """``n`` PNGs, each with one tool's metadata (or none), a prompt of its own and its own pixels."""
+    import json
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    templates = {k: json.loads((FIXTURES / f"{k}.json").read_text(encoding="utf-8"))["chunks"]
+                 for k in IMPORT_KINDS if k}
+    ramp = np.linspace(0, 1, side, dtype=np.float32)
+    for i in range(n):
+        kind = IMPORT_KINDS[i % len(IMPORT_KINDS)]
+        info = PngImagePlugin.PngInfo()
+        if kind:
+            prompt = " ".join(rng.choices(WORDS, k=10))
+            for key, value in templates[kind].items():
+                value = value.replace(PROMPTS[kind], prompt)
+                info.add_text(key, value) if value.isascii() else info.add_itxt(key, value)
+        a, b, c = (rng.random() for _ in range(3))
+        pixels = np.stack([ramp[None, :] * a + ramp[:, None] * (1 - a), np.full((side, side), b, np.float32),
+                           np.broadcast_to((ramp[:, None] * c) % 1, (side, side))], axis=-1)
+        pixels = (pixels * 255).astype(np.uint8)
+        pixels[i % side, : i % side + 1, 0] ^= 0xFF                  # every file's content its own
+        path = folder / f"day-{i % 20:02d}" / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path, pnginfo=info, compress_level=1)
+
+
+def import_rate(work: Path, n: int, side: int, rng: random.Random) -> float:
+    """Files per second of ``import_folder`` over ``n`` synthetic PNGs into a fresh gallery."""
+    from studio.gallery.import_folder import import_folder
+
+    shm = Path("/dev/shm")
+    base = Path(tempfile.mkdtemp(prefix="gallery-import-", dir=shm if shm.is_dir() else work))
+    try:
+        synthetic_pngs(base / "from-other-tools", n, side, rng)
+        with GalleryStore(base / "outputs", work / f"import-{side}.db") as store:
+            report = import_folder(store, base / "from-other-tools")
+        assert report.imported == n and not report.failed, report.summary()
+        print(f"# import {side}x{side}: {report.summary().splitlines()[0]}", file=sys.stderr)
+        return report.imported / report.seconds
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def median_ms(fn, repeat: int = 20) -> float:
     fn()                                                           # warm the page cache once
     times = []
@@ -84,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work" / "gallery")
+    parser.add_argument("--import-files", type=int, default=10_000)
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
@@ -146,8 +209,12 @@ def main() -> None:
           file=sys.stderr)
     probe.close()
     shutil.rmtree(outputs.parent, ignore_errors=True)
+    import_per_s = import_rate(args.work, args.import_files, 128, rng)
+    large_per_s = import_rate(args.work, max(1, args.import_files // 20), 512, rng)
+    print(f"# import of 512x512 PNGs: {large_per_s:.0f} files/s", file=sys.stderr)
     print(f"rows={args.rows} insert_per_s={insert_per_s:.0f} search_ms={search_ms:.1f} "
-          f"lora_filter_ms={lora_ms:.1f} open_ms={open_ms:.0f}")
+          f"lora_filter_ms={lora_ms:.1f} open_ms={open_ms:.0f} import_files={args.import_files} "
+          f"import_per_s={import_per_s:.0f}")
 
 
 if __name__ == "__main__":

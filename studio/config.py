@@ -40,6 +40,7 @@ class Settings:
     quantize: str = "none"             # none | nf4 (CUDA only)
     insecure_share: bool = False       # --share without --auth, knowingly
     compile: bool = False              # torch.compile the denoiser's repeated blocks (cache in cache_dir)
+    allow_import_paths: bool = False   # Gallery "Import a folder" / /gallery_import on a public server
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -61,6 +62,14 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def imports_allowed(self) -> bool:
+        """Whether importing a folder by its path on this machine is offered: yes when only this
+        machine can reach the studio (no --share, a loopback --host), or with --allow-import-paths."""
+        from studio.startup import is_loopback
+
+        return self.allow_import_paths or (not self.share and is_loopback(self.host))
 
 
 def _parse_auth(value: str | None) -> tuple[tuple[str, str], ...]:
@@ -111,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow --share without --auth: anyone with the link can use the studio and its gallery")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the denoiser's repeated blocks: slow first call, faster after (GPU)")
+    p.add_argument("--allow-import-paths", action="store_true",
+                   help="offer the Gallery's 'Import a folder' (a path on this machine) with --listen/--share too")
     return p
 
 
@@ -159,7 +170,7 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         value = pick(name)
         if value:
             values[name] = value
-    for name in ("share", "offline", "compile", "insecure_share"):
+    for name in ("share", "offline", "compile", "insecure_share", "allow_import_paths"):
         value = pick(name, bool)
         if value is not None:
             values[name] = value

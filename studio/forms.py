@@ -9,19 +9,28 @@ keeps only what the form accepts, naming each value it had to change or leave ou
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from studio.errors import InvalidRequest, StudioError
 from studio.requests import LIMITS, MAX_SIDE, MIN_SIDE, GenerationRequest, LoraSpec
 
+RE_WHOLE = re.compile(r"[+-]?[0-9]{1,40}")
+
 
 def number(name: str, value: Any, *, whole: bool = True, default: Any = None) -> int | float | None:
-    """A form or API value as a number; ``None``/empty -> ``default``. Bounds are the request's."""
+    """A form or API value as a number; ``None``/empty -> ``default``. Bounds are the request's.
+    Whole numbers given as ints or digits stay exact (no trip through a float, which holds only
+    53 bits: the seed box sends text, so 18446744073709551615 arrives as typed)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
     if isinstance(value, bool):
         raise InvalidRequest(name, f"must be a number, got {value!r}")
+    if whole and isinstance(value, int):
+        return value
+    if whole and isinstance(value, str) and RE_WHOLE.fullmatch(value.strip()):
+        return int(value.strip())              # exact: a 64-bit seed typed as text stays what was typed
     try:
         as_float = float(value)
     except (TypeError, ValueError):

@@ -17,7 +17,11 @@ from typing import Any
 
 from studio.errors import InvalidRequest
 
-MAX_SEED = 2**32 - 1
+# Seeds are 64-bit, as torch.Generator.manual_seed takes them (0..2^64-1): Fooocus writes seeds up to
+# 2^63-1, ComfyUI up to 2^64-1, A1111 and InvokeAI up to 2^32-1. Seeds the studio draws itself stay
+# within RANDOM_SEED_MAX (A1111's habit: short enough to type).
+MAX_SEED = 2**64 - 1
+RANDOM_SEED_MAX = 2**32 - 1
 MAX_SIDE = 4096
 MIN_SIDE = 16
 # The one source of every numeric bound: requests check them, the UI shows them (never clamps).
@@ -357,7 +361,8 @@ class GenerationRequest:
 
     def seed_of(self, batch: int, index: int) -> int:
         """A1111 habit: image i of batch b gets seed + b*batch_size + i, each with its own
-        generator, so any single image can be re-made at batch size 1."""
+        generator, so any single image can be re-made at batch size 1. Wraps at 2^64
+        (2^64-1 is followed by 0)."""
         assert self.seed is not None, "resolve the request first"
         return (self.seed + batch * self.batch_size + index) % (MAX_SEED + 1)
 

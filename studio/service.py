@@ -25,8 +25,8 @@ from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import (MAX_SEED, ControlUnit, GenerationRequest, GenerationResult, LoraSpec, SavedImage,
-                             Task, check_lora_weights)
+from studio.requests import (RANDOM_SEED_MAX, ControlUnit, GenerationRequest, GenerationResult, LoraSpec,
+                             SavedImage, Task, check_lora_weights)
 
 
 class ImageSink(Protocol):
@@ -48,7 +48,7 @@ class Studio:
         self._gpu = gpu                  # ZeroGPU: GPU work runs through spaces.GPU (studio/hosting.py)
         # one writer: PNG encoding and gallery rows leave the generation's critical path, in order
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-writer")
-        self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, MAX_SEED))
+        self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, RANDOM_SEED_MAX))
         self._clock = clock
         self.lora_fuse = False    # "fuse for speed" (the LoRA tab's switch): every generation's LoRA mix fused
         self.control_maps = controls.MapMaker(registry, models)   # preprocessors, detectors leased from models

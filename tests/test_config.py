@@ -54,3 +54,12 @@ def test_cache_dir_flag_and_default(tmp_path):
 
     assert settings_from([], env={}).cache_dir == ROOT / ".cache"
     assert settings_from(["--cache-dir", str(tmp_path)], env={}).cache_dir == tmp_path.resolve()
+
+
+def test_import_by_path_is_offered_only_where_no_one_else_can_reach_the_studio():
+    assert settings_from([], env={}).imports_allowed
+    assert not settings_from(["--listen"], env={}).imports_allowed
+    assert not settings_from(["--share"], env={}).imports_allowed
+    assert not settings_from(["--host", "192.168.1.5"], env={}).imports_allowed
+    assert settings_from(["--listen", "--allow-import-paths"], env={}).imports_allowed
+    assert settings_from(["--share"], env={"STUDIO_ALLOW_IMPORT_PATHS": "1"}).imports_allowed

@@ -43,7 +43,7 @@ def test_lora_text_round_trip():
 
 def test_adapt_keeps_what_the_form_takes_and_names_the_rest():
     fields = {"prompt": "a fox", "model_id": "juggernaut", "width": 1000, "height": 512, "steps": 500,
-              "guidance": 7, "seed": 2**40, "loras": (LoraSpec("detail", 0.5), {"name": "gone", "weight": 1})}
+              "guidance": 7, "seed": 2**64, "loras": (LoraSpec("detail", 0.5), {"name": "gone", "weight": 1})}
     adapted = forms.adapt(fields, models=["demo"], loras=["detail"])
     assert adapted.fields == {"prompt": "a fox", "width": 992, "height": 512, "guidance": 7.0,
                               "loras": (LoraSpec("detail", 0.5),)}

@@ -48,6 +48,8 @@ def test_the_readme_api_examples_run_as_written(server, tmp_path, monkeypatch):
     assert "Task: inpaint, Mask blur: 4" in scope["inpainted_info"] and "Size: 96x64" in scope["extended_info"]
     assert isinstance(scope["library"], list) and "Seed: 3" in scope["mixed_infotext"]
     assert all(f"<lora:{x['name']}:1>" in scope["mixed_infotext"] for x in scope["library"] if x["fits"])
+    assert "Seed:" in scope["text"] and scope["source"] == "studio" and scope["request"]["seed"] >= 0
+    assert scope["counts"]["duplicates"] >= 1 and scope["counts"]["imported"] == 0
 
 
 def test_every_endpoint_has_plain_names_and_labeled_returns(server):
@@ -55,8 +57,9 @@ def test_every_endpoint_has_plain_names_and_labeled_returns(server):
 
     api = Client(server, verbose=False).view_api(print_info=False, return_format="dict")
     named = api["named_endpoints"]
-    assert {"/txt2img", "/img2img", "/inpaint", "/outpaint", "/gallery_search", "/gallery_regenerate", "/png_info",
-            "/load_model", "/unload_model", "/free_models", "/download_model", "/loras"} <= set(named)
+    assert {"/txt2img", "/img2img", "/inpaint", "/outpaint", "/gallery_search", "/gallery_regenerate",
+            "/gallery_import", "/png_info", "/load_model", "/unload_model", "/free_models", "/download_model",
+            "/loras"} <= set(named)
     for name, endpoint in named.items():
         for parameter in endpoint["parameters"]:
             assert re.fullmatch(r"[a-z][a-z_]+", parameter["parameter_name"]), (name, parameter["parameter_name"])
@@ -67,3 +70,4 @@ def test_every_endpoint_has_plain_names_and_labeled_returns(server):
     assert required["/txt2img"] == ["prompt"] and required["/gallery_search"] == []
     assert required["/img2img"] == required["/outpaint"] == ["prompt", "image"]
     assert required["/inpaint"] == ["prompt", "image", "mask"]
+    assert required["/gallery_import"] == ["folder"]

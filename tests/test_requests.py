@@ -16,7 +16,7 @@ def field_of(**kwargs) -> str:
     ({"steps": 0}, "steps"),
     ({"batch_size": 0}, "batch_size"),
     ({"batch_count": 0}, "batch_count"),
-    ({"seed": 2**32}, "seed"),
+    ({"seed": 2**64}, "seed"),
     ({"guidance": -1.0}, "guidance"),
     ({"task": "paint"}, "task"),
     ({"task": Task.IMG2IMG}, "init_image"),

@@ -49,7 +49,8 @@ def raw_call(url: str, data_json: str) -> tuple[str, str]:
     (5, "NaN", "steps: must be a finite number, got nan"),
     (8, "NaN", "batch_count: must be a finite number, got nan"),
     (9, '"two"', "batch_size: must be a number, got 'two'"),
-    (7, "1e30", "seed: must be within 0..4294967295"),
+    (7, "1e30", "seed: must be within 0..18446744073709551615"),
+    (7, "18446744073709551616", "seed: must be within 0..18446744073709551615, got 18446744073709551616"),
 ])
 def test_raw_http_bad_numbers_are_named_user_errors(server, position, value, message, capfd):
     url, studio = server
@@ -100,6 +101,36 @@ def test_typed_values_are_never_clamped_and_seed_used_starts_empty(server):
         assert wait_until(lambda: seed_used.input_value() == "41", timeout=60)
         browser.close()
     assert empty_before == "" and typed == "100000"
+
+
+@needs_chromium
+def test_a_64_bit_seed_typed_in_the_browser_comes_back_exact(server):
+    """A browser number holds 53 bits: in a number box 2^64-1 would become 18446744073709552000.
+    The seed box is text, so the digits reach the request, the PNG and "Seed used" as typed."""
+    from playwright.sync_api import sync_playwright
+
+    url, studio = server
+    big = "18446744073709551615"
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        seed_box = page.locator("#txt2img-seed input")
+        seed_box.wait_for(state="visible", timeout=30_000)
+        assert page.evaluate(f"String(Number('{big}'))") == "18446744073709552000"    # what a number box keeps
+        assert seed_box.get_attribute("type") == "text"
+        page.locator("#txt2img-width input").fill("64")
+        page.locator("#txt2img-height input").fill("64")
+        page.locator("#txt2img-prompt textarea").fill("a big seed")
+        seed_box.fill(big)
+        page.locator("#txt2img-generate").click()
+        seed_used = page.locator("#txt2img-seed-used input, #txt2img-seed-used textarea").first
+        assert wait_until(lambda: seed_used.input_value() == big, timeout=90), seed_used.input_value()
+        infotext = page.locator("#txt2img-infotext textarea").input_value()
+        browser.close()
+    assert f"Seed: {big}," in infotext
+    record = studio.sink.store.search(text="big seed").items[0]
+    assert record.seed == 2**64 - 1 and record.request.seed == 2**64 - 1
 
 
 @needs_chromium

@@ -16,10 +16,13 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from studio.errors import InvalidRequest
+from studio.errors import InvalidRequest, ModelUnavailable
 from studio.gallery.files import encode_png, write_atomic
-from studio.gallery.pnginfo import ImageInfo, read_image_info
+from studio.gallery.pnginfo import NO_PARAMETERS, ImageInfo, read_image_info
+from studio.gallery.presence import LocalFiles, Presence
+from studio.gallery.readers import NAMES
 from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
+from studio.models.filehash import HashCache
 from studio.requests import GenerationResult
 
 PER_PAGE = 48
@@ -28,8 +31,12 @@ EXPORT_PREFIX = "export-"
 EXPORT_KEEP_SECONDS = 3600
 MAX_SIZE_FILTER = 100_000      # any real image is smaller; larger numbers overflow SQLite's integers
 SORT_CHOICES = [("Newest first", "newest"), ("Oldest first", "oldest"), ("Best match", "relevance"), ("Seed", "seed")]
+SOURCE_CHOICES = [("any", ""), ("this studio", "studio"), ("A1111 / Forge", "a1111"), ("Fooocus", "fooocus"),
+                  ("ComfyUI", "comfyui"), ("InvokeAI", "invokeai"), ("SwarmUI", "swarmui"), ("NovelAI", "novelai"),
+                  ("no parameters", "import")]
 SEARCH_HELP = ('Words match prompt, negative prompt, model, LoRA names and tags (prefixes too: "cat" finds '
-               '"cats"). "a phrase", -without, prompt: neg: model: lora: tag: for one field.')
+               '"cats"). "a phrase", -without, prompt: neg: model: lora: tag: for one field; seed:42 and '
+               'source:fooocus are exact.')
 
 
 def store_of(studio: Any) -> GalleryStore | None:
@@ -63,10 +70,11 @@ def parse_size(text: str | None) -> tuple[int | None, int | None]:
 def build_query(text: str = "", model: str | None = None, task: str | None = None, lora: str | None = None,
                 favourites_only: bool = False, date_from: str = "", date_to: str = "", size: str = "",
                 include_missing: bool = False, sort: str = "newest", page: int = 1,
-                per_page: int = PER_PAGE) -> GalleryQuery:
+                per_page: int = PER_PAGE, source: str | None = None) -> GalleryQuery:
     """The search form's values -> a query (empty dropdowns mean "any")."""
     width, height = parse_size(size)
     return GalleryQuery(text=text or "", model_id=model or None, task=task or None, lora=lora or None,
+                        source=source or None,
                         favourite=True if favourites_only else None, date_from=parse_day(date_from, "date_from"),
                         date_to=parse_day(date_to, "date_to"), width=width, height=height,
                         missing=None if include_missing else False, sort=sort or "newest",
@@ -123,13 +131,13 @@ def selection_choices(page: Page) -> list[tuple[str, int]]:
     return [(caption(r), r.id) for r in page.items]
 
 
-def summary(record: ImageRecord) -> str:
-    """Markdown: the facts people look for first."""
+def summary(record: ImageRecord, presence: Presence | None = None) -> str:
+    """Markdown: the facts people look for first (with ``presence``: whether its model and LoRAs are here)."""
     loras = ", ".join(f"{x.name} ({x.weight:g})" for x in record.loras) or "none"
     lines = [f"**#{record.id}** · {record.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {record.task} · "
              f"`{record.model_id}`" + (f" @ `{record.model_revision[:12]}`" if record.model_revision else ""),
-             f"seed **{record.seed}** · {record.size} · {record.steps} steps · guidance {record.guidance} · "
-             f"{record.scheduler or '-'}" + (f" · strength {record.strength}" if record.strength is not None else ""),
+             f"seed **{'unknown' if record.seed is None else record.seed}** · {record.size} · {record.steps} steps · "
+             f"guidance {record.guidance} · {record.scheduler or '-'}" + (f" · strength {record.strength}" if record.strength is not None else ""),
              f"LoRAs: {loras}"]
     if record.controls:
         lines.append("ControlNet: " + "; ".join(f"{c.type} {c.scale:g} ({Path(c.image).name})"
@@ -137,12 +145,16 @@ def summary(record: ImageRecord) -> str:
     for prompt in record.image_prompts:
         lines.append(f"IP-Adapter {prompt.adapter or '(default)'}: {prompt.scale:g} "
                      f"({', '.join(Path(x).name for x in prompt.images)})")
+    if presence is not None:
+        lines.append(("Files: " if not presence.missing else "**Files:** ") + presence.line())
     if record.tags:
         lines.append("Tags: " + ", ".join(record.tags))
     if record.missing:
         lines.append("**The file is missing** (moved or deleted outside the studio).")
-    if record.request_json is None:
-        lines.append(f"Imported from {record.source}: no studio request; re-generate needs its values adapted.")
+    if record.source not in ("studio",):
+        lines.append(f"Imported from {NAMES.get(record.source, record.source)}"
+                     + ("" if record.request_json else ": its values are not a request as they stand; send it to "
+                                                      "txt2img to adapt them") + ".")
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in record.timings)
     if timings:
         lines.append(f"Timings: {timings}")
@@ -150,8 +162,13 @@ def summary(record: ImageRecord) -> str:
 
 
 def detail_json(record: ImageRecord) -> dict[str, Any]:
+    """The row for the JSON view. A seed above 2^53 is shown as text: a browser's numbers would
+    round it (18446744073709551615 -> 18446744073709552000)."""
     data = record.to_dict()
     data.pop("infotext", None)
+    for holder in (data, data.get("request") or {}):
+        if isinstance(holder.get("seed"), int) and holder["seed"] > 2**53:
+            holder["seed"] = str(holder["seed"])
     return data
 
 
@@ -163,7 +180,7 @@ def form_fields(record: ImageRecord) -> dict[str, Any]:
         return {name: getattr(request, name) for name in request.__dataclass_fields__}
     return {"prompt": record.prompt, "negative_prompt": record.negative_prompt, "model_id": record.model_id,
             "width": record.width, "height": record.height, "steps": record.steps, "guidance": record.guidance,
-            "seed": record.seed if record.seed >= 0 else None, "loras": record.loras}
+            "seed": record.seed, "loras": record.loras}
 
 
 def info_fields(info: ImageInfo) -> dict[str, Any]:
@@ -171,10 +188,27 @@ def info_fields(info: ImageInfo) -> dict[str, Any]:
     return {"width": info.width, "height": info.height, **info.fields}
 
 
-def regenerate(studio: Any, store: GalleryStore, image_id: int, **kwargs: Any) -> GenerationResult:
+def regenerate(studio: Any, store: GalleryStore, image_id: int, files: LocalFiles | None = None,
+               **kwargs: Any) -> GenerationResult:
     """Make image ``image_id`` again: the same resolved request (its own seed, batch of one).
-    Same device and dtype give the same pixels; the new image is a new gallery row."""
-    return studio.generate(store.request_of(image_id), **kwargs)
+    Same device and dtype give the same pixels; the new image is a new gallery row. With ``files``,
+    the row's model and LoRAs are looked up first (by name, then by the hash its tool wrote): a file
+    found under another name is used, a missing one is named (``ModelUnavailable``) before anything runs."""
+    request = store.request_of(image_id)
+    if files is not None:
+        presence = files.of_record(store.get(image_id))
+        if presence.missing:
+            raise ModelUnavailable(presence.message(image_id))
+        request = presence.apply(request)
+    return studio.generate(request, **kwargs)
+
+
+def local_files(studio: Any, settings: Any = None) -> LocalFiles:
+    """The lookup of models and LoRAs by name and hash for ``studio``'s registry; with ``settings``,
+    hashes are kept in ``<cache_dir>/file-hashes.json`` and messages name ``<models_dir>``."""
+    cache = getattr(settings, "cache_dir", None)
+    return LocalFiles(studio.registry, HashCache(Path(cache) / "file-hashes.json" if cache else None),
+                      getattr(settings, "models_dir", ""))
 
 
 def export(store: GalleryStore, image_ids: list[int], folder: Path) -> Path:
@@ -209,12 +243,25 @@ def png_info(path: str | Path | None) -> ImageInfo | None:
 def png_info_summary(info: ImageInfo | None) -> str:
     if info is None:
         return "Drop an image to read the parameters it carries."
-    names = {"studio": "this studio", "a1111": "A1111 / Forge parameters", "fooocus": "Fooocus",
-             "comfyui": "a ComfyUI graph", "none": "no generation parameters"}
-    text = f"**{Path(info.path).name}** · {info.width}x{info.height} · from {names.get(info.source, info.source)}"
+    text = f"**{Path(info.path).name}** · {info.width}x{info.height} · from {NAMES.get(info.source, info.source)}"
     if info.problem and info.source != "none":
         text += f"  \nNot a request as it stands: {info.problem} (send-to adapts it)."
+    elif info.source == "none" and info.problem != NO_PARAMETERS:
+        text += f"  \n{info.problem[len(NO_PARAMETERS) + 2:]}"
+    if info.notes:
+        text += "  \nLeft out: " + "; ".join(info.notes) + "."
     return text
+
+
+def png_info_outputs(info: ImageInfo | None) -> tuple[str, str, str, dict[str, Any] | None, Any, str]:
+    """PNG Info's labeled returns after the preview: Summary, Infotext, Source, Request (the checked
+    request, or None), Parameters (the tool's own, every key), Problem (why no request, what was
+    left out; "" when none)."""
+    if info is None:
+        return png_info_summary(None), "", "", None, {}, ""
+    request = json.loads(json.dumps(info.request.to_dict())) if info.request is not None else None
+    parameters = json.loads(json.dumps(info.parameters, default=str))
+    return png_info_summary(info), info.infotext, info.source, request, parameters, info.problems
 
 
 def png_info_json(info: ImageInfo | None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ migrations are transactional, and writers say ``BEGIN IMMEDIATE`` so two writers
 deadlock on a read lock they both want to upgrade.
 
 ``migrate`` runs Alembic programmatically (script location inside this package, no
-alembic.ini). Before upgrading an existing database it copies it with SQLite's online backup
+alembic.ini), with foreign keys off for the run (a table rebuild must not cascade), checked
+before commit (``PRAGMA foreign_key_check``). Before upgrading an existing database it copies it with SQLite's online backup
 API to ``<db>.bak-<old revision>-<UTC time>``.
 """
 
@@ -115,7 +116,18 @@ def migrate(engine: Engine, db_path: Path, target: str = "head") -> MigrationRep
 
     backup = backup_database(db_path, before) if before is not None else None
     cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, target)
+    with engine.connect() as conn:
+        # SQLite's table-rebuild procedure: foreign keys off (it is a no-op inside a transaction, so
+        # before BEGIN), or dropping the old table would cascade-delete every row that points at it
+        raw = conn.connection.driver_connection
+        raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, target)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"migration to {wanted} left rows pointing nowhere: {broken[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
     return MigrationReport(before, current_revision(engine) or "", backup)

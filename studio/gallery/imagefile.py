@@ -14,6 +14,7 @@ others, and its message carries no width and height; ours is explicit and the sa
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -26,6 +27,7 @@ from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 from studio.errors import InvalidRequest
 
 MAX_PIXELS = 64_000_000
+MAX_FILE_BYTES = 2**30          # 1 GiB: a 64-megapixel PNG is at most ~260 MB
 FORMATS_TEXT = "PNG, JPEG or WebP"
 FIELD = "image"
 
@@ -44,33 +46,69 @@ def _format_of(head: bytes) -> tuple[str, type[Image.Image]] | None:
     return None
 
 
-@contextmanager
-def open_image(path: str | Path, name: str | None = None, field: str = FIELD) -> Iterator[Image.Image]:
-    """The image at ``path``, its pixels loaded (so a cut-off file shows here, not later).
-
-    ``name``: what to call the file in messages (default: its base name, which for a Gradio
-    upload is the name the user gave it). Raises ``InvalidRequest`` for anything but a whole
-    PNG, JPEG or WebP image of at most ``MAX_PIXELS`` pixels; ``field`` is the request field or
-    widget it names (``init_image``, ``controls``...).
-    """
+def read_bytes(path: str | Path, name: str | None = None, field: str = FIELD) -> bytes:
+    """The whole file at ``path`` (at most ``MAX_FILE_BYTES``), or ``InvalidRequest`` naming it: gone,
+    unreadable, empty, too big, or not a PNG, JPEG or WebP image."""
     path = Path(path)
     name = name or path.name
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise InvalidRequest(field, f"{name!r} is {size / 1e9:.1f} GB, over the "
+                                            f"{MAX_FILE_BYTES // 2**30} GB an image may be")
+            _kind_of(head, name, field)
+            data = head + handle.read()
     except FileNotFoundError:
         raise InvalidRequest(field, f"{name!r} is not there any more; choose the file again") from None
+    except IsADirectoryError:
+        raise InvalidRequest(field, f"{name!r} is a folder, not an image") from None
     except OSError as err:
         raise InvalidRequest(field, f"{name!r} cannot be read ({err.strerror or type(err).__name__})") from None
+    return data
+
+
+def _kind_of(head: bytes, name: str, field: str) -> tuple[str, type[Image.Image]]:
     if not head:
         raise InvalidRequest(field, f"{name!r} is an empty file (0 bytes); choose a {FORMATS_TEXT} image")
     kind = _format_of(head)
     if kind is None:
         raise InvalidRequest(field, f"{name!r} is not an image (not {FORMATS_TEXT} data); choose a "
                                     f"{FORMATS_TEXT} image")
-    label, plugin = kind
+    return kind
+
+
+def is_png(data: bytes) -> bool:
+    return data.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@contextmanager
+def open_image(path: str | Path | bytes, name: str | None = None, field: str = FIELD) -> Iterator[Image.Image]:
+    """The image at ``path`` (or in the bytes ``path``), its pixels loaded (so a cut-off file shows
+    here, not later).
+
+    ``name``: what to call the file in messages (default: its base name, which for a Gradio
+    upload is the name the user gave it). Raises ``InvalidRequest`` for anything but a whole
+    PNG, JPEG or WebP image of at most ``MAX_PIXELS`` pixels; ``field`` is the request field or
+    widget it names (``init_image``, ``controls``...).
+    """
+    if isinstance(path, bytes):
+        name, head, source = name or "image", path[:16], io.BytesIO(path)
+    else:
+        path = Path(path)
+        name = name or path.name
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+        except FileNotFoundError:
+            raise InvalidRequest(field, f"{name!r} is not there any more; choose the file again") from None
+        except OSError as err:
+            raise InvalidRequest(field, f"{name!r} cannot be read ({err.strerror or type(err).__name__})") from None
+        source = os.fspath(path)
+    label, plugin = _kind_of(head, name, field)
     try:
-        image = plugin(os.fspath(path))
+        image = plugin(source)
     except _DAMAGED:
         raise InvalidRequest(field, f"{name!r} is a truncated or damaged {label}; save or download it "
                                     "again") from None

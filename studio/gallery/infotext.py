@@ -11,21 +11,21 @@ at least three ``key: value`` pairs, keys it does not know are kept as they are.
 
 ``fields_from_infotext`` maps the parsed keys onto ``GenerationRequest`` fields (A1111/Forge
 names: "CFG scale", "Distilled CFG Scale", "Sampler" + "Schedule type", ``<lora:name:w>`` in the
-prompt, ...); ``request_from_infotext`` builds the checked request from them. ComfyUI
-("prompt" API graph) and Fooocus (JSON "parameters") have their own readers below.
+prompt, ...); ``request_from_infotext`` builds the checked request from them. Other tools'
+metadata (Fooocus, ComfyUI, InvokeAI, SwarmUI, NovelAI) is read by ``studio.gallery.readers``.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from typing import Any
 
+from studio.errors import StudioError
 from studio.loras.tags import hash_name as _hash_name
 from studio.loras.tags import lora_hashes, take_foreign, with_tags
 from studio.requests import (INPAINT_AREAS, MASK_MODES, RESIZE_MODES, ControlUnit, GenerationRequest, ImagePrompt,
-                             LoraSpec, Task)
+                             LoraSpec, Task, check_lora_weights)
 
 NEGATIVE = "Negative prompt:"
 # A1111 modules/infotext_utils.py: a key, a colon, then a JSON string or anything up to a comma
@@ -156,10 +156,17 @@ def parse_infotext(text: str) -> dict[str, str]:
     return out
 
 
+RE_WHOLE = re.compile(r"[+-]?[0-9]{1,40}")
+
+
 def _int(value: Any) -> int | None:
+    """A whole number, exactly (a 64-bit seed never goes through a float), or None."""
+    text = str(value).strip()
+    if RE_WHOLE.fullmatch(text):
+        return int(text)
     try:
-        return int(float(str(value).strip()))
-    except (TypeError, ValueError):
+        return int(float(text))
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -181,7 +188,29 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def _named_weights(value: str) -> list[LoraSpec]:
+def _made(kind, notes: list[str] | None, what: str, *args: Any, **kwargs: Any):  # noqa: ANN001, ANN202
+    """``kind(*args, **kwargs)``, or None with the reason in ``notes`` (foreign values may not fit:
+    a LoRA weight of 100 is read, named, left out; never an error for the whole image)."""
+    try:
+        return kind(*args, **kwargs)
+    except StudioError as err:
+        if notes is None:
+            raise
+        notes.append(f"{what}: {err}; left out")
+        return None
+
+
+def _lora(notes: list[str] | None, name: str, weight: float, digest: str = "") -> LoraSpec | None:
+    """A LoRA spec a request takes (its weight within the request's range), or None, named in ``notes``."""
+    def checked(*args: Any) -> LoraSpec:
+        spec = LoraSpec(*args)
+        check_lora_weights((spec,))
+        return spec
+
+    return _made(checked, notes, f"LoRA {name!r}", name, weight, digest)
+
+
+def _named_weights(value: str, notes: list[str] | None = None) -> list[LoraSpec]:
     value = value.strip()
     pairs: list[tuple[str, Any]] = []
     if value.startswith("{"):
@@ -197,21 +226,25 @@ def _named_weights(value: str) -> list[LoraSpec]:
     for name, weight in pairs:
         w = _float(weight)
         if name and w is not None:
-            out.append(LoraSpec(name, w))
+            spec = _made(LoraSpec, notes, f"LoRA {name!r}", name, w)
+            if spec is not None:
+                out.append(spec)
     return out
 
 
-def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
+def fields_from_infotext(parsed: dict[str, str] | str, notes: list[str] | None = None) -> dict[str, Any]:
     """Parsed A1111 keys -> ``GenerationRequest`` keyword arguments (only what is known).
 
     ``<lora:name:weight>`` tags are taken out of the prompt into ``loras`` (the studio applies
-    LoRAs itself, not through prompt syntax).
+    LoRAs itself, not through prompt syntax). With ``notes``, a LoRA, ControlNet or IP-Adapter
+    whose values do not fit a request is left out and named there (foreign text); without,
+    ``InvalidRequest`` is raised (the studio's own text).
     """
     p = parse_infotext(parsed) if isinstance(parsed, str) else dict(parsed)
     prompt = p.get("Prompt", "")
     prompt, tagged = take_foreign(prompt)
     loras: dict[str, float] = dict(tagged)
-    for spec in _named_weights(p.get("Loras", "")):
+    for spec in _named_weights(p.get("Loras", ""), notes):
         loras[spec.name] = spec.weight
     hashes = lora_hashes(p.get("Lora hashes", ""))
     fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": p.get("Negative prompt", "")}
@@ -251,8 +284,9 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
         fields["init_image"] = p["Init image"]
     if p.get("Mask image"):
         fields["mask_image"] = p["Mask image"]
-    if loras:
-        fields["loras"] = tuple(LoraSpec(n, w, hashes.get(_hash_name(n), "")) for n, w in loras.items())
+    specs = [_lora(notes, n, w, hashes.get(_hash_name(n), "")) for n, w in loras.items()]
+    if any(specs):
+        fields["loras"] = tuple(x for x in specs if x is not None)
     controls = []
     for i in range(16):
         raw = p.get(f"ControlNet {i}")
@@ -266,16 +300,16 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
             kind = c.get("Type") or _control_type(module, c.get("Model", ""))
             resolution = _int(c.get("Processor Res"))
             thresholds = _thresholds(module, c)
-            controls.append(ControlUnit(type=kind, image=c["Image"], model=_own_model(c.get("Model", ""), kind),
-                                        mode=c.get("Mode", ""), map=c.get("Map", ""),
-                                        scale=_or(_float(c.get("Weight")), 1.0),
-                                        start=_or(_float(c.get("Guidance Start")), 0.0),
-                                        end=_or(_float(c.get("Guidance End")), 1.0), preprocessor=module,
-                                        resolution=resolution if resolution and 64 <= resolution <= 4096 else 512,
-                                        pixel_perfect=c.get("Pixel Perfect", "").strip().lower() == "true",
-                                        threshold_a=thresholds[0], threshold_b=thresholds[1]))
-    if controls:
-        fields["controls"] = tuple(controls)
+            controls.append(_made(ControlUnit, notes, f"ControlNet {i}", type=kind, image=c["Image"],
+                                  model=_own_model(c.get("Model", ""), kind), mode=c.get("Mode", ""),
+                                  map=c.get("Map", ""), scale=_or(_float(c.get("Weight")), 1.0),
+                                  start=_or(_float(c.get("Guidance Start")), 0.0),
+                                  end=_or(_float(c.get("Guidance End")), 1.0), preprocessor=module,
+                                  resolution=resolution if resolution and 64 <= resolution <= 4096 else 512,
+                                  pixel_perfect=c.get("Pixel Perfect", "").strip().lower() == "true",
+                                  threshold_a=thresholds[0], threshold_b=thresholds[1]))
+    if any(controls):
+        fields["controls"] = tuple(x for x in controls if x is not None)
     prompts = []
     for i in range(8):
         raw = p.get("IP-Adapter" + (f" {i}" if i else ""))
@@ -284,9 +318,10 @@ def fields_from_infotext(parsed: dict[str, str] | str) -> dict[str, Any]:
         ip = parse_params(raw)
         images = tuple(x.strip() for x in (ip.get("Images") or ip.get("Image") or "").split(" | ") if x.strip())
         if images:
-            prompts.append(ImagePrompt(images, adapter=ip.get("Adapter", ""), scale=_or(_float(ip.get("Weight")), 0.6)))
-    if prompts:
-        fields["image_prompts"] = tuple(prompts)
+            prompts.append(_made(ImagePrompt, notes, f"IP-Adapter {i}", images, adapter=ip.get("Adapter", ""),
+                                 scale=_or(_float(ip.get("Weight")), 0.6)))
+    if any(prompts):
+        fields["image_prompts"] = tuple(x for x in prompts if x is not None)
     references = tuple(p[f"Reference {i}"] for i in range(16) if p.get(f"Reference {i}"))
     if references:
         fields["references"] = references
@@ -327,113 +362,3 @@ def request_from_infotext(text_or_parsed: str | dict[str, str], **overrides: Any
     fields = fields_from_infotext(text_or_parsed)
     fields.update(overrides)
     return GenerationRequest(**fields)
-
-
-# -- other studios ------------------------------------------------------------------------------
-def parse_fooocus(text: str) -> dict[str, Any] | None:
-    """Fooocus "parameters" when its metadata scheme is "fooocus": a JSON object."""
-    try:
-        data = json.loads(text)
-    except (TypeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def fields_from_fooocus(data: dict[str, Any]) -> dict[str, Any]:
-    fields: dict[str, Any] = {"prompt": str(data.get("prompt", "")),
-                              "negative_prompt": str(data.get("negative_prompt", ""))}
-    res = data.get("resolution")
-    if isinstance(res, str):
-        try:
-            res = ast.literal_eval(res)
-        except (ValueError, SyntaxError):
-            res = None
-    if isinstance(res, (list, tuple)) and len(res) == 2:
-        fields["width"], fields["height"] = int(res[0]), int(res[1])
-    for key, name, conv in (("steps", "steps", _int), ("seed", "seed", _int),
-                            ("guidance_scale", "guidance", _float)):
-        value = conv(data.get(key)) if key in data else None
-        if value is not None:
-            fields[name] = value
-    if data.get("base_model"):
-        fields["model_id"] = str(data["base_model"]).removesuffix(".safetensors")
-    if data.get("sampler"):
-        fields["scheduler"] = str(data["sampler"])
-    loras = []
-    for item in data.get("loras") or ():
-        if isinstance(item, (list, tuple)) and len(item) >= 2 and _float(item[-1]) is not None:
-            name = str(item[0] if len(item) == 2 else item[1]).removesuffix(".safetensors")
-            if name and name != "None" and name not in {x.name for x in loras}:
-                loras.append(LoraSpec(name, _float(item[-1])))
-    if loras:
-        fields["loras"] = tuple(loras)
-    return fields
-
-
-def _comfy_text(graph: dict[str, Any], ref: Any, depth: int = 0) -> str:
-    """Follow a ComfyUI link ``[node_id, output]`` back to the text that was encoded."""
-    if depth > 20 or not isinstance(ref, list) or not ref:
-        return ""
-    node = graph.get(str(ref[0])) or {}
-    inputs = node.get("inputs") or {}
-    for key in ("text", "text_g", "clip_l", "t5xxl", "prompt"):
-        if isinstance(inputs.get(key), str):
-            return inputs[key]
-    for key in ("conditioning", "conditioning_1", "positive", "text", "clip"):
-        if isinstance(inputs.get(key), list):
-            found = _comfy_text(graph, inputs[key], depth + 1)
-            if found:
-                return found
-    return ""
-
-
-def fields_from_comfyui(prompt_json: str) -> dict[str, Any] | None:
-    """ComfyUI's "prompt" chunk (the API graph that ran) -> request fields, best effort."""
-    try:
-        graph = json.loads(prompt_json)
-    except (TypeError, json.JSONDecodeError):
-        return None
-    if not isinstance(graph, dict):
-        return None
-    nodes = [n for n in graph.values() if isinstance(n, dict)]
-    fields: dict[str, Any] = {}
-    loras: list[LoraSpec] = []
-    for node in nodes:
-        kind, inputs = str(node.get("class_type", "")), node.get("inputs") or {}
-        if kind.startswith("KSampler") or kind == "SamplerCustom":
-            # "denoise" is left out: from an empty latent it is txt2img's 1.0, and an img2img graph's
-            # init image is a node's file, not something this studio can re-open
-            for key, name, conv in (("seed", "seed", _int), ("noise_seed", "seed", _int), ("steps", "steps", _int),
-                                    ("cfg", "guidance", _float)):
-                if key in inputs and not isinstance(inputs[key], list) and conv(inputs[key]) is not None:
-                    fields[name] = conv(inputs[key])
-            if isinstance(inputs.get("sampler_name"), str):
-                fields["scheduler"] = inputs["sampler_name"]
-            fields["prompt"] = _comfy_text(graph, inputs.get("positive"))
-            fields["negative_prompt"] = _comfy_text(graph, inputs.get("negative"))
-        elif kind in ("RandomNoise",) and not isinstance(inputs.get("noise_seed"), list):
-            fields.setdefault("seed", _int(inputs.get("noise_seed")))
-        elif kind == "BasicScheduler" and not isinstance(inputs.get("steps"), list):
-            fields.setdefault("steps", _int(inputs.get("steps")))
-        elif kind == "FluxGuidance":
-            fields["guidance"] = _float(inputs.get("guidance"))
-        elif kind.startswith(("EmptyLatentImage", "EmptySD3LatentImage", "EmptyFlux")) or kind.startswith("Empty"):
-            if _int(inputs.get("width")) and _int(inputs.get("height")):
-                fields["width"], fields["height"] = _int(inputs["width"]), _int(inputs["height"])
-        elif kind.startswith(("CheckpointLoader", "UNETLoader", "UnetLoader")):
-            name = inputs.get("ckpt_name") or inputs.get("unet_name")
-            if isinstance(name, str):
-                fields["model_id"] = name.rsplit("/", 1)[-1].removesuffix(".safetensors")
-        elif kind.startswith("LoraLoader") and isinstance(inputs.get("lora_name"), str):
-            weight = _float(inputs.get("strength_model"))
-            name = inputs["lora_name"].rsplit("/", 1)[-1].removesuffix(".safetensors")
-            if name not in {x.name for x in loras}:
-                loras.append(LoraSpec(name, 1.0 if weight is None else weight))
-    if "prompt" not in fields:
-        texts = [n["inputs"]["text"] for n in nodes if isinstance((n.get("inputs") or {}).get("text"), str)]
-        if not texts:
-            return None
-        fields["prompt"] = texts[0]
-    if loras:
-        fields["loras"] = tuple(loras)
-    return {k: v for k, v in fields.items() if v is not None}

@@ -2,7 +2,7 @@
 
 * rows whose file is gone get ``missing = True`` (and lose it when the file comes back);
 * image files under outputs with no row are imported from their own metadata (``new_from_file``:
-  studio JSON, A1111, Fooocus, ComfyUI; none at all still makes a row); a file that is not a whole
+  studio JSON or any tool ``readers`` knows; none at all still makes a row); a file that is not a whole
   image is skipped, its reason in ``ReconcileReport.errors``;
 * a ``.deleted-*`` file left by an interrupted delete is restored if its row is still there, else
   removed; ``.tmp-*`` files older than ``STALE_TEMP_SECONDS`` are removed.
@@ -32,7 +32,7 @@ from sqlalchemy import delete, insert, update
 from studio.gallery.files import TEMP_PREFIX, TRASH_PREFIX, sha256_file
 from studio.gallery.inputs import FOLDER as INPUTS_FOLDER
 from studio.gallery.inputs import is_ref, refs_of
-from studio.gallery.pnginfo import read_image_info
+from studio.gallery.pnginfo import ImageInfo, read_image_info
 from studio.gallery.records import NewImage, ReconcileReport
 from studio.gallery.schema import ImageRow, ScannedDir
 
@@ -48,7 +48,13 @@ def new_from_file(path: Path, name: str | None = None) -> NewImage:
     as the user knows it, for messages)."""
     info = read_image_info(path, name)
     created = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-    sha = sha256_file(path)
+    return new_from_info(info, path, sha256_file(path), created)
+
+
+def new_from_info(info: ImageInfo, path: Path, sha: str, created: datetime | None) -> NewImage:
+    """What to record for an image file at ``path`` (content ``sha``) whose metadata says ``info``.
+    A foreign image keeps its tool (``source``), the model hash its tool wrote (``model_revision``)
+    and its LoRAs' hashes; an image without parameters is source "import"."""
     if info.request is not None and info.source == "studio":
         request = info.request
         return NewImage.from_request(request, path=path, sha256=sha, infotext=info.infotext,
@@ -61,7 +67,8 @@ def new_from_file(path: Path, name: str | None = None) -> NewImage:
     return NewImage.from_fields(info.fields, path=path, sha256=sha, width=info.width, height=info.height,
                                 infotext=info.infotext, request_json=request_json,
                                 source=info.source if info.source != "none" else "import", created_at=created,
-                                input_refs=refs_of(info.request) if info.request is not None else ())
+                                input_refs=refs_of(info.request) if info.request is not None else (),
+                                model_revision=info.model_hash, lora_hashes=info.lora_hashes)
 
 
 def walk(outputs_dir: Path, known: dict[str, int]) -> tuple[dict[str, set[str]], dict[str, int], list[Path], list[Path]]:

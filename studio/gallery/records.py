@@ -58,7 +58,7 @@ class NewImage:
     task: str
     model_id: str
     prompt: str
-    seed: int
+    seed: int | None                      # None: not known (an imported image without one)
     width: int
     height: int
     negative_prompt: str = ""
@@ -79,6 +79,7 @@ class NewImage:
     favourite: bool = False
     tags: tuple[str, ...] = ()
     input_refs: tuple[str, ...] = ()      # the stored inputs its request reads (``inputs/<sha256>.png``)
+    lora_hashes: tuple[tuple[str, str], ...] = ()   # (LoRA name, hash) as a foreign tool wrote them
 
     @classmethod
     def from_request(cls, request: GenerationRequest, *, path: Path, sha256: str, infotext: str = "",
@@ -101,18 +102,20 @@ class NewImage:
     @classmethod
     def from_fields(cls, fields: dict[str, Any], *, path: Path, sha256: str, width: int, height: int,
                     infotext: str = "", request_json: str | None = None, source: str = "import",
-                    created_at: datetime | None = None, input_refs: Sequence[str] = ()) -> NewImage:
+                    created_at: datetime | None = None, input_refs: Sequence[str] = (), model_revision: str = "",
+                    lora_hashes: Sequence[tuple[str, str]] = ()) -> NewImage:
         task = fields.get("task") or "txt2img"
         return cls(path=Path(path), sha256=sha256, task=getattr(task, "value", str(task)),
                    model_id=str(fields.get("model_id") or ""), prompt=str(fields.get("prompt") or ""),
                    negative_prompt=str(fields.get("negative_prompt") or ""),
-                   seed=int(fields["seed"]) if fields.get("seed") is not None else -1,
+                   seed=int(fields["seed"]) if fields.get("seed") is not None else None,
                    width=int(fields.get("width") or width), height=int(fields.get("height") or height),
                    steps=fields.get("steps"), guidance=fields.get("guidance"),
                    scheduler=str(fields.get("scheduler") or ""), strength=fields.get("strength"),
                    loras=tuple(fields.get("loras") or ()), controls=tuple(fields.get("controls") or ()),
                    image_prompts=tuple(fields.get("image_prompts") or ()), request_json=request_json, infotext=infotext,
-                   created_at=created_at, source=source, input_refs=tuple(r for r in input_refs if is_ref(r)))
+                   created_at=created_at, source=source, input_refs=tuple(r for r in input_refs if is_ref(r)),
+                   model_revision=str(model_revision or "")[:100], lora_hashes=tuple(lora_hashes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,7 @@ class ImageRecord:
     model_id: str
     prompt: str
     negative_prompt: str
-    seed: int
+    seed: int | None                  # 0..2^64-1; None: not known
     width: int
     height: int
     steps: int | None
@@ -139,11 +142,12 @@ class ImageRecord:
     infotext: str
     request_json: str | None
     model_source: str
-    model_revision: str
+    model_revision: str               # hub commit or file sha256; for imports the model hash its tool wrote
     source: str
     favourite: bool
     missing: bool
     tags: tuple[str, ...]
+    lora_hashes: tuple[tuple[str, str], ...] = ()     # (LoRA name, hash) as a foreign tool wrote them
 
     @property
     def request(self) -> GenerationRequest | None:
@@ -160,7 +164,9 @@ class ImageRecord:
                 "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed,
                 "width": self.width, "height": self.height, "steps": self.steps, "guidance": self.guidance,
                 "scheduler": self.scheduler, "strength": self.strength,
-                "loras": [{"name": x.name, "weight": x.weight} for x in self.loras],
+                "loras": [{"name": x.name, "weight": x.weight, **({"hash": dict(self.lora_hashes)[x.name]}
+                                                                   if x.name in dict(self.lora_hashes) else {})}
+                          for x in self.loras],
                 "controls": [dataclasses.asdict(c) for c in self.controls],
                 "image_prompts": [dataclasses.asdict(p) for p in self.image_prompts],
                 "timings": dict(self.timings), "sha256": self.sha256, "infotext": self.infotext,
@@ -181,6 +187,8 @@ class GalleryQuery:
     width: int | None = None
     height: int | None = None
     missing: bool | None = None       # None: both; False: only images whose file is there
+    seed: int | None = None           # exact (0..2^64-1); ``seed:N`` in the text does the same
+    source: str | None = None         # exact: studio, a1111, fooocus, comfyui, ...; or ``source:NAME``
     sort: str = "newest"              # newest | oldest | relevance | seed
     page: int = 1                     # 1-based
     per_page: int = 50
@@ -190,6 +198,8 @@ class GalleryQuery:
             raise InvalidRequest("sort", f"one of {SORTS}, got {self.sort!r}")
         if self.page < 1 or not 1 <= self.per_page <= 1000:
             raise InvalidRequest("page", f"page >= 1 and per_page within 1..1000, got {self.page}, {self.per_page}")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= 2**64 - 1):
+            raise InvalidRequest("seed", f"a seed filter within 0..{2**64 - 1}, got {self.seed!r}")
         for name in ("width", "height"):
             if not 0 <= (getattr(self, name) or 0) < 2**31:
                 raise InvalidRequest(name, f"a size filter within 0..{2**31 - 1}, got {getattr(self, name)}")
@@ -228,13 +238,15 @@ def row_values(image: NewImage, stored_path: str) -> tuple[dict[str, Any], list[
     """The ``images`` column values of ``image`` (its path as the store keeps it), and its clean tags."""
     tags = sorted({t for t in (normalise_tag(t) for t in image.tags) if t})
     check_unique_loras(image.loras)
+    hashes = dict(image.lora_hashes)
     row = dict(
         created_at=naive_utc(image.created_at) or utcnow(), path=stored_path,
         sha256=image.sha256, task=image.task, model_id=image.model_id, model_source=image.model_source,
         model_revision=image.model_revision, prompt=image.prompt, negative_prompt=image.negative_prompt,
         seed=image.seed, width=image.width, height=image.height, steps=image.steps, guidance=image.guidance,
         scheduler=image.scheduler, strength=image.strength,
-        loras=[{"name": x.name, "weight": x.weight} for x in image.loras],
+        loras=[{"name": x.name, "weight": x.weight, **({"hash": hashes[x.name]} if x.name in hashes else {})}
+               for x in image.loras],
         controls=[dataclasses.asdict(c) for c in image.controls],
         image_prompt=[dataclasses.asdict(p) for p in image.image_prompts] or None,
         timings=dict(image.timings), request_json=image.request_json, infotext=image.infotext,
@@ -257,4 +269,5 @@ def record_of(row: ImageRow, absolute_path: Callable[[str], Path]) -> ImageRecor
         timings=tuple((row.timings or {}).items()), sha256=row.sha256, infotext=row.infotext,
         request_json=row.request_json, model_source=row.model_source, model_revision=row.model_revision,
         source=row.source, favourite=bool(row.favourite), missing=bool(row.missing),
-        tags=tuple(row.tags.split()) if row.tags else ())
+        tags=tuple(row.tags.split()) if row.tags else (),
+        lora_hashes=tuple((x["name"], x["hash"]) for x in row.loras or () if x.get("hash")))

@@ -16,8 +16,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+SIGNED = 2**63           # SQLite integers are signed 64-bit
+
+
+class Seed(TypeDecorator):
+    """A seed 0..2^64-1 in SQLite's signed 64-bit INTEGER (revision 5): a seed below 2^63 (every
+    seed A1111, InvokeAI, Fooocus and the studio itself draw) is stored as itself, so the column
+    reads plainly; one of 2^63 and above (ComfyUI's widget goes to 2^64-1) as seed - 2^64, two's
+    complement. ``seed = ?`` stays one index lookup; seed order is ``(seed < 0), seed``
+    (``SEED_ORDER``, index ``ix_images_seed_order``). NULL: not known (an image without one)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201 - SQLAlchemy's signature
+        if value is None:
+            return None
+        value = int(value)
+        return value - 2 * SIGNED if value >= SIGNED else value
+
+    def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
+        return value + 2 * SIGNED if value is not None and value < 0 else value
+
+
+SEED_ORDER = ("images.seed < 0", "images.seed")     # ascending seed order, as the index holds it
 
 
 class Base(DeclarativeBase):
@@ -37,7 +63,7 @@ class ImageRow(Base):
     model_revision: Mapped[str] = mapped_column(String(100), default="")  # hub commit, or file sha256
     prompt: Mapped[str] = mapped_column(Text, default="")
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
-    seed: Mapped[int] = mapped_column(BigInteger, index=True)
+    seed: Mapped[int | None] = mapped_column(Seed, index=True)          # revision 5: 64-bit, NULL unknown
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     steps: Mapped[int | None] = mapped_column(Integer)
@@ -51,7 +77,8 @@ class ImageRow(Base):
     timings: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     request_json: Mapped[str | None] = mapped_column(Text)       # None: imported without a studio request
     infotext: Mapped[str] = mapped_column(Text, default="")
-    source: Mapped[str] = mapped_column(String(20), default="studio")   # studio | a1111 | comfyui | fooocus | import
+    # studio | a1111 | fooocus | comfyui | invokeai | swarmui | novelai | import (no parameters); revision 5: indexed
+    source: Mapped[str] = mapped_column(String(20), default="studio", index=True)
     favourite: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     missing: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # revision 2
@@ -62,7 +89,8 @@ class ImageRow(Base):
     tag_rows: Mapped[list[TagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     input_rows: Mapped[list[InputUseRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
-    __table_args__ = (Index("ix_images_size", "width", "height"),)
+    __table_args__ = (Index("ix_images_size", "width", "height"),
+                      Index("ix_images_seed_order", text("seed < 0"), "seed"))      # revision 5
 
 
 class LoraRow(Base):

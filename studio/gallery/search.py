@@ -5,6 +5,7 @@ error, and the plan of a whole query (``page_ids``: FTS, filters, order, page).
     "red cat"            the phrase
     -dog                 without "dog"
     lora:detail          in a column: prompt: neg: model: lora: tag:
+    seed:42 source:fooocus   exact filters (the same as ``GalleryQuery.seed`` / ``.source``)
 
 Every term becomes a quoted FTS5 string (``"..."``, inner quotes doubled) followed by ``*``;
 terms with no letter or digit are dropped (FTS5 has nothing to match them against), so input such
@@ -22,12 +23,15 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
+from studio.errors import InvalidRequest
 from studio.gallery.records import GalleryQuery, naive_utc, normalise_tag
-from studio.gallery.schema import ImageRow, LoraRow, TagRow
+from studio.gallery.schema import SEED_ORDER, ImageRow, LoraRow, TagRow
+from studio.requests import MAX_SEED
 
 FIELDS = {"prompt": "prompt", "p": "prompt", "neg": "negative_prompt", "negative": "negative_prompt",
           "model": "model_id", "m": "model_id", "lora": "lora_names", "tag": "tags", "tags": "tags"}
 RE_TERM = re.compile(r'(-)?(?:([A-Za-z]+):)?(?:"([^"]*)"?|(\S+))')
+EXACT = ("seed", "source")  # box terms that are filters, not words
 SCAN_ABOVE = 500            # matches above which a page is found by walking the date index
 
 
@@ -49,6 +53,8 @@ def build_match(text: str) -> Match:
     for m in RE_TERM.finditer(text or ""):
         minus, field, quoted, bare = m.groups()
         term = quoted if quoted is not None else bare or ""
+        if field and field.lower() in EXACT and not minus:
+            continue                           # an exact filter (``exact_terms``)
         column = FIELDS.get(field.lower()) if field else None
         if field and column is None:           # "photo:1.2" is a word, not a column
             term = f"{field}:{term}"
@@ -58,6 +64,24 @@ def build_match(text: str) -> Match:
         expr = f"{column} : {phrase}" if column else phrase
         (negative if minus else positive).append(expr)
     return Match(" AND ".join(positive) or None, " OR ".join(negative) or None)
+
+
+def exact_terms(text: str) -> dict[str, object]:
+    """``seed:N`` and ``source:NAME`` in the search box: exact filters. A seed that is no seed is
+    the user's error, named."""
+    found: dict[str, object] = {}
+    for m in RE_TERM.finditer(text or ""):
+        minus, field, quoted, bare = m.groups()
+        if not field or field.lower() not in EXACT or minus:
+            continue
+        value = (quoted if quoted is not None else bare or "").strip()
+        if field.lower() == "seed":
+            if not value.isdecimal() or int(value) > MAX_SEED:
+                raise InvalidRequest("seed", f"seed:N takes a whole number within 0..{MAX_SEED}, got {value!r}")
+            found["seed"] = int(value)
+        else:
+            found["source"] = value.lower()
+    return found
 
 
 # -- the query plan ---------------------------------------------------------------------------------
@@ -77,7 +101,7 @@ def page_ids(session: Session, q: GalleryQuery) -> tuple[list[int], int]:
 
 def count(session: Session, q: GalleryQuery) -> int:
     match = build_match(q.text)
-    only_text = match.positive and not match.negative and GalleryQuery(
+    only_text = match.positive and not match.negative and not exact_terms(q.text) and GalleryQuery(
         text=q.text, sort=q.sort, page=q.page, per_page=q.per_page, missing=q.missing) == q
     if only_text and q.missing is not True:   # the FTS index knows (triggers keep it equal to images)
         total = int(session.scalar(text("SELECT count(*) FROM images_fts WHERE images_fts MATCH :m"),
@@ -102,6 +126,13 @@ def filtered(q: GalleryQuery, stmt: Select | None = None, *, scan: bool = False)
         stmt = stmt.where(ImageRow.id.not_in(
             text("SELECT rowid FROM images_fts WHERE images_fts MATCH :fts_neg")
             .bindparams(fts_neg=match.negative).columns(ImageRow.id)))
+    exact = exact_terms(q.text)
+    seed = q.seed if q.seed is not None else exact.get("seed")
+    if seed is not None:
+        stmt = stmt.where(ImageRow.seed == seed)
+    source = q.source or exact.get("source")
+    if source:
+        stmt = stmt.where(ImageRow.source == source)
     if q.model_id:
         stmt = stmt.where(ImageRow.model_id == q.model_id)
     if q.task:
@@ -134,6 +165,6 @@ def ordered(stmt: Select, q: GalleryQuery) -> Select:
         return stmt.order_by(rank.bindparams(fts_rank=build_match(q.text).positive), ImageRow.id.desc())
     if q.sort == "oldest":
         return stmt.order_by(ImageRow.created_at.asc(), ImageRow.id.asc())
-    if q.sort == "seed":
-        return stmt.order_by(ImageRow.seed.asc(), ImageRow.id.asc())
+    if q.sort == "seed":                      # 64-bit seeds: see schema.Seed (unknown seeds first)
+        return stmt.order_by(*(literal_column(x) for x in SEED_ORDER), ImageRow.id.asc())
     return stmt.order_by(ImageRow.created_at.desc(), ImageRow.id.desc())

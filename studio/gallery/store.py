@@ -268,7 +268,7 @@ class GalleryStore:
 
     def import_image(self, path: Path | str, *, tags: Sequence[str] = (), name: str | None = None) -> int:
         """Bring any image into the gallery: copied into ``outputs/imported/`` (unless it already
-        lies under outputs), recorded from its own metadata (studio, A1111, Fooocus, ComfyUI).
+        lies under outputs), recorded from its own metadata (``studio.gallery.readers``).
         Content already in the gallery is not copied again: its row's id is returned.
         ``studio.gallery.imports.import_image`` also says which of the two happened."""
         from studio.gallery.imports import import_image

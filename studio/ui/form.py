@@ -68,7 +68,10 @@ class BaseSection:
                                 elem_id=f"{t}-steps")
             guidance = NumberField(value=d["guidance"], step=0.1, label=str(d["guidance_label"]),
                                    info=limits_text("guidance"), min_width=110, elem_id=f"{t}-guidance")
-            seed = NumberField(value=-1, step=1, label="Seed", info="-1 = random", min_width=110, elem_id=f"{t}-seed")
+            # text, not a number box: a browser's number holds 53 bits, a seed 64 (2^64-1 would come back
+            # as 18446744073709552000); forms.number reads the digits exactly
+            seed = gr.Textbox(value="-1", label="Seed", info=f"-1 = random; {limits_text('seed')}", max_lines=1,
+                              min_width=110, elem_id=f"{t}-seed")
         with gr.Row():
             batch_count = NumberField(value=1, step=1, label="Batch count", min_width=110,
                                       info=f"{limits_text('batch_count')} calls, one after another",
@@ -125,7 +128,7 @@ class BaseSection:
         return [gr.update(value=got["model_id"]) if "model_id" in got else keep,
                 got.get("prompt", keep), got.get("negative_prompt", keep), forms.format_loras(got.get("loras", ())),
                 got.get("width", keep), got.get("height", keep), got.get("steps", keep), got.get("guidance", keep),
-                got.get("seed", -1)]
+                str(got.get("seed", -1))]
 
     def _wire(self) -> None:
         studio, f = self.studio, self.fields

@@ -15,6 +15,7 @@ from studio.errors import InvalidRequest
 from studio.gallery import browse
 from studio.requests import Task
 from studio.service import Studio
+from studio.ui import gallery_import
 from studio.ui.errors import shown_as_gr_error
 from studio.ui.widgets import GPU_QUEUE
 
@@ -30,6 +31,7 @@ def build(studio: Studio, ctx) -> None:
         work = Path(tempfile.mkdtemp(prefix="studio-gallery-"))      # the app's own: never served as is
         export_dir = work / "exports"                                  # one random folder per export
         missing_image = browse.missing_placeholder(work)                 # stands in for a missing file
+        files = browse.local_files(studio, getattr(ctx, "settings", None))   # models and LoRAs by name or hash
         with gr.Row():
             text = gr.Textbox(value="", label="Search", elem_id="gallery-search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
                               scale=4)
@@ -46,6 +48,7 @@ def build(studio: Studio, ctx) -> None:
                 date_to = gr.Textbox(value="", label="To (YYYY-MM-DD)")
                 favourites = gr.Checkbox(label="Favourites only")
                 missing = gr.Checkbox(label="Include missing files")
+                source = gr.Dropdown(browse.SOURCE_CHOICES, value="", label="Source", elem_id="gallery-source")
         with gr.Row():
             with gr.Column(scale=3):
                 grid = gr.Gallery(label="Images", elem_id="gallery-grid", columns=6, height=560, allow_preview=False, object_fit="cover")
@@ -86,17 +89,17 @@ def build(studio: Studio, ctx) -> None:
         shown_ids = gr.State([])          # the grid's images, in order: a click's index -> image id
         selected = gr.Number(value=None, precision=0, visible=False, label="image id")   # visible to the API
 
-        filters = [text, model, task, lora, favourites, date_from, date_to, size, missing, sort]
+        filters = [text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source]
         listing = [grid, label, selection, page_no, shown_ids]
 
         @shown_as_gr_error
-        def refresh(text, model, task, lora, favourites, date_from, date_to, size, missing, sort, page=1):
+        def refresh(text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source, page=1):
             query = browse.build_query(text, model, task, lora, favourites, date_from, date_to, size, missing,
-                                       sort, page)
+                                       sort, page, source=source)
             result = store.search(query)
             if result.page > result.pages:           # e.g. after deleting the last image of the last page
                 result = store.search(browse.build_query(text, model, task, lora, favourites, date_from, date_to,
-                                                         size, missing, sort, result.pages))
+                                                         size, missing, sort, result.pages, source=source))
             cells = browse.grid(result, missing_image)
             return (cells, browse.page_label(result), gr.update(choices=browse.selection_choices(result), value=[]),
                     result.page, browse.grid_ids(result, missing_image))
@@ -111,7 +114,8 @@ def build(studio: Studio, ctx) -> None:
             record = store.get(image_id) if image_id is not None else None
             if record is None:
                 return None, "Click an image to see everything about it.", "", "", {}, None
-            return (record.path if not record.missing else None, browse.summary(record), record.infotext,
+            return (record.path if not record.missing else None, browse.summary(record, files.of_record(record)),
+                    record.infotext,
                     ", ".join(record.tags), browse.detail_json(record), record.id)
 
         detail = [preview, facts, infotext, tags, details, selected]
@@ -120,7 +124,8 @@ def build(studio: Studio, ctx) -> None:
             return show(ids[evt.index] if ids and 0 <= evt.index < len(ids) else None)
 
         listed = []
-        for trigger in (tab.select, search.click, text.submit, sort.change, favourites.change, missing.change):
+        for trigger in (tab.select, search.click, text.submit, sort.change, favourites.change, missing.change,
+                        source.input):
             listed.append(trigger(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private"))
         for control in (model, task, lora):
             listed.append(control.input(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private"))
@@ -204,7 +209,7 @@ def build(studio: Studio, ctx) -> None:
         def gallery_regenerate(image_id):
             """Make image ``image_id`` again (its exact request): the new image and its id."""
             image_id = _chosen(image_id)
-            result = browse.regenerate(studio, store, image_id)
+            result = browse.regenerate(studio, store, image_id, files)
             gr.Info(f"Re-generated #{image_id} as #{result.saved[0].image_id}: {result.message}"
                     if result.saved else result.message)
             return [s.path for s in result.saved], [s.image_id for s in result.saved]
@@ -218,10 +223,10 @@ def build(studio: Studio, ctx) -> None:
         @shown_as_gr_error
         def gallery_search(query: str = "", model: str = "", task: str = "", lora: str = "",
                            favourites_only: bool = False, date_from: str = "", date_to: str = "", size: str = "",
-                           include_missing: bool = False, sort: str = "newest", page: float = 1):
+                           include_missing: bool = False, sort: str = "newest", page: float = 1, source: str = ""):
             """The gallery's search for API clients: one page of images, their ids and infotexts."""
             result = store.search(browse.build_query(query, model, task, lora, favourites_only, date_from, date_to,
-                                                     size, include_missing, sort, int(page or 1)))
+                                                     size, include_missing, sort, int(page or 1), source=source))
             ids = browse.grid_ids(result, missing_image)
             infotexts = {r.id: r.infotext for r in result.items}
             return browse.grid(result, missing_image), ids, [infotexts[i] for i in ids], browse.page_label(result)
@@ -232,7 +237,7 @@ def build(studio: Studio, ctx) -> None:
                        gr.JSON(label="Infotexts"), gr.Textbox(label="Page")]
             api_btn = gr.Button("search (API)")
         api_btn.click(gallery_search, [text, model, task, lora, favourites, date_from, date_to, size, missing, sort,
-                                       api_page], api_out, api_name="gallery_search")
+                                       api_page, source], api_out, api_name="gallery_search")
 
         @shown_as_gr_error
         def export(ids):
@@ -240,6 +245,8 @@ def build(studio: Studio, ctx) -> None:
 
         export_btn.click(export, selection, export_file, api_visibility="private").failure(
             lambda: None, None, export_file, queue=False, api_visibility="private")
+
+        gallery_import.build(store, ctx)
 
 
 def _id(value) -> int | None:

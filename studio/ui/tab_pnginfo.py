@@ -1,5 +1,6 @@
-"""PNG Info: drop any image, see the parameters it carries (this studio, A1111/Forge, Fooocus,
-ComfyUI), send them to txt2img or import the image into the gallery. ``build(studio, ctx)``."""
+"""PNG Info: drop any image, see the parameters it carries (this studio, A1111/Forge, Fooocus, ComfyUI,
+InvokeAI, SwarmUI, NovelAI), send them to txt2img or import the image into the gallery.
+``build(studio, ctx)``. API ``/png_info``: Preview, Summary, Infotext, Source, Request, Parameters, Problem."""
 
 from __future__ import annotations
 
@@ -25,28 +26,36 @@ def build(studio: Studio, ctx) -> None:
                                    elem_id="pnginfo-preview", elem_classes=["studio-images"])
             with gr.Column():
                 facts = gr.Markdown(browse.png_info_summary(None), label="Summary", elem_id="pnginfo-facts")
-                infotext = gr.Textbox(label="Parameters", lines=6, interactive=False, buttons=["copy"])
+                infotext = gr.Textbox(label="Infotext", lines=6, interactive=False, buttons=["copy"],
+                                      elem_id="pnginfo-infotext")
+                with gr.Row():
+                    source = gr.Textbox(label="Source", interactive=False, max_lines=1, elem_id="pnginfo-source")
+                    problem = gr.Textbox(label="Problem", interactive=False, lines=1, max_lines=4,
+                                         elem_id="pnginfo-problem", scale=3)
                 with gr.Row():
                     send_btn = gr.Button("Send to txt2img", visible=can_send)
                     send_i2i_btn = gr.Button("Send to img2img", visible=can_send_i2i, elem_id="pnginfo-send-img2img")
                     import_btn = gr.Button("Import into gallery", visible=store is not None,
                                            elem_id="pnginfo-import")
                 result = gr.Markdown(elem_id="pnginfo-result")
-                with gr.Accordion("Everything found", open=False):
-                    details = gr.JSON(label="Everything found")
+                with gr.Accordion("Request", open=False):
+                    request = gr.JSON(label="Request")
+                with gr.Accordion("Parameters (as the tool wrote them)", open=False):
+                    parameters = gr.JSON(label="Parameters")
 
         @shown_as_gr_error
         def png_info(image):
-            """The generation parameters any image carries (this studio, A1111/Forge, Fooocus, ComfyUI)."""
+            """The generation parameters any image carries: which tool wrote them, the request they make
+            (or None, with the problem), the tool's own parameters."""
             info = browse.png_info(image)
-            if info is None:
-                return None, browse.png_info_summary(None), "", {}
-            return image, browse.png_info_summary(info) + _loras(studio, info), info.infotext, browse.png_info_json(info)
+            outputs = browse.png_info_outputs(info)
+            summary = outputs[0] + (_loras(studio, info) if info is not None else "")
+            return (image if info is not None else None, summary, *outputs[1:])
 
-        shown = [preview, facts, infotext, details]
+        shown = [preview, facts, infotext, source, request, parameters, problem]
 
         def nothing_read():          # gr.Error leaves outputs as they were: the last file's facts must go
-            return None, browse.png_info_summary(None), "", {}
+            return None, *browse.png_info_outputs(None)
 
         upload.change(png_info, upload, shown, api_name="png_info").failure(
             nothing_read, None, shown, queue=False, api_visibility="private")

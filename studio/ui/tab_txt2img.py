@@ -17,7 +17,7 @@ def build(studio: Studio, ctx) -> GenerationForm:
     @shown_as_gr_error
     def txt2img(prompt: str, negative_prompt: str = "", model: str = "", width: float | None = None,
                 height: float | None = None, steps: float | None = None, guidance: float | None = None,
-                seed: float = -1, batch_count: float = 1, batch_size: float = 1, loras: str = "",
+                seed: str = "-1", batch_count: float = 1, batch_size: float = 1, loras: str = "",
                 request: gr.Request = None, progress=gr.Progress()):
         fields = form.base.request_fields(prompt=prompt, negative_prompt=negative_prompt, model=model, width=width,
                                           height=height, steps=steps, guidance=guidance, seed=seed,

@@ -41,7 +41,7 @@ def test_new_database_is_at_head_with_wal_and_foreign_keys(store):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == gallery_db.BUSY_TIMEOUT_MS
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004"])
 def test_upgrade_from_previous_revision_keeps_rows_backs_up_and_indexes_them(tmp_path, start):
     outputs = tmp_path / "out"
     outputs.mkdir()

@@ -42,8 +42,10 @@ def test_png_info_and_regenerate_endpoints(server):
     result = studio.generate(GenerationRequest("a red cat", model_id="tiny-random", seed=3))
     saved = result.saved[0]
     client = Client(url, verbose=False)
-    _preview, facts, infotext, details = client.predict(handle_file(saved.path), api_name="/png_info")
+    _preview, facts, infotext, source, request, parameters, problem = client.predict(handle_file(saved.path),
+                                                                                     api_name="/png_info")
     assert "this studio" in facts and "Seed: 3" in infotext
+    assert (source, request["seed"], parameters["prompt"], problem) == ("studio", 3, "a red cat", "")
     images, ids = client.predict(saved.image_id, api_name="/gallery_regenerate")
     assert studio.sink.store.count() == 2
     assert len(images) == 1 and ids == [saved.image_id + 1]
@@ -99,6 +101,76 @@ def test_browser_gallery_search_select_favourite_delete(server, tmp_path):
         page.screenshot(path=str(tmp_path / "gallery.png"))
         browser.close()
     assert store.count() == before - 1 and store.get(shown) is None
+
+
+def test_png_info_labels_source_request_parameters_and_problem(server, tmp_path):
+    import json
+    from pathlib import Path
+
+    from gradio_client import Client, handle_file
+    from PIL import Image, PngImagePlugin
+
+    chunks = json.loads((Path(__file__).parent / "fixtures" / "fooocus_2_5_scheme_fooocus.json").read_text())["chunks"]
+    info = PngImagePlugin.PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    Image.new("RGB", (64, 48)).save(tmp_path / "fox.png", pnginfo=info)
+    client = Client(server[0], verbose=False)
+    _preview, facts, infotext, source, request, parameters, problem = client.predict(
+        image=handle_file(tmp_path / "fox.png"), api_name="/png_info")
+    assert (source, request["seed"], request["loras"][1]["name"]) == ("fooocus", 2**63 - 1,
+                                                                      "SDXL_FILM_PHOTOGRAPHY_STYLE_V1")
+    assert parameters["styles"].startswith("['Fooocus V2'") and problem == "" and "Fooocus" in facts
+    Image.new("RGB", (60, 40)).save(tmp_path / "plain.png")
+    _preview, facts, infotext, source, request, parameters, problem = client.predict(
+        image=handle_file(tmp_path / "plain.png"), api_name="/png_info")
+    assert (source, request, problem) == ("none", None, "no generation parameters in this image")
+
+
+def test_gallery_import_endpoint_counts_and_the_source_filter_finds(server, tmp_path):
+    import json
+    from pathlib import Path
+
+    from gradio_client import Client
+    from PIL import Image, PngImagePlugin
+
+    fixtures = Path(__file__).parent / "fixtures"
+    folder = tmp_path / "from-swarm-and-novelai"
+    for name in ("swarmui_loras", "novelai_v4_5"):
+        info = PngImagePlugin.PngInfo()
+        for key, value in json.loads((fixtures / f"{name}.json").read_text())["chunks"].items():
+            info.add_text(key, value) if value.isascii() else info.add_itxt(key, value)
+        (folder / "sub").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 48), (len(name), 0, 0)).save(folder / "sub" / f"{name}.png", pnginfo=info)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    client = Client(server[0], verbose=False)
+    counts, status = client.predict(folder=str(folder), api_name="/gallery_import")
+    assert (counts["found"], counts["imported"], counts["failed"], counts["sources"]) == \
+        (3, 2, 1, {"novelai": 1, "swarmui": 1})
+    assert "broken.png" in counts["problems"][0] and "2 of 3 imported" in status
+    again, _ = client.predict(folder=str(folder), link=False, include_plain=True, api_name="/gallery_import")
+    assert (again["imported"], again["duplicates"]) == (0, 2)
+    thumbnails, ids, infotexts, page = client.predict(source="swarmui", api_name="/gallery_search")
+    assert len(ids) == 1 and "1 image" in page and "knight" in infotexts[0]
+    with pytest.raises(Exception, match="does not exist"):
+        client.predict(folder=str(tmp_path / "nowhere"), api_name="/gallery_import")
+
+
+def test_a_public_studio_offers_no_import_by_path_unless_allowed(tmp_path):
+    from studio.config import Settings
+    from studio.ui.app import build_app
+    from studio.wiring import build_studio
+
+    def api_names(**flags):
+        settings = Settings(models_dir=tmp_path / "models", outputs_dir=tmp_path / "outputs", offline=True,
+                            device="cpu", **flags)
+        demo = build_app(build_studio(settings), settings)
+        return {getattr(fn, "api_name", None) for fn in demo.fns.values()}
+
+    assert "gallery_import" in api_names()
+    assert "gallery_import" not in api_names(host="0.0.0.0")
+    assert "gallery_import" not in api_names(share=True)
+    assert "gallery_import" in api_names(host="0.0.0.0", allow_import_paths=True)
 
 
 def test_the_studio_serves_its_images_and_not_its_database(server):
@@ -257,3 +329,40 @@ def test_browser_failures_clear_old_status_and_missing_files_can_be_deleted(serv
         browser.close()
     assert "is not an image" in toast_text and str(tmp_path) not in toast_text and "bug" not in toast_text
     assert store.search(text="keeper").total == 1
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (launch.sh test installs it)")
+def test_browser_import_a_folder_then_find_it_by_source_with_its_model_missing(server, tmp_path):
+    import json
+    from pathlib import Path
+
+    from PIL import Image, PngImagePlugin
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import launch_chromium, search_gallery_and_pick, wait_until
+
+    url, studio = server
+    chunks = json.loads((Path(__file__).parent / "fixtures" / "fooocus_2_1_legacy.json").read_text())["chunks"]
+    folder = tmp_path / "Fooocus" / "outputs"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", chunks["parameters"].replace("lighthouse", f"lighthouse number{i}"))
+        Image.new("RGB", (64, 48), (i, 9, 9)).save(folder / f"{i}.png", pnginfo=info)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Gallery").click()
+        page.get_by_text("Import a folder").click()
+        page.locator("#gallery-import-folder textarea, #gallery-import-folder input").first.fill(str(folder))
+        page.locator("#gallery-import-start").click()
+        status = page.locator("#gallery-import-status")
+        assert wait_until(lambda: "3 of 3 imported (fooocus 3)" in status.inner_text(), 60), status.inner_text()
+        search_gallery_and_pick(page, "source:fooocus lighthouse", "· 3 images")
+        facts = page.locator("#gallery-facts")
+        assert wait_until(lambda: "juggernautXL_version6Rundiffusion" in facts.inner_text())
+        text = facts.inner_text()
+        browser.close()
+    assert "Imported from Fooocus" in text and "model 'juggernautXL_version6Rundiffusion' missing" in text
+    assert "LoRA 'sd_xl_offset_example-lora_1.0' missing" in text
