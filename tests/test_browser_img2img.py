@@ -46,19 +46,23 @@ def open_img2img(browser, url: str, sub_tab: str):
     return page
 
 
-def upload_to_editor(page, selector: str, picture) -> None:
+def upload_to_editor(page, selector: str, picture, reopen) -> None:
     """Upload ``picture`` into the image editor at ``selector`` and wait until it is on the canvas
-    (the editor's "Upload an image" placeholder gone). On a busy machine the first upload can be
-    dropped while the editor is still mounting: try again, as a user would."""
+    (the editor's "Upload an image" placeholder gone). Headless Chromium draws the editor with
+    software WebGL; on a busy machine an upload is now and then dropped while the editor sets up its
+    canvas, and setting the same file again is not seen. So: wait for the editor's canvas first, and
+    if the picture doesn't arrive, ``reopen()`` the page and try again, as a user would reload."""
     placeholder = page.locator(selector).get_by_text("Upload an image")
-    for _ in range(3):
+    for attempt in range(3):
+        if attempt:
+            reopen()
+        page.locator(f"{selector} canvas").first.wait_for(state="visible", timeout=30_000)
+        time.sleep(1.0)                               # the editor's layers are set up
         page.locator(f"{selector} input[type=file]").first.set_input_files(str(picture))
-        if wait_until(lambda: placeholder.count() == 0 or not placeholder.first.is_visible(), timeout=30):
-            break
-    else:
-        pytest.fail(f"the picture never reached the editor {selector}")
-    page.locator(f"{selector} canvas").first.wait_for(state="visible", timeout=30_000)
-    time.sleep(1.0)                                   # the picture is drawn on the canvas
+        if wait_until(lambda: placeholder.count() == 0 or not placeholder.first.is_visible(), timeout=20):
+            time.sleep(1.0)                           # the picture is drawn on the canvas
+            return
+    pytest.fail(f"the picture never reached the editor {selector}, in 3 page loads")
 
 
 def paint(page, selector: str, rows: int = 9) -> None:
@@ -84,7 +88,13 @@ def test_paint_a_mask_generate_and_find_it_in_the_gallery(server, tmp_path):
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = open_img2img(browser, url, "Inpaint")
-        upload_to_editor(page, "#img2img-paint", picture)
+
+        def reopen() -> None:
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="img2img", exact=True).first.click()
+            page.locator("#img2img-modes").get_by_role("tab", name="Inpaint", exact=True).click()
+
+        upload_to_editor(page, "#img2img-paint", picture, reopen)
         paint(page, "#img2img-paint")
         page.locator("#img2img-prompt textarea").fill(PROMPT)
         page.locator("#img2img-strength input[type=number]").fill("1")
