@@ -123,19 +123,19 @@ def build(studio: Studio, ctx) -> None:
         # explicit parameters, no *args: gradio hands gr.Request by the parameter's place
         @shown_as_gr_error
         def first_page(text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
-                       request: gr.Request):
+                       request: gr.Request = None):
             return refresh(mine(request), text, model, task, lora, favourites, date_from, date_to, size, missing,
                            sort, source, 1)
 
         @shown_as_gr_error
         def previous_page(page, text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
-                          request: gr.Request):
+                          request: gr.Request = None):
             return refresh(mine(request), text, model, task, lora, favourites, date_from, date_to, size, missing,
                            sort, source, max(1, page - 1))
 
         @shown_as_gr_error
         def next_page(page, text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
-                      request: gr.Request):
+                      request: gr.Request = None):
             return refresh(mine(request), text, model, task, lora, favourites, date_from, date_to, size, missing,
                            sort, source, page + 1)
 
@@ -150,7 +150,7 @@ def build(studio: Studio, ctx) -> None:
 
         detail = [preview, facts, infotext, tags, details, selected]
 
-        def on_select(ids, evt: gr.SelectData, request: gr.Request):
+        def on_select(ids, evt: gr.SelectData, request: gr.Request = None):
             return show(ids[evt.index] if ids and 0 <= evt.index < len(ids) else None, mine(request))
 
         listed = []
@@ -165,7 +165,7 @@ def build(studio: Studio, ctx) -> None:
             event.failure(nothing_listed, None, listing, queue=False, api_visibility="private")
         grid.select(on_select, shown_ids, detail, api_visibility="private")
 
-        def choices(request: gr.Request):
+        def choices(request: gr.Request = None):
             owner = mine(request)
             return (gr.update(choices=[("any", "")] + store.model_ids(owner=owner)),
                     gr.update(choices=[("any", "")] + store.lora_names(owner=owner)))
@@ -173,7 +173,7 @@ def build(studio: Studio, ctx) -> None:
         tab.select(choices, None, [model, lora], api_visibility="private")
 
         @shown_as_gr_error
-        def favourite(image_id, request: gr.Request):
+        def favourite(image_id, request: gr.Request = None):
             owner = mine(request)
             record = store.get(_chosen(image_id), owner=owner)
             if record is None:
@@ -188,7 +188,7 @@ def build(studio: Studio, ctx) -> None:
             nothing_shown, None, detail, queue=False, api_visibility="private")
 
         @shown_as_gr_error
-        def save_tags(image_id, value, request: gr.Request):
+        def save_tags(image_id, value, request: gr.Request = None):
             owner = mine(request)
             store.set_tags(_chosen(image_id), value.split(","), owner=owner)
             return show(image_id, owner)
@@ -205,7 +205,7 @@ def build(studio: Studio, ctx) -> None:
 
         @shown_as_gr_error
         def delete(image_id, text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
-                   page, request: gr.Request):
+                   page, request: gr.Request = None):
             image_id, owner = _id(image_id), mine(request)
             if image_id is not None:
                 if not store.delete([image_id], owner=owner):
@@ -221,7 +221,7 @@ def build(studio: Studio, ctx) -> None:
 
         if can_send:
             @shown_as_gr_error
-            def send(image_id, request: gr.Request):
+            def send(image_id, request: gr.Request = None):
                 image_id = _id(image_id)
                 if image_id is None:
                     raise InvalidRequest("selection", "select an image first")
@@ -234,7 +234,7 @@ def build(studio: Studio, ctx) -> None:
 
         if can_send_i2i:
             @shown_as_gr_error
-            def send_img2img(image_id, request: gr.Request):
+            def send_img2img(image_id, request: gr.Request = None):
                 record = store.get(_chosen(image_id), owner=mine(request))
                 if record is None or record.missing:
                     raise InvalidRequest("image", f"image #{image_id} has no file to start from")
@@ -243,7 +243,7 @@ def build(studio: Studio, ctx) -> None:
             send_i2i_btn.click(send_img2img, selected, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
 
         @shown_as_gr_error
-        def gallery_regenerate(image_id, request: gr.Request):
+        def gallery_regenerate(image_id, request: gr.Request = None):
             """Make image ``image_id`` again (its exact request): the new image and its id."""
             image_id = _chosen(image_id)
             result = browse.regenerate(studio, store, image_id, files, owner=mine(request))
@@ -279,7 +279,7 @@ def build(studio: Studio, ctx) -> None:
                                        api_page, source], api_out, api_name="gallery_search")
 
         @shown_as_gr_error
-        def export(ids, request: gr.Request):
+        def export(ids, request: gr.Request = None):
             return str(browse.export(store, list(ids or []), export_dir, owner=mine(request)))
 
         export_btn.click(export, selection, export_file, api_visibility="private").failure(

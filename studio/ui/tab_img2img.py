@@ -344,7 +344,7 @@ def _wire_sends(ctx, store, source: GenerationForm, studio=None) -> None:
         task = Task(name)
 
         @shown_as_gr_error
-        def send(ids, index, request: gr.Request, task=task):
+        def send(ids, index, request: gr.Request = None, task=task):
             if not ids:
                 raise InvalidRequest("images", "generate an image first")
             record = store.get(ids[min(max(int(index or 0), 0), len(ids) - 1)], owner=owner_of(studio, request))

@@ -158,3 +158,33 @@ def test_public_mode_settings():
     assert not on.imports_allowed and not settings_from(["--public", "--allow-import-paths"], {}).imports_allowed
     with pytest.raises(InvalidRequest, match="max_steps"):
         settings_from(["--max-steps", "0"], {})
+
+
+def test_through_the_studio_a_second_visitor_is_served_before_the_first_visitors_fifth_job(make_studio):
+    """Five generations from A are waiting (the GPU busy), then one from B: B's image is made second."""
+    from studio.requests import GenerationRequest
+
+    studio = make_studio(public=True, max_queue=5)
+    queue, store = studio.public.queue, studio.sink.store
+    made: dict[str, int] = {}
+
+    def generate(owner: str, name: str) -> None:
+        result = studio.generate(GenerationRequest(name, model_id="tiny-random", width=64, height=64, steps=1,
+                                                   seed=1), owner=owner)
+        made[name] = result.saved[0].image_id
+
+    jobs = [threading.Thread(target=generate, args=(A, f"A{i}")) for i in range(1, 6)]
+    with queue.turn("another job on the GPU"):
+        for n, job in enumerate(jobs, 1):
+            job.start()
+            while queue.waiting() < n:
+                time.sleep(0.01)
+        late = threading.Thread(target=generate, args=(B, "B1"))
+        late.start()
+        while queue.waiting() < 6:
+            time.sleep(0.01)
+    for job in (*jobs, late):
+        job.join(60)
+    order = sorted(made, key=made.get)
+    assert order.index("B1") < order.index("A5") and order[:2] == ["A1", "B1"]
+    assert [r.id for r in store.search(owner=B).items] == [made["B1"]]
