@@ -148,6 +148,8 @@ class FairQueue:
         self._held[owner] -= 1
         if not self._held[owner]:
             del self._held[owner]
+        if not self._held:                # nobody waits: the turns start over (and the memory of owners goes)
+            self._served.clear()
         self._cond.notify_all()
 
 

@@ -209,12 +209,13 @@ def regenerate(studio: Any, store: GalleryStore, image_id: int, files: LocalFile
     return studio.generate(request, **kwargs)
 
 
-def local_files(studio: Any, settings: Any = None) -> LocalFiles:
+def local_files(studio: Any, settings: Any = None, *, paths: bool = True) -> LocalFiles:
     """The lookup of models and LoRAs by name and hash for ``studio``'s registry; with ``settings``,
-    hashes are kept in ``<cache_dir>/file-hashes.json`` and messages name ``<models_dir>``."""
+    hashes are kept in ``<cache_dir>/file-hashes.json`` and messages name ``<models_dir>`` (unless
+    ``paths=False``, public mode: then ``models/...``, no folder of the server's)."""
     cache = getattr(settings, "cache_dir", None)
     return LocalFiles(studio.registry, HashCache(Path(cache) / "file-hashes.json" if cache else None),
-                      getattr(settings, "models_dir", ""))
+                      getattr(settings, "models_dir", "") if paths else "")
 
 
 def export(store: GalleryStore, image_ids: list[int], folder: Path, *, owner: str | None = None) -> Path:

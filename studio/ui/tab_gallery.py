@@ -35,8 +35,9 @@ def build(studio: Studio, ctx) -> None:
         work = Path(tempfile.mkdtemp(prefix="studio-gallery-"))      # the app's own: never served as is
         export_dir = work / "exports"                                  # one random folder per export
         missing_image = browse.missing_placeholder(work)                 # stands in for a missing file
-        files = browse.local_files(studio, getattr(ctx, "settings", None))   # models and LoRAs by name or hash
         public = getattr(studio, "public", None) is not None       # no other visitor's models, LoRAs or tags
+        files = browse.local_files(studio, getattr(ctx, "settings", None),   # models and LoRAs by name or hash
+                                   paths=not public)
 
         def mine(request: gr.Request | None) -> str | None:
             return owner_of(studio, request)

@@ -188,3 +188,22 @@ def test_through_the_studio_a_second_visitor_is_served_before_the_first_visitors
     order = sorted(made, key=made.get)
     assert order.index("B1") < order.index("A5") and order[:2] == ["A1", "B1"]
     assert [r.id for r in store.search(owner=B).items] == [made["B1"]]
+
+
+def test_the_visitor_cookie_and_the_file_rule_by_owner(tmp_path):
+    from studio.ui import serving
+
+    image = tmp_path / "txt2img" / "00001-7.png"
+    image.parent.mkdir()
+    image.write_bytes(b"png")
+    mine = {"txt2img/00001-7.png"}
+    assert serving.may_serve(str(image), tmp_path, [], owns=mine.__contains__)
+    assert not serving.may_serve(str(image), tmp_path, [], owns=set().__contains__)
+    assert serving.may_serve(str(image), tmp_path, [])                                  # a local studio
+    token = "t" * 32
+    scope = {"type": "http", "headers": [(b"cookie", f"x=1; {serving.COOKIE}={token}".encode())]}
+    assert serving.visitor_token(scope) == token
+    assert serving.visitor_token({"headers": [(b"cookie", f"{serving.COOKIE}=short".encode())]}) is None
+    assert b"SameSite=None; Secure; Partitioned" in serving.set_cookie_header(token, https=True)   # a Space's iframe
+    assert b"SameSite=Lax" in serving.set_cookie_header(token, https=False)
+    assert serving._https({"scheme": "http", "headers": [(b"x-forwarded-proto", b"https")]})
