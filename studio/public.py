@@ -20,7 +20,7 @@ import hashlib
 import itertools
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -116,7 +116,10 @@ class FairQueue:
         return best[1] if best else None
 
     @contextmanager
-    def turn(self, owner: str, cancel: threading.Event | None = None) -> Iterator[None]:
+    def turn(self, owner: str, cancel: threading.Event | None = None,
+             on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+        """``on_wait(n)``: hears how many other jobs are waiting or running whenever that changes
+        while this one waits, and 0 when its turn comes (it must not block)."""
         with self._cond:
             if self._held.get(owner, 0) >= self.max_queue:
                 raise OverLimit("queue", f"you already have {self._held[owner]} generation(s) waiting or running, "
@@ -125,10 +128,14 @@ class FairQueue:
             self._held[owner] = self._held.get(owner, 0) + 1
             ticket = next(self._tickets)
             self._waiting.append((ticket, owner))
+            told = None
             try:
                 while not (self._running < self.slots and self._next() == ticket):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("cancelled while waiting for a turn; nothing was made")
+                    others = self._running + len(self._waiting) - 1
+                    if on_wait is not None and others != told:
+                        on_wait(told := others)
                     self._cond.wait(timeout=0.2)
             except BaseException:
                 self._waiting.remove((ticket, owner))
@@ -137,6 +144,8 @@ class FairQueue:
             self._waiting.remove((ticket, owner))
             self._running += 1
             self._served[owner] = next(self._serial)
+        if on_wait is not None and told is not None:
+            on_wait(0)
         try:
             yield
         finally:

@@ -151,20 +151,21 @@ class Studio:
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None,
                  on_saved: Callable[[list[SavedImage]], None] | None = None, *,
-                 owner: str | None = None) -> GenerationResult:
+                 owner: str | None = None, on_wait: Callable[[int], None] | None = None) -> GenerationResult:
         """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
         saved images, as soon as they are written), ``cancel`` stops at the end of the current step.
 
         ``owner``: who asks (public mode: required; its images are recorded as its own). A public
         studio first checks the limits (over one: ``OverLimit``, nothing written), then waits for
-        the owner's turn in the fair queue (over the queue limit: ``OverLimit`` at once)."""
+        the owner's turn in the fair queue (over the queue limit: ``OverLimit`` at once; ``on_wait``
+        hears how many jobs are ahead or running, see ``FairQueue.turn``)."""
         if self.public is None:
             return self._generate(request, on_progress, cancel, on_saved, owner)
         if not owner:
             raise InvalidRequest("session", "a public studio generates for a visitor only (no owner given)")
         entry = self.registry.require(request.model_id)
         self.public.limits.check(request, entry.default("default_size"), int(entry.default("default_steps")))
-        with self.public.queue.turn(owner, cancel=cancel):
+        with self.public.queue.turn(owner, cancel=cancel, on_wait=on_wait):
             return self._generate(request, on_progress, cancel, on_saved, owner)
 
     def _generate(self, request: GenerationRequest, on_progress: ProgressFn | None,

@@ -293,7 +293,8 @@ def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, pro
     def work() -> None:
         try:
             result = studio.generate(req, on_progress=lambda ev: events.put(("progress", ev)), cancel=cancel,
-                                     on_saved=lambda saved: events.put(("saved", saved)), owner=owner)
+                                     on_saved=lambda saved: events.put(("saved", saved)), owner=owner,
+                                     on_wait=lambda n: events.put(("waiting", n)))
             events.put(("done", result))
         except BaseException as err:  # noqa: BLE001 - handed to the handler's thread, raised there
             events.put(("error", err))
@@ -301,17 +302,23 @@ def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, pro
     worker = threading.Thread(target=work, name="generate", daemon=True)
     worker.start()
     shown: list[SavedImage] = []
-    started, stepping = time.perf_counter(), False
+    started, stepping, others = time.perf_counter(), False, 0
     try:
         while True:
             try:
                 kind, value = events.get(timeout=1.0)
             except queue.Empty:             # loading (or another job holds the GPU): say so, with the time
-                if not stepping:
+                if others:
+                    progress(0, desc=f"waiting for a turn ({others} other job(s) first)")
+                elif not stepping:
                     progress(0, desc=f"loading the model ({time.perf_counter() - started:.0f} s)")
                 continue
             stepping = stepping or kind == "progress"
-            if kind == "progress":
+            if kind == "waiting":           # public mode: the fair queue (0: our turn, the model loads now)
+                others, started = value, time.perf_counter()
+                if others:
+                    progress(0, desc=f"waiting for a turn ({others} other job(s) first)")
+            elif kind == "progress":
                 done = value.batch * value.total + value.step
                 progress((done, value.total * value.batches), desc=progress_text(value), unit="steps")
             elif kind == "saved":

@@ -131,6 +131,21 @@ def test_a_flood_from_one_visitor_does_not_starve_another():
     assert order[:2] == ["A1", "B1"] and order[2:] == ["A2", "A3", "A4", "A5"]
 
 
+def test_a_waiting_job_hears_how_many_go_first_then_its_turn():
+    queue, heard = FairQueue(slots=1, max_queue=2), []
+    def wait() -> None:
+        with queue.turn(B, on_wait=heard.append):
+            pass
+
+    with queue.turn(A):
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        while not heard:
+            time.sleep(0.01)
+    waiter.join(5)
+    assert heard == [1, 0]
+
+
 def test_the_queue_limit_refuses_at_once_and_frees_on_finish():
     queue = FairQueue(slots=1, max_queue=1)
     with queue.turn(A):
