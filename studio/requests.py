@@ -42,6 +42,7 @@ SCALE_LIMITS = (0.05, 4.0)       # scale_by: the init image's size times this, w
 REQUEST_VERSION = 2          # 1: task "controlnet", one image_prompt, ControlUnit(control_type, preprocess)
 MAX_REFERENCES = 10          # per request; a family may take fewer (catalog)
 MAX_IMAGE_PROMPTS = 4        # adapters at once
+MAX_CONTROLS = 3             # ControlNet units at once (A1111's default)
 PRIOR_TASKS = {"controlnet": "txt2img"}
 
 
@@ -103,16 +104,25 @@ class ControlUnit:
     preprocessor: str = "none"
     resolution: int = 512              # the preprocessor's working size (A1111 "Processor Res")
     map: str = ""                      # filled when resolved: the stored control map
+    pixel_perfect: bool = False        # resolution from the output size (set when resolved)
+    threshold_a: float | None = None   # the preprocessor's settings (canny: low, high); None = its default
+    threshold_b: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.type, str) or not self.type:
             raise InvalidRequest("controls", f"a control unit needs a type (canny, depth, pose...), got {self.type!r}")
         _check_image("controls", self.image)
         _check_float("controls", self.scale, 0.0, 5.0)
-        if not (isinstance(self.start, (int, float)) and isinstance(self.end, (int, float))
-                and 0.0 <= self.start < self.end <= 1.0):
-            raise InvalidRequest("controls", f"start/end must satisfy 0 <= start < end <= 1, got {self.start}..{self.end}")
+        numbers = all(not isinstance(x, bool) and isinstance(x, (int, float)) for x in (self.start, self.end))
+        if not (numbers and 0.0 <= self.start < self.end <= 1.0):
+            raise InvalidRequest("controls", f"guidance start/end must satisfy 0 <= start < end <= 1, got "
+                                             f"start {self.start} and end {self.end}")
         _check_int("controls", self.resolution, 64, MAX_SIDE)
+        if not isinstance(self.pixel_perfect, bool):
+            raise InvalidRequest("controls", f"pixel_perfect must be true or false, got {self.pixel_perfect!r}")
+        for name in ("threshold_a", "threshold_b"):
+            if getattr(self, name) is not None:
+                _check_float("controls", getattr(self, name), -1e6, 1e6)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlUnit:
@@ -275,6 +285,8 @@ class GenerationRequest:
             _check_image("references", image)
         if len(self.references) > MAX_REFERENCES:
             raise InvalidRequest("references", f"at most {MAX_REFERENCES} reference images, got {len(self.references)}")
+        if len(self.controls) > MAX_CONTROLS:
+            raise InvalidRequest("controls", f"at most {MAX_CONTROLS} ControlNet units at once, got {len(self.controls)}")
         if len(self.image_prompts) > MAX_IMAGE_PROMPTS:
             raise InvalidRequest("image_prompts", f"at most {MAX_IMAGE_PROMPTS} IP-Adapters at once, "
                                                   f"got {len(self.image_prompts)}")

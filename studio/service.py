@@ -18,16 +18,16 @@ from typing import Protocol
 from studio.gallery.inputs import InputStore, refs_of
 
 from studio import hosting
-from studio.public import PublicMode
-from studio.engine import binders, inputs, runner
+from studio.engine import binders, controls, inputs, runner
 from studio.engine.callbacks import ProgressFn, StepCallback
 from studio.errors import InvalidRequest, OutOfMemory
 from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
-from studio.requests import (RANDOM_SEED_MAX, GenerationRequest, GenerationResult, LoraSpec, SavedImage, Task,
-                             check_lora_weights)
+from studio.public import PublicMode
+from studio.requests import (RANDOM_SEED_MAX, ControlUnit, GenerationRequest, GenerationResult, LoraSpec,
+                             SavedImage, Task, check_lora_weights)
 
 
 class ImageSink(Protocol):
@@ -54,6 +54,7 @@ class Studio:
         self._seed_source = seed_source or (lambda: random.SystemRandom().randint(0, RANDOM_SEED_MAX))
         self._clock = clock
         self.lora_fuse = False    # "fuse for speed" (the LoRA tab's switch): every generation's LoRA mix fused
+        self.control_maps = controls.MapMaker(registry, models)   # preprocessors, detectors leased from models
 
     # -- what the UI asks before generating ----------------------------------------------------
     def entry(self, model_id: str = "") -> ModelEntry:
@@ -90,21 +91,21 @@ class Studio:
         loras, lora_paths, notices = self.resolve_loras(request.loras, entry)
         request = request.replace(loras=loras)
         active = running(request)
-        spec = binders.check(entry.family, active)
+        spec = binders.check(entry.family, active)          # what the family serves at all, before its nets
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
-        plan = replace(self._plan(entry, active), loras=lora_paths, fuse_loras=self.lora_fuse)
-        binders.check_modes(entry.family, active, plan.union)
-        from_image: list[tuple[int, int]] = []
+        nets = controls.nets_for(self.registry, entry, request)
+        plan = replace(self._plan(entry, request, nets), loras=lora_paths, fuse_loras=self.lora_fuse)
+        if plan.union_pipes:
+            spec = binders.check(entry.family, active, union=True)
+        size = self._output_size(entry, request)
+        request = controls.with_resolutions(request, size, self.sink.inputs)     # pixel perfect: from the size
 
         def check(images: dict) -> None:
-            size = inputs.check_images(request, images)
-            if size is not None:
-                from_image.append(size)
+            inputs.check_images(request, images)
 
-        stored = self.sink.inputs.store_request(request, make_map=inputs.make_map, check=check)
-        width, height = from_image[0] if from_image else entry.default("default_size")
+        stored = self.sink.inputs.store_request(request, make_map=self.control_maps.make, check=check)
         default_strength = 1.0 if request.task is Task.INPAINT else float(entry.default("default_strength"))
-        resolved = stored.resolved(model_id=entry.id, width=width, height=height,
+        resolved = stored.resolved(model_id=entry.id, width=size[0], height=size[1],
                                    steps=int(entry.default("default_steps")),
                                    guidance=float(entry.default("default_guidance")),
                                    seed=self._seed_source(), scheduler=entry.family.sampler,
@@ -147,6 +148,27 @@ class Studio:
             inputs.size_for(canvas.size, request.scale_by, field="outpaint")
         return target.replace(init_image=self.sink.inputs.put(canvas), mask_image=self.sink.inputs.put(mask))
 
+    def _output_size(self, entry: ModelEntry, request: GenerationRequest) -> tuple[int, int]:
+        """The request's size; else the init image's (times scale_by, to multiples of 16), else the
+        model's default."""
+        if request.width and request.height:
+            return request.width, request.height
+        width, height = entry.default("default_size")
+        if request.init_image:
+            image = self.sink.inputs.open(request.init_image, "init_image")
+            width, height = inputs.size_for(image.size, request.scale_by)
+        return request.width or width, request.height or height
+
+    def preview_map(self, unit: ControlUnit, model_id: str = "", width: int | None = None,
+                    height: int | None = None):
+        """The control map ``unit`` would give (its image when the preprocessor is "none"), for the
+        tab's live preview: the same preprocessor, settings and detectors as a generation."""
+        entry = self.registry.get(model_id)
+        size = self._output_size(entry, GenerationRequest("", model_id=entry.id, width=width, height=height))
+        unit = controls.with_resolution(unit, size, self.sink.inputs)
+        image = self.sink.inputs.open(unit.image, "controls")
+        return self.control_maps.make(unit, image) or image.convert("RGB")
+
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None,
@@ -176,9 +198,10 @@ class Studio:
         if self.public is not None:      # a size taken from the input image, checked before anything runs
             self.public.limits.check(req)
         run_req = running(req)
-        images = inputs.load(run_req, self.sink.inputs, union=plan.union)
+        images = inputs.load(run_req, self.sink.inputs, union=plan.union, modes=plan.modes)
         model_notices = [n for n in (notices.prompt_notice(req.prompt, entry.label, entry.defaults),
                                      notices.size_notice(req.width, req.height, entry.label, entry.defaults)) if n]
+        model_notices += images.notices
         box = None                  # inpaint "only masked": the pipeline sees the box around the mask
         if req.task is Task.INPAINT and req.inpaint_area == "only_masked":
             box = inputs.crop_box(images.mask, req.mask_padding, (req.width, req.height))
@@ -291,18 +314,6 @@ class Studio:
         merge_loras(self.models, entry, paths, dest, meta)
         return self.registry.get(name)
 
-    @staticmethod
-    def _is_union(path: str) -> bool:
-        """A union ControlNet (one net, several control modes) says so in its config: ``num_mode``."""
-        import json
-        from pathlib import Path
-
-        config = Path(path) / "config.json"
-        try:
-            return bool(json.loads(config.read_text(encoding="utf-8")).get("num_mode")) if config.is_file() else False
-        except (OSError, ValueError):
-            return False
-
     def _save(self, state: _Progress, req: GenerationRequest, images: list, seeds: list[int],
               entry: ModelEntry) -> list[SavedImage]:
         """One batch to files and rows (the sink: all or nothing), on the writer's thread."""
@@ -320,12 +331,14 @@ class Studio:
         state.add_time("save", self._clock() - t0)
         return saved
 
-    def _plan(self, entry: ModelEntry, req: GenerationRequest) -> LeasePlan:
-        """What the lease needs besides the base model: ControlNets and IP-Adapters by path,
-        in request order (a unit without a model takes the model's own net for its type)."""
-        controlnets = tuple(str(self.registry.controlnet_path(u.model, entry, u.type)) for u in req.controls)
+    def _plan(self, entry: ModelEntry, req: GenerationRequest, nets: tuple) -> LeasePlan:
+        """What the lease needs besides the base model: ControlNets (``nets``: (net, mode number) per
+        unit; the running units' are used) and IP-Adapters by path, in request order."""
+        run = controls.running_nets(req, nets)
         return LeasePlan(
-            controlnets=controlnets, union=tuple(self._is_union(path) for path in controlnets),
+            controlnets=tuple(n.source for n, _ in run), union=tuple(n.union for n, _ in run),
+            modes=tuple(mode for _, mode in run), shared=controls.shared(run),
+            union_pipes=controls.union_pipes(entry.family, tuple(n for n, _ in run)),
             ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
                               for p in req.image_prompts))
 

@@ -155,7 +155,7 @@ def bad_cases(photo: Path, folder: Path):
          "1040x32 times scale_by 4: 4160x128 is over the 4096 px limit"),
         ({"task": Task.IMG2IMG, "init_image": str(huge_png(folder / "bomb.png"))}, "init_image",
          "20000x20000, over the"),
-        ({"controls": (ControlUnit("pose", str(photo)),)}, "controls", "has no ControlNet for 'pose'"),
+        ({"controls": (ControlUnit("normal", str(photo)),)}, "controls", "has no ControlNet for 'normal'"),
         ({"model_id": "tiny-sd3", "task": Task.IMG2IMG, "init_image": str(photo),
           "controls": (ControlUnit("canny", str(photo)),)}, "controls", "no ControlNet pipeline for img2img"),
         ({"image_prompts": (ImagePrompt((str(photo),)),)}, "image_prompts", "no IP-Adapter"),

@@ -24,6 +24,8 @@ class Inputs:
     mask: Any = None                                  # PIL "L", request size; white = redraw
     control_maps: tuple[Any, ...] = ()                # one per control unit, request size
     union: tuple[bool, ...] = ()                      # per unit: is its net a union net (takes a mode)?
+    modes: tuple[int, ...] = ()                       # per unit: its net's number for the unit's mode
+    notices: tuple[str, ...] = ()                     # what the user should know (a map stretched to fit)
     image_prompts: tuple[tuple[Any, ...], ...] = ()   # per adapter: its reference images
     references: tuple[Any, ...] = ()
 
@@ -75,8 +77,12 @@ def bind_controls(family: Family, spec: PipeSpec, req: GenerationRequest, inputs
                 "control_guidance_start": _one_or_list([u.start for u in units]),
                 "control_guidance_end": _one_or_list([u.end for u in units])}
     if any(inputs.union):
-        check_modes(family, req, inputs.union)
-        kw["control_mode"] = _one_or_list([family.control_modes.get(u.mode or u.type, -1) for u in units])
+        if inputs.modes:                       # the numbers of each unit's own net (studio.resolve checked them)
+            modes = list(inputs.modes)
+        else:                                  # the family's numbering
+            check_modes(family, req, inputs.union)
+            modes = [family.control_modes.get(u.mode or u.type, -1) for u in units]
+        kw["control_mode"] = _one_or_list(modes)
     return kw
 
 
@@ -117,9 +123,10 @@ def bind(family: Family, spec: PipeSpec, req: GenerationRequest, inputs: Inputs,
     return kw
 
 
-def check(family: Family, req: GenerationRequest) -> PipeSpec:
-    """What the family can serve, before anything loads: ``InvalidRequest`` names the field."""
-    spec = family.pipe(req.task, controlled=bool(req.controls))
+def check(family: Family, req: GenerationRequest, *, union: bool = False) -> PipeSpec:
+    """What the family can serve, before anything loads: ``InvalidRequest`` names the field.
+    ``union``: the request's nets are the family's union class (SDXL's union pipelines)."""
+    spec = family.pipe(req.task, controlled=bool(req.controls), union=union)
     if req.negative_prompt and (not family.supports_negative or not spec.negative):
         where = "" if not family.supports_negative else f" with {spec.cls}"
         raise InvalidRequest("negative_prompt", f"{family.label} takes no negative prompt{where}; leave it empty")

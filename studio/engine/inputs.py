@@ -24,7 +24,6 @@ import dataclasses
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 
-from studio.control import preprocessor
 from studio.engine.binders import Inputs
 from studio.errors import InvalidRequest
 from studio.requests import LIMITS, MAX_SIDE, MIN_SIDE, GenerationRequest
@@ -34,11 +33,7 @@ EMPTY_MASK_LEVEL = 8                 # a mask with no pixel brighter than this r
 OUTPAINT_FILLS = {"edge": "Edge colours", "blur": "Blurred stretch"}
 LANCZOS = Image.Resampling.LANCZOS
 
-
-def make_map(unit, image: Image.Image) -> Image.Image | None:  # noqa: ANN001 - ControlUnit
-    """The unit's control map (its preprocessor on ``image``); ``None``: the image is the map."""
-    fn = preprocessor(unit.preprocessor)
-    return None if fn is None else fn(image.convert("RGB"), unit)
+ASPECT_TOLERANCE = 0.02      # sizes snap to 16 px: a map within 2 % of the output's aspect is the same shape
 
 
 # -- sizes ------------------------------------------------------------------------------------------
@@ -120,10 +115,22 @@ def check_images(request: GenerationRequest, images: dict[str, Image.Image]) -> 
     return None
 
 
+def aspect_notice(i: int, map_size: tuple[int, int], size: tuple[int, int]) -> str:
+    """What to say when a control map of another shape is stretched to the output ("" when it fits)."""
+    (w, h), (W, H) = map_size, size
+    if abs((w / h) / (W / H) - 1) <= ASPECT_TOLERANCE:
+        return ""
+    return (f"ControlNet unit {i + 1}: its map is {w}x{h} ({w / h:.2f}:1) but the image is {W}x{H} ({W / H:.2f}:1); "
+            "the map was stretched to fit, so shapes are distorted. Crop the control image to the output's aspect, "
+            "or set the size to match it.")
+
+
 # -- loading ----------------------------------------------------------------------------------------
-def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = ()) -> Inputs:  # noqa: ANN001
+def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = (),  # noqa: ANN001
+         modes: tuple[int, ...] = ()) -> Inputs:
     """The request's images, opened and sized: init and mask by ``resize_mode`` (a mask of the same
-    shape but another size is scaled to its image first), the mask as the part to redraw."""
+    shape but another size is scaled to its image first), the mask as the part to redraw; control
+    maps stretched to the size (a map of another aspect is said in ``notices``)."""
     size = (request.width, request.height)
     init = mask = None
     if request.init_image:
@@ -137,13 +144,14 @@ def load(request: GenerationRequest, store, *, union: tuple[bool, ...] = ()) -> 
             if painted.size != source.size:
                 painted = painted.resize(source.size, LANCZOS)
             mask = effective_mask(resize(painted, size, request.resize_mode), request.mask_mode)
-    maps = tuple(store.open(u.map or u.image, "controls").convert("RGB").resize(size, LANCZOS)
-                 for u in request.controls)
+    opened = [store.open(u.map or u.image, "controls").convert("RGB") for u in request.controls]
+    notices = tuple(n for n in (aspect_notice(i, m.size, size) for i, m in enumerate(opened)) if n)
+    maps = tuple(m if m.size == size else m.resize(size, LANCZOS) for m in opened)
     prompts = tuple(tuple(store.open(x, "image_prompts").convert("RGB") for x in p.images)
                     for p in request.image_prompts)
     references = tuple(store.open(x, "references").convert("RGB") for x in request.references)
-    return Inputs(init=init, mask=mask, control_maps=maps, union=union or (False,) * len(maps),
-                  image_prompts=prompts, references=references)
+    return Inputs(init=init, mask=mask, control_maps=maps, union=union or (False,) * len(maps), modes=modes,
+                  image_prompts=prompts, references=references, notices=notices)
 
 
 # -- inpaint: only masked, and the overlay ----------------------------------------------------------

@@ -107,10 +107,13 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
             fields["Lora hashes"] = ", ".join(f"{_hash_name(x.name)}: {x.hash[:12]}" for x in request.loras if x.hash)
     for i, unit in enumerate(request.controls):
         fields[f"ControlNet {i}"] = _pairs({"Module": unit.preprocessor, "Model": unit.model or unit.type,
-                                            "Type": unit.type, "Mode": unit.mode, "Image": unit.image,
-                                            "Map": unit.map, "Weight": _number(unit.scale),
-                                            "Guidance Start": _number(unit.start), "Guidance End": _number(unit.end),
-                                            "Processor Res": unit.resolution})
+                                            "Weight": _number(unit.scale), "Guidance Start": _number(unit.start),
+                                            "Guidance End": _number(unit.end), "Type": unit.type,
+                                            "Mode": unit.mode or None, "Image": unit.image, "Map": unit.map or None,
+                                            "Processor Res": unit.resolution,
+                                            "Threshold A": _number(unit.threshold_a),
+                                            "Threshold B": _number(unit.threshold_b),
+                                            "Pixel Perfect": unit.pixel_perfect or None})
     for i, prompt in enumerate(request.image_prompts):
         fields["IP-Adapter" + (f" {i}" if i else "")] = _pairs(
             {"Adapter": prompt.adapter, "Images": " | ".join(prompt.images), "Weight": _number(prompt.scale)})
@@ -295,12 +298,16 @@ def fields_from_infotext(parsed: dict[str, str] | str, notes: list[str] | None =
             if c.get("Preprocess") == "False":                     # written by request version 1
                 module = "none"
             kind = c.get("Type") or _control_type(module, c.get("Model", ""))
+            resolution = _int(c.get("Processor Res"))
+            thresholds = _thresholds(module, c)
             controls.append(_made(ControlUnit, notes, f"ControlNet {i}", type=kind, image=c["Image"],
                                   model=_own_model(c.get("Model", ""), kind), mode=c.get("Mode", ""),
                                   map=c.get("Map", ""), scale=_or(_float(c.get("Weight")), 1.0),
                                   start=_or(_float(c.get("Guidance Start")), 0.0),
                                   end=_or(_float(c.get("Guidance End")), 1.0), preprocessor=module,
-                                  resolution=_or(_int(c.get("Processor Res")), 512)))
+                                  resolution=resolution if resolution and 64 <= resolution <= 4096 else 512,
+                                  pixel_perfect=c.get("Pixel Perfect", "").strip().lower() == "true",
+                                  threshold_a=thresholds[0], threshold_b=thresholds[1]))
     if any(controls):
         fields["controls"] = tuple(x for x in controls if x is not None)
     prompts = []
@@ -329,6 +336,17 @@ def _control_type(module: str, model: str) -> str:
     """A1111's Module (preprocessor) / Model names -> the kind of map: openpose_full -> pose."""
     text = f"{module} {model}".lower().replace("openpose", "pose").replace("midas", "depth").replace("zoe", "depth")
     return next((w for w in CONTROL_WORDS if w in text), module or "canny")
+
+
+def _thresholds(module: str, unit: dict[str, str]) -> tuple[float | None, float | None]:
+    """Threshold A / B, for a module that reads them (canny: low / high); A1111 writes them for every
+    module, where they mean nothing here."""
+    from studio.control import PREPROCESSORS
+
+    pre = PREPROCESSORS.get(module)
+    if pre is None or not pre.thresholds:
+        return None, None
+    return _float(unit.get("Threshold A")), _float(unit.get("Threshold B"))
 
 
 def _own_model(model: str, kind: str) -> str:

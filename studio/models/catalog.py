@@ -98,6 +98,51 @@ FLUX2_PIPES = _pipes(
 )
 # InstantX / Shakker-Labs FLUX.1 union ControlNets number their modes so (the demo union net too)
 FLUX_UNION_MODES = {"canny": 0, "tile": 1, "depth": 2, "blur": 3, "pose": 4, "gray": 5, "lq": 6}
+# xinsir's SDXL union net (ControlNetUnionModel), as its model card numbers them
+XINSIR_UNION_MODES = {"pose": 0, "depth": 1, "scribble": 2, "softedge": 2, "canny": 3, "lineart": 3, "mlsd": 3,
+                      "normal": 4, "seg": 5}
+# SDXL union nets run in their own pipelines (control_image + control_mode)
+_SDXL_UNION = dict(ip_adapter=True, control_arg="control_image", control_mode=True)
+SDXL_UNION_PIPES = _pipes(
+    txt2img_controlled=PipeSpec("StableDiffusionXLControlNetUnionPipeline", **_SDXL_UNION),
+    img2img_controlled=PipeSpec("StableDiffusionXLControlNetUnionImg2ImgPipeline", **_SDXL_UNION),
+    inpaint_controlled=PipeSpec("StableDiffusionXLControlNetUnionInpaintPipeline", **_SDXL_UNION),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HubControlNet:
+    """A ControlNet on the hub, for one family: the maps it reads and, for a union net, the mode
+    number of each (as its model card numbers them). CUDA users download it on first use."""
+
+    repo: str
+    types: tuple[str, ...]
+    label: str
+    modes: dict[str, int] = field(default_factory=dict)   # union nets only
+    cls: str = ""                                         # when not the family's controlnet_class
+
+    @property
+    def union(self) -> bool:
+        return bool(self.modes)
+
+
+FLUX_CONTROLNETS = (
+    HubControlNet("InstantX/FLUX.1-dev-Controlnet-Canny", ("canny",), "InstantX canny"),
+    HubControlNet("Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro", tuple(FLUX_UNION_MODES), "Shakker-Labs union pro",
+                  modes=FLUX_UNION_MODES),
+)
+SDXL_CONTROLNETS = (
+    HubControlNet("diffusers/controlnet-canny-sdxl-1.0", ("canny",), "diffusers canny"),
+    HubControlNet("diffusers/controlnet-depth-sdxl-1.0", ("depth",), "diffusers depth"),
+    HubControlNet("xinsir/controlnet-openpose-sdxl-1.0", ("pose",), "xinsir openpose"),
+    HubControlNet("xinsir/controlnet-union-sdxl-1.0", tuple(XINSIR_UNION_MODES), "xinsir union",
+                  modes=XINSIR_UNION_MODES, cls="ControlNetUnionModel"),
+)
+SD15_CONTROLNETS = (
+    HubControlNet("lllyasviel/control_v11p_sd15_canny", ("canny",), "ControlNet 1.1 canny"),
+    HubControlNet("lllyasviel/control_v11f1p_sd15_depth", ("depth",), "ControlNet 1.1 depth"),
+    HubControlNet("lllyasviel/control_v11p_sd15_openpose", ("pose",), "ControlNet 1.1 openpose"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +169,18 @@ class Family:
     controlnet_class: str = ""                  # diffusers class of this family's ControlNets ("": none)
     multi_controlnet_class: str = ""            # several nets at once
     control_modes: dict[str, int] = field(default_factory=dict)   # union nets: control type -> mode number
+    controlnets: tuple[HubControlNet, ...] = ()  # the hub's nets for this family (the first per type: its default)
+    union_pipes: dict[tuple[Task, bool], PipeSpec] = field(default_factory=dict)  # nets of union_controlnet_class
+    union_controlnet_class: str = ""            # a union net class with pipelines of its own (SDXL)
+    multi_union_class: str = ""                 # several such nets at once
     max_references: int = 0                     # reference images (FLUX.2)
     default_strength: float = 0.75              # img2img (inpaint: 1.0)
     lora_family: str = ""                       # which LORA_FAMILIES entry its LoRAs belong to
 
-    def pipe(self, task: Task, controlled: bool = False) -> PipeSpec:
-        """The pipeline for ``task`` (with ControlNets when ``controlled``); ``InvalidRequest``
-        naming the field when this family has none."""
-        spec = self.pipes.get((Task(task), controlled))
+    def pipe(self, task: Task, controlled: bool = False, union: bool = False) -> PipeSpec:
+        """The pipeline for ``task`` (with ControlNets when ``controlled``; ``union``: nets of the
+        family's ``union_controlnet_class``); ``InvalidRequest`` naming the field when there is none."""
+        spec = (self.union_pipes if union else self.pipes).get((Task(task), controlled))
         if spec is None:
             if (Task(task), False) not in self.pipes:
                 raise InvalidRequest("task", f"{self.label} has no {Task(task).value} pipeline")
@@ -163,7 +212,8 @@ class Family:
 _FLUX_FAMILY = dict(sampler_kind="flow", guidance_label="Guidance", token_encoder="tokenizer_2",
                     prompt_encoders=("tokenizer", "tokenizer_2"), transformer_files=True,
                     controlnet_class="FluxControlNetModel", multi_controlnet_class="FluxMultiControlNetModel",
-                    control_modes=FLUX_UNION_MODES, default_strength=0.85, lora_family="flux1")
+                    control_modes=FLUX_UNION_MODES, controlnets=FLUX_CONTROLNETS, default_strength=0.85,
+                    lora_family="flux1")
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("flux-schnell", "FLUX.1 schnell", FLUX_PIPES, default_steps=4, default_guidance=0.0,
            negative="none", max_sequence_length=256, token_limit=256, **_FLUX_FAMILY,
@@ -183,12 +233,15 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("sdxl", "Stable Diffusion XL", SDXL_PIPES, default_steps=30, default_guidance=6.0,
            prompt_encoders=("tokenizer", "tokenizer_2"),
            controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
+           control_modes=XINSIR_UNION_MODES, controlnets=SDXL_CONTROLNETS, union_pipes=SDXL_UNION_PIPES,
+           union_controlnet_class="ControlNetUnionModel", multi_union_class="MultiControlNetUnionModel",
            signatures=(("conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",),
                        ("model.diffusion_model.label_emb.0.0.weight",)),
            base_repo="stabilityai/stable-diffusion-xl-base-1.0", lora_family="sdxl"),
     Family("sd15", "Stable Diffusion 1.5", SD15_PIPES, default_steps=25, default_guidance=7.0,
            default_size=(512, 512),
            controlnet_class="ControlNetModel", multi_controlnet_class="MultiControlNetModel",
+           controlnets=SD15_CONTROLNETS,
            signatures=(("model.diffusion_model.input_blocks.0.0.weight",
                         "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"),),
            base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5", lora_family="sd15"),
@@ -262,7 +315,8 @@ LORA_FAMILIES: dict[str, LoraFamily] = {f.name: f for f in (
 def _inpaint_family(base: str, name: str, label: str, pipes: dict, **changes) -> Family:
     """The inpaint-model twin of family ``base``: same defaults, its own pipeline, no ControlNets."""
     return dataclasses.replace(FAMILIES[base], name=name, label=label, pipes=pipes, signatures=(),
-                               controlnet_class="", multi_controlnet_class="", control_modes={}, **changes)
+                               controlnet_class="", multi_controlnet_class="", control_modes={}, controlnets=(),
+                               union_pipes={}, union_controlnet_class="", multi_union_class="", **changes)
 
 
 FAMILIES.update({f.name: f for f in (
@@ -385,4 +439,23 @@ def capability_table() -> str:
         rows.append(f"| {family.name} | {cell(family, Task.TXT2IMG, False)} | {cell(family, Task.IMG2IMG, False)} | "
                     f"{cell(family, Task.INPAINT, False)} | {controls} | {modifier(family, 'ip_adapter')} | "
                     f"{modifier(family, 'references')} |")
+    return "\n".join(rows)
+
+
+def controlnet_table() -> str:
+    """The README's table of the hub ControlNets each family has, their modes (union nets: the
+    numbers their model cards give) and which net is the family's default for a type."""
+    rows = ["| family | ControlNet (hub id) | reads | default for |", "|---|---|---|---|"]
+    groups: dict[int, tuple[tuple[HubControlNet, ...], list[str]]] = {}
+    for family in FAMILIES.values():               # families that share their nets (FLUX.1) share rows
+        groups.setdefault(id(family.controlnets), (family.controlnets, []))[1].append(family.name)
+    for nets, names in groups.values():
+        if not nets:
+            continue
+        for net in nets:
+            reads = "union: " + ", ".join(f"{k} {v}" for k, v in net.modes.items()) if net.union else \
+                ", ".join(net.types)
+            default = [t for t in net.types if next(n for n in nets if t in n.types) is net]
+            rows.append(f"| {', '.join(names)} | `{net.repo}`{' (' + net.cls + ')' if net.cls else ''} | {reads} | "
+                        f"{', '.join(default) or '—'} |")
     return "\n".join(rows)

@@ -235,13 +235,15 @@ class Loader:
         pipe.to("cpu")
         return True
 
-    def derive(self, base, entry: ModelEntry, task: Task, controlled: bool = False, **components):
-        """A task pipeline from the base with ``from_pipe``: same tensors, nothing new allocated.
+    def derive(self, base, entry: ModelEntry, task: Task, controlled: bool = False, *, union: bool = False,
+               **components):
+        """A task pipeline from the base with ``from_pipe``: same tensors, nothing new allocated
+        (``union``: the family's union-ControlNet pipeline).
 
         The base's dtype is passed on purpose: ``from_pipe`` otherwise casts to float32, which on a
         bfloat16 model would convert the shared weights in place and double their memory.
         """
-        cls = pipeline_class(entry.family.pipeline_class(task, controlled))
+        cls = pipeline_class(entry.family.pipe(task, controlled, union).cls)
         pipe = cls.from_pipe(base, dtype=base.dtype, **components)
         pipe.set_progress_bar_config(disable=True)
         return pipe
@@ -263,6 +265,8 @@ class Loader:
                 raise
             except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
                 raise ModelUnavailable(f"preprocessor {path} could not be built: {err}") from err
+        if kind == "controlnet" and is_repo_id(path):
+            return self._hub_controlnet(str(path), controlnet_class)
         path = Path(path)
         if not path.exists():
             raise ModelUnavailable(f"{kind} {path} does not exist; put it in the models folder ({kind}/)")
@@ -294,6 +298,23 @@ class Loader:
         if path.is_file():
             return cls.from_single_file(str(path), dtype=self.dtype, local_files_only=True)
         return cls.from_pretrained(str(path), dtype=self.dtype, local_files_only=True).eval()
+
+    def _hub_controlnet(self, repo: str, controlnet_class: str):
+        """A catalog ControlNet by hub id: from the cache, or downloaded now (online); its config
+        names the class (xinsir's union net: ControlNetUnionModel)."""
+        import diffusers
+        from huggingface_hub import hf_hub_download
+
+        try:
+            config = json.loads(Path(hf_hub_download(repo, "config.json", local_files_only=self.offline))
+                                .read_text(encoding="utf-8"))
+            cls = getattr(diffusers, config.get("_class_name") or controlnet_class or "ControlNetModel")
+            return cls.from_pretrained(repo, dtype=self.dtype, local_files_only=self.offline).eval()
+        except StudioError:
+            raise
+        except Exception as err:  # noqa: BLE001 - hub errors of every kind: say what to do
+            raise ModelUnavailable(f"ControlNet {repo} could not be loaded ({type(err).__name__}: {err}). On a "
+                                   f"machine with network run `hf download {repo}` (same HF_HOME)") from err
 
     def _image_encoder(self, path: Path):
         """The vision model its config names (CLIPVisionModelWithProjection for h94 and XLabs)."""
@@ -327,6 +348,12 @@ class Loader:
                                           ignore_patterns=["*.fp16.*", "*/diffusion_pytorch_model-*.bin"]))
         except Exception as err:  # noqa: BLE001 - any hub failure: say what to do
             raise ModelUnavailable(_explain(entry, err, False)) from err
+
+
+def is_repo_id(path) -> bool:  # noqa: ANN001 - str or Path
+    """``owner/name`` that is not a local path: a hub repo id."""
+    text = str(path)
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
 
 
 def _hub_snapshot(repo: str) -> Path | None:

@@ -56,6 +56,9 @@ class LeasePlan:
 
     controlnets: tuple[str, ...] = ()
     union: tuple[bool, ...] = ()            # per ControlNet: a union net (it takes a control mode)
+    modes: tuple[int, ...] = ()             # per ControlNet: the number of its unit's mode (-1: not a union net)
+    shared: bool = False                    # every unit runs through one union net: load and run it once
+    union_pipes: bool = False               # the nets are the family's union class (SDXL: its own pipelines)
     ip_adapters: tuple[tuple[str, float], ...] = ()
     loras: tuple[tuple[str, float], ...] = ()
     fuse_loras: bool = False                # fuse the LoRA mix into the weights (faster steps; see lora_adapter)
@@ -114,11 +117,12 @@ class ModelManager:
         task = entry.family.base_task if task is None else task
         lease = _Lease(self._acquire(entry))
         try:
-            for path in plan.controlnets if plan else ():
+            nets = plan.controlnets[:1] if plan and plan.shared else plan.controlnets if plan else ()
+            for path in nets:
                 self._components.pin(lease.comps, "controlnet", path, keep=lease.slot,
                                      controlnet_class=lease.slot.entry.family.controlnet_class)
             self._enter(lease, plan)
-            lease.pipe = pipe = self._task_pipe(lease, task)
+            lease.pipe = pipe = self._task_pipe(lease, task, plan or LeasePlan())
             self._apply_adapters(lease, pipe, plan)
         except BaseException:
             self._close(lease)
@@ -272,10 +276,11 @@ class ModelManager:
         slot.placement, slot.parked = "cpu", True
 
     # -- task pipelines and adapters -----------------------------------------------------------------
-    def _task_pipe(self, lease: _Lease, task: Task):
+    def _task_pipe(self, lease: _Lease, task: Task, plan: LeasePlan):
         slot = lease.slot
         controlnets = [c for c in lease.comps if c.kind == "controlnet"]
-        key = (task, tuple(id(c.obj) for c in controlnets))
+        units = len(plan.controlnets)
+        key = (task, tuple(id(c.obj) for c in controlnets), plan.shared and units > 1)
         with self._cond:
             if task is slot.entry.family.base_task and not controlnets:
                 pipe = slot.base
@@ -284,8 +289,10 @@ class ModelManager:
                 if pipe is None:
                     extra = {}
                     if controlnets:
-                        extra["controlnet"] = controlnets[0].obj if len(controlnets) == 1 else \
-                            _multi_controlnet(slot.entry, [c.obj for c in controlnets])
+                        extra["controlnet"] = _controlnet_for(slot.entry, [c.obj for c in controlnets], units,
+                                                              plan.union_pipes)
+                    if plan.union_pipes:
+                        extra["union"] = True
                     pipe = self._loader.derive(slot.base, slot.entry, task, bool(controlnets), **extra)
                     slot.tasks[key] = pipe
             if slot.hooked is not pipe and slot.placement not in ("cpu", "gpu") and slot.pins == 1:
@@ -409,10 +416,19 @@ class ModelManager:
         return self._loader.download(entry, tqdm_class=tqdm_class)
 
 
-def _multi_controlnet(entry: ModelEntry, models: list):
+def _controlnet_for(entry: ModelEntry, nets: list, units: int, union_pipes: bool):
+    """The ``controlnet`` a pipeline takes: one net; several at once (the family's multi class, or
+    its union multi class); or one union net for several units (FLUX: a multi of that one net, which
+    runs it once per mode; SDXL's union net takes every mode in one call)."""
+    if len(nets) == 1 and (units == 1 or union_pipes):
+        return nets[0]
     import diffusers
+    import diffusers.models
 
-    return getattr(diffusers, entry.family.multi_controlnet_class)(models)
+    family = entry.family
+    if union_pipes:
+        return getattr(diffusers.models, family.multi_union_class)(nets)
+    return getattr(diffusers, family.multi_controlnet_class)(nets)
 
 
 __all__ = ["ModelManager", "LeasePlan", "CachedModel", "CachedComponent", "GPU", "OFFLOAD", "CPU", "DISK"]

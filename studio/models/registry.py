@@ -6,6 +6,7 @@ says how to get it. Scanning reads file headers only (no torch, no weights).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from studio.loras.presets import FILE_NAME as PRESETS_FILE
 from studio.loras.presets import PresetStore
 from studio.models.catalog import (FAMILIES, FIRST_LAYER_KEYS, HUB_MODELS, TINY_RANDOM, Family, ModelSpec,
                                    detect_family, inpaint_variant)
+from studio.models.controlnets import GROUP_LABELS, ControlNetInfo, group_of, hub_info, inspect_local
 
 DEMO_ID = "demo"
 DEMO_DIR = ROOT / "models" / "demo"      # ships with the code: listed whatever --models-dir says
@@ -196,9 +198,14 @@ class Registry:
         return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
                       and (p.is_dir() or p.suffix == ".safetensors"))
 
+    def _paths_allowed(self) -> bool:
+        """A net or adapter named by its path on this machine: not in public mode (a visitor names
+        only what the models folder and the catalog hold; a path is looked up as a name)."""
+        return not getattr(self._settings, "public", False)
+
     def _adapter_path(self, kind: str, label: str, name: str) -> Path:
         direct = Path(name).expanduser()
-        if direct.is_absolute() and direct.exists():
+        if direct.is_absolute() and self._paths_allowed() and direct.exists():
             return direct
         found = self.adapters(kind)
         for path in found:
@@ -208,15 +215,79 @@ class Registry:
         raise ModelUnavailable(f"{label} {name!r} not found in {self._settings.models_dir / kind} (found: {known}). "
                                "Put its folder there.")
 
-    def controlnet_path(self, name: str, entry: ModelEntry, control_type: str) -> Path:
-        """A ControlNet by name; "" = the model's own net for ``control_type`` (its studio.json
-        ``controlnets``), refused with what to do when it has none."""
+    # -- ControlNets ----------------------------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self._settings.models_dir
+
+    @property
+    def offline(self) -> bool:
+        return self._settings.offline
+
+    def controlnets(self, entry: ModelEntry) -> list[ControlNetInfo]:
+        """The nets ``entry`` can use: its own (studio.json ``controlnets``), the models folder's nets of
+        its family, and the catalog's hub nets for the family."""
+        group = group_of(entry.family)
+        own = {name for name in (entry.defaults.get("controlnets") or {}).values()}
+        local = [self._local_net(p, entry) for p in self.adapters("controlnet")]
+        mine = sorted((n for n in local if n.group == group), key=lambda n: (n.name not in own, n.name))
+        return mine + [self._hub_net(net, entry.family) for net in entry.family.controlnets]
+
+    def controlnet(self, name: str, entry: ModelEntry, control_type: str) -> ControlNetInfo:
+        """The net a unit names ("": the model's own net for ``control_type``, else the family's hub
+        default), checked: of the model's family (``InvalidRequest``), and usable now
+        (``ModelUnavailable`` saying how to get it)."""
+        family = entry.family
+        if not family.controlnet_class:
+            raise InvalidRequest("controls", f"{entry.label} has no ControlNets")
         if not name:
             name = (entry.defaults.get("controlnets") or {}).get(control_type, "")
-            if not name:
-                raise InvalidRequest("controls", f"{entry.label} has no ControlNet for {control_type!r}: pick one "
-                                                 f"from {self._settings.models_dir / 'controlnet'} as the unit's model")
-        return self._adapter_path("controlnet", "ControlNet", name)
+        if not name:
+            hub = next((n for n in family.controlnets if control_type in n.types), None)
+            if hub is None:
+                known = sorted({t for n in family.controlnets for t in n.types})
+                raise InvalidRequest("controls", f"{entry.label} has no ControlNet for {control_type!r}"
+                                                 + (f" (the catalog's nets read {', '.join(known)})" if known else "")
+                                                 + f": pick one from {self.models_dir / 'controlnet'} as the unit's model")
+            name = hub.repo
+        info = self._find_net(name, entry)
+        group = group_of(family)
+        if info.group != group:
+            what = f"a {GROUP_LABELS.get(info.group, info.group)} net ({info.cls})" if info.group else \
+                f"not a ControlNet this studio can tell the family of ({info.cls or 'no config'})"
+            raise InvalidRequest("controls", f"ControlNet {info.name!r} is {what}; {entry.label} needs a "
+                                             f"{GROUP_LABELS[group]} ControlNet ({family.controlnet_class})")
+        if not info.available:
+            raise ModelUnavailable(f"ControlNet {info.name}: {info.reason}")
+        return info
+
+    def _find_net(self, name: str, entry: ModelEntry) -> ControlNetInfo:
+        direct = Path(name).expanduser()
+        if direct.is_absolute() and self._paths_allowed() and direct.exists():
+            return self._local_net(direct, entry)
+        found = self.adapters("controlnet")
+        for path in found:
+            if name in (path.name, path.stem):
+                return self._local_net(path, entry)
+        for family in FAMILIES.values():        # a hub id, or A1111's name of one ("control_v11p_sd15_canny")
+            for net in family.controlnets:
+                if name in (net.repo, net.repo.rsplit("/", 1)[-1]):
+                    return self._hub_net(net, family)
+        known = ", ".join(p.name for p in found) or "none"
+        raise ModelUnavailable(f"ControlNet {name!r} not found in {self.models_dir / 'controlnet'} (found: {known}) "
+                               f"nor in the catalog. Put its folder there, or pick one of the list.")
+
+    def _local_net(self, path: Path, entry: ModelEntry) -> ControlNetInfo:
+        info = inspect_local(path, entry.family.control_modes)
+        own = [t for t, n in (entry.defaults.get("controlnets") or {}).items() if n in (path.name, path.stem)]
+        if info.union and own and not (path / "studio.json").is_file():
+            # a union net the model names for some types: those are the modes it is known to have
+            modes = {t: entry.family.control_modes[t] for t in own if t in entry.family.control_modes}
+            info = dataclasses.replace(info, modes=modes, types=tuple(modes))
+        return info
+
+    def _hub_net(self, net, family: Family) -> ControlNetInfo:  # noqa: ANN001 - catalog.HubControlNet
+        return hub_info(net, family, cached=hub_cached(net.repo, "config.json"), offline=self.offline)
 
     def ip_adapter_path(self, name: str, entry: ModelEntry) -> Path:
         """An IP-Adapter folder by name; "" = the model's own (its studio.json ``ip_adapter``)."""
@@ -312,12 +383,12 @@ class Registry:
         return True, "not downloaded yet: the first use downloads it (several GB)"
 
 
-def hub_cached(repo: str) -> bool:
-    """Is a snapshot of ``repo`` (its model_index.json) in the local hub cache?"""
+def hub_cached(repo: str, filename: str = "model_index.json") -> bool:
+    """Is a snapshot of ``repo`` (its ``filename``: a pipeline's model_index.json) in the local hub cache?"""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        found = try_to_load_from_cache(repo, "model_index.json")
+        found = try_to_load_from_cache(repo, filename)
         return isinstance(found, str)
     except Exception:  # noqa: BLE001 - a malformed cache or repo id means "not cached"
         return False

@@ -224,10 +224,13 @@ def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
 
 
 def save_tiny_controlnet(kind: str, base_folder: str | Path, folder: str | Path, *, union: bool = False,
-                         seed: int = 0) -> Path:
-    """A ControlNet for a tiny base (``flux``: FluxControlNetModel, a union net with ``union``;
-    ``sd15``/``sdxl``: ControlNetModel), copied from the base as diffusers does, with the
-    zero-initialised output layers randomised so that a scale visibly changes the image."""
+                         seed: int = 0, num_mode: int = 10) -> Path:
+    """A ControlNet for a tiny base (``flux``: FluxControlNetModel, a union net of ``num_mode`` modes
+    with ``union``; ``sd15``/``sdxl``: ControlNetModel, ``sdxl`` with ``union``: ControlNetUnionModel),
+    copied from the base as diffusers does, with the zero-initialised output layers randomised so
+    that a scale visibly changes the image."""
+    import inspect
+
     import diffusers
 
     base_folder, folder = Path(base_folder), Path(folder)
@@ -239,8 +242,18 @@ def save_tiny_controlnet(kind: str, base_folder: str | Path, folder: str | Path,
         if union:
             state = net.state_dict()
             config = {k: v for k, v in net.config.items() if not k.startswith("_")}   # "_use_default_values" would
-            net = diffusers.FluxControlNetModel.from_config({**config, "num_mode": 10})     # reset num_mode
+            net = diffusers.FluxControlNetModel.from_config({**config, "num_mode": num_mode})   # reset num_mode
             net.load_state_dict(state, strict=False)
+    elif union:
+        # only from_config with these keyword arguments builds a tiny one (the config's keys are ignored)
+        unet = diffusers.UNet2DConditionModel.from_pretrained(base_folder / "unet")
+        takes = set(inspect.signature(diffusers.ControlNetUnionModel.__init__).parameters)
+        config = {k: v for k, v in unet.config.items() if k in takes}
+        net = diffusers.ControlNetUnionModel.from_config(
+            {**config, "conditioning_embedding_out_channels": (8, 8, 16, unet.config.block_out_channels[0])},
+            num_trans_channel=unet.config.block_out_channels[0], num_proj_channel=unet.config.block_out_channels[0],
+            num_trans_head=2)
+        net.down_blocks.load_state_dict(unet.down_blocks.state_dict(), strict=False)
     else:
         unet = diffusers.UNet2DConditionModel.from_pretrained(base_folder / "unet")
         net = diffusers.ControlNetModel.from_unet(unet)
@@ -317,4 +330,34 @@ def save_tiny_ip_adapter(kind: str, folder: str | Path, base_pipe, *, seed: int 
     save_file({k: v.contiguous() for k, v in tiny_ip_adapter_state(kind, base_pipe, seed=seed).items()},
               str(folder / "ip_adapter.safetensors"))
     tiny_image_encoder(seed=seed).save_pretrained(folder / "image_encoder", safe_serialization=True)
+    return folder
+
+
+# -- preprocessor models -----------------------------------------------------------------------
+def save_tiny_depth(kind: str, folder: str | Path, seed: int = 0) -> Path:
+    """A depth-estimation model folder from a tiny config, as transformers' ``pipeline`` reads one:
+    ``depth_anything`` (Depth Anything, the V2 architecture, on a tiny DINOv2) or ``dpt``."""
+    from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTConfig,
+                              DPTForDepthEstimation, DPTImageProcessor)
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    if kind == "depth_anything":
+        backbone = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                image_size=64, patch_size=8, out_features=["stage1", "stage2"],
+                                reshape_hidden_states=False)
+        model = DepthAnythingForDepthEstimation(DepthAnythingConfig(
+            backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[16, 32], fusion_hidden_size=16,
+            head_hidden_size=8, reassemble_factors=[2, 1], patch_size=8))
+        processor = DPTImageProcessor(size={"height": 64, "width": 64}, keep_aspect_ratio=True, ensure_multiple_of=8)
+    elif kind == "dpt":
+        model = DPTForDepthEstimation(DPTConfig(
+            hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=64,
+            patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=16,
+            reassemble_factors=[4, 2, 1, 0.5]))
+        processor = DPTImageProcessor(size={"height": 64, "width": 64})
+    else:
+        raise ValueError(f"no tiny depth model {kind!r}; one of depth_anything, dpt")
+    model.eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
     return folder

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # Tabs in display order: module name under studio.ui. A tab whose module is absent is skipped,
 # so rooms can land one at a time. A tab module may also have ``connect(studio, ctx, built)``: it
 # runs once every tab is built (with what its ``build`` returned), to wire events across tabs.
-TABS = ("tab_txt2img", "tab_img2img", "tab_loras", "tab_gallery", "tab_pnginfo", "tab_models")
+TABS = ("tab_txt2img", "tab_img2img", "tab_controlnet", "tab_loras", "tab_gallery", "tab_pnginfo", "tab_models")
 PUBLIC_HIDDEN = ("tab_models",)     # a visitor loads, unloads, frees or downloads no models
 # Public mode: generations waiting in the studio's fair queue (studio/public.py), which orders them by
 # visitor; beyond this many gradio's own queue holds them (a visitor has at most --max-queue in ours)

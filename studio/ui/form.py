@@ -210,10 +210,11 @@ class GenerationForm:
     cancellers: Cancellers = field(default_factory=Cancellers)
 
     @classmethod
-    def create(cls, studio: Studio, task: Task, section=None) -> GenerationForm:
+    def create(cls, studio: Studio, task: Task, section=None, *, prefix: str | None = None) -> GenerationForm:
         """The form; ``section(t)``, when given, builds the tab's own widgets above the base ones (the
-        image first). Tasks that start from an image take its size unless one is given."""
-        t = task.value
+        image first). Tasks that start from an image take its size unless one is given. ``prefix``
+        starts the elem_ids (default: the task's name; a second form of one task needs its own)."""
+        t = prefix or task.value
         with gr.Row():
             with gr.Column(scale=3):
                 if section is not None:
@@ -234,12 +235,15 @@ class GenerationForm:
     def fill(self, fields: dict) -> list:
         return self.base.fill(fields)
 
-    def wire(self, handler, *, api_name: str | None, concurrency: int, extra_inputs: list = ()) -> None:
+    def wire(self, handler, *, api_name: str | None, concurrency: int, extra_inputs: list = (),
+             inputs: set | None = None) -> None:
         """Generate (button and Enter in the prompt) and Cancel. Cancel stops the running job at the
         end of its step and takes this session's queued jobs out of the queue. ``api_name=None``: the
-        button's handler is the UI's own (its endpoints come from ``wire_api``)."""
-        common = dict(inputs=[*self.base.inputs, *extra_inputs], outputs=self.results.outputs,
-                      concurrency_id=GPU_QUEUE, concurrency_limit=concurrency, show_progress_on=[self.results.images])
+        button's handler is the UI's own (its endpoints come from ``wire_api``). ``inputs``: a set of
+        components instead of the base's and ``extra_inputs`` (the handler then gets one dict)."""
+        common = dict(inputs=inputs if inputs is not None else [*self.base.inputs, *extra_inputs],
+                      outputs=self.results.outputs, concurrency_id=GPU_QUEUE, concurrency_limit=concurrency,
+                      show_progress_on=[self.results.images])
         api = {"api_name": api_name} if api_name else {"api_visibility": "private"}
         clicked = self.generate.click(handler, **api, **common)
         submitted = self.base.prompt.submit(handler, api_visibility="private", **common)
