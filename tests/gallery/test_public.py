@@ -222,3 +222,25 @@ def test_the_visitor_cookie_and_the_file_rule_by_owner(tmp_path):
     assert b"SameSite=None; Secure; Partitioned" in serving.set_cookie_header(token, https=True)   # a Space's iframe
     assert b"SameSite=Lax" in serving.set_cookie_header(token, https=False)
     assert serving._https({"scheme": "http", "headers": [(b"x-forwarded-proto", b"https")]})
+
+
+def test_in_public_mode_no_net_or_adapter_is_named_by_a_path_on_the_server(tiny_models_dir, tmp_path):
+    from studio.config import Settings
+    from studio.errors import ModelUnavailable
+    from studio.models.registry import Registry
+
+    folder = tmp_path / "some-folder-on-the-server"
+    folder.mkdir()
+    for public in (False, True):
+        registry = Registry(Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path / "out", offline=True,
+                                     public=public))
+        entry = registry.require("tiny-flux")
+        if public:
+            with pytest.raises(ModelUnavailable, match="not found"):
+                registry.controlnet(str(folder), entry, "canny")
+            with pytest.raises(ModelUnavailable, match="not found"):
+                registry.ip_adapter_path(str(folder), entry)
+        else:
+            with pytest.raises(InvalidRequest, match="not a ControlNet"):     # found, then refused as no net
+                registry.controlnet(str(folder), entry, "canny")
+            assert registry.ip_adapter_path(str(folder), entry) == folder
