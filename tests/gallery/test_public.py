@@ -244,3 +244,18 @@ def test_in_public_mode_no_net_or_adapter_is_named_by_a_path_on_the_server(tiny_
             with pytest.raises(InvalidRequest, match="not a ControlNet"):     # found, then refused as no net
                 registry.controlnet(str(folder), entry, "canny")
             assert registry.ip_adapter_path(str(folder), entry) == folder
+
+
+def test_in_public_mode_messages_name_no_folder_of_the_server(tiny_models_dir, tmp_path):
+    from studio.config import Settings
+    from studio.errors import ModelUnavailable
+    from studio.models.registry import Registry
+
+    registry = Registry(Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path / "out", offline=True, public=True))
+    entry = registry.require("tiny-flux")
+    for call in (lambda: registry.controlnet("no-such-net", entry, "canny"),
+                 lambda: registry.ip_adapter_path("no-such-adapter", entry),
+                 lambda: registry.lora_library.resolve("no-such-lora", None)):
+        with pytest.raises(ModelUnavailable) as err:
+            call()
+        assert str(tiny_models_dir) not in str(err.value) and "models/" in str(err.value)
