@@ -259,3 +259,10 @@ def test_in_public_mode_messages_name_no_folder_of_the_server(tiny_models_dir, t
         with pytest.raises(ModelUnavailable) as err:
             call()
         assert str(tiny_models_dir) not in str(err.value) and "models/" in str(err.value)
+
+
+def test_the_start_up_warning_of_a_public_studio_names_its_limits():
+    from studio.startup import exposure_warning
+
+    line = exposure_warning(settings_from(["--listen", "--public", "--max-steps", "9"], {}))
+    assert "public mode" in line and "--max-steps 9" in line and "delete" not in line
