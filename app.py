@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     said = io.StringIO()
     try:
         with contextlib.redirect_stdout(said):            # gradio's share-link failure is a page of text
-            demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
+            demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings, studio))
     except OSError as err:
         if "Cannot find empty port" not in str(err):     # taken since check_address: a race, same message
             raise

@@ -41,6 +41,13 @@ class Settings:
     insecure_share: bool = False       # --share without --auth, knowingly
     compile: bool = False              # torch.compile the denoiser's repeated blocks (cache in cache_dir)
     allow_import_paths: bool = False   # Gallery "Import a folder" / /gallery_import on a public server
+    # public mode (studio/public.py): per-visitor galleries, no Models tab, limits, a fair queue.
+    # On by default on a Space (SPACE_ID) without --auth (settings_from)
+    public: bool = False
+    max_size: int = 1024               # public mode: width and height, pixels
+    max_steps: int = 50                # public mode: steps per image
+    max_images: int = 4                # public mode: batch count x batch size per request
+    max_queue: int = 2                 # public mode: generations waiting or running per visitor
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -54,6 +61,9 @@ class Settings:
             raise InvalidRequest("port", f"must be within 1..65535, got {self.port}")
         if self.concurrency < 1:
             raise InvalidRequest("concurrency", f"must be at least 1, got {self.concurrency}")
+        for name in ("max_size", "max_steps", "max_images", "max_queue"):
+            if getattr(self, name) < 1:
+                raise InvalidRequest(name, f"must be at least 1, got {getattr(self, name)}")
         if self.quantize not in ("none", "nf4"):
             raise InvalidRequest("quantize", f"must be none or nf4, got {self.quantize!r}")
         object.__setattr__(self, "models_dir", Path(self.models_dir))
@@ -66,10 +76,19 @@ class Settings:
     @property
     def imports_allowed(self) -> bool:
         """Whether importing a folder by its path on this machine is offered: yes when only this
-        machine can reach the studio (no --share, a loopback --host), or with --allow-import-paths."""
+        machine can reach the studio (no --share, a loopback --host), or with --allow-import-paths.
+        Never in public mode: a visitor names no paths on the server."""
         from studio.startup import is_loopback
 
+        if self.public:
+            return False
         return self.allow_import_paths or (not self.share and is_loopback(self.host))
+
+    @property
+    def limits(self):  # noqa: ANN201 - studio.public.Limits (imported here only when asked)
+        from studio.public import Limits
+
+        return Limits(self.max_size, self.max_steps, self.max_images, self.max_queue)
 
 
 def _parse_auth(value: str | None) -> tuple[tuple[str, str], ...]:
@@ -122,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the denoiser's repeated blocks: slow first call, faster after (GPU)")
     p.add_argument("--allow-import-paths", action="store_true",
                    help="offer the Gallery's 'Import a folder' (a path on this machine) with --listen/--share too")
+    p.add_argument("--public", action="store_true",
+                   help="public mode: each visitor sees only its own images; no Models tab, no paths; limits and "
+                        "a fair queue (default on a Space without --auth; STUDIO_PUBLIC=0 turns it off)")
+    p.add_argument("--max-size", type=int, help="public mode: largest width and height (default 1024)")
+    p.add_argument("--max-steps", type=int, help="public mode: most steps per image (default 50)")
+    p.add_argument("--max-images", type=int, help="public mode: most images per request, batch count x size (default 4)")
+    p.add_argument("--max-queue", type=int, help="public mode: generations waiting or running per visitor (default 2)")
     return p
 
 
@@ -134,7 +160,7 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
 
     def pick(name: str, kind: type = str):  # flag, else STUDIO_<NAME>, else None
         value = getattr(args, name)
-        if value not in (None, False):
+        if value is not None and value is not False:     # 0 is a value (``0 in (None, False)`` is true)
             return value
         raw = env.get("STUDIO_" + name.upper())
         if raw is None or (kind is not bool and not raw.strip()):   # STUDIO_PORT= means "not set"
@@ -154,7 +180,8 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         host = host or "0.0.0.0"
     if host:
         values["host"] = host
-    for name, kind in (("port", int), ("concurrency", int), ("cpu_budget_gb", float), ("gpu_reserve_gb", float)):
+    for name, kind in (("port", int), ("concurrency", int), ("cpu_budget_gb", float), ("gpu_reserve_gb", float),
+                       ("max_size", int), ("max_steps", int), ("max_images", int), ("max_queue", int)):
         value = pick(name, kind)
         if value is not None:
             values[name] = value
@@ -179,4 +206,6 @@ def settings_from(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
     auth = pick("auth")
     if auth:
         values["auth"] = _parse_auth(auth)
+    public = pick("public", bool)          # not given: on for a Space anyone can open (no --auth)
+    values["public"] = public if public is not None else bool(env.get("SPACE_ID")) and not values.get("auth")
     return Settings(**values)

@@ -25,6 +25,7 @@ from studio.models import notices
 from studio.models.catalog import PipeSpec
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
+from studio.public import PublicMode
 from studio.requests import (RANDOM_SEED_MAX, ControlUnit, GenerationRequest, GenerationResult, LoraSpec,
                              SavedImage, Task, check_lora_weights)
 
@@ -36,14 +37,16 @@ class ImageSink(Protocol):
     inputs: InputStore
 
     def save(self, request: GenerationRequest, images: list, seeds: list[int], *, entry: ModelEntry,
-             timings: dict[str, float]) -> list[SavedImage]: ...
+             timings: dict[str, float], owner: str | None = None) -> list[SavedImage]: ...
 
 
 class Studio:
     def __init__(self, registry: Registry, models, sink: ImageSink, *,
                  seed_source: Callable[[], int] | None = None, clock: Callable[[], float] = time.perf_counter,
-                 device_label: str = "", gpu: hosting.GpuRunner = hosting.plain_runner) -> None:
+                 device_label: str = "", gpu: hosting.GpuRunner = hosting.plain_runner,
+                 public: PublicMode | None = None) -> None:
         self.registry, self.models, self.sink = registry, models, sink
+        self.public = public             # public mode (studio/public.py): limits, a fair queue, owners
         self.device_label = device_label
         self._gpu = gpu                  # ZeroGPU: GPU work runs through spaces.GPU (studio/hosting.py)
         # one writer: PNG encoding and gallery rows leave the generation's critical path, in order
@@ -169,11 +172,31 @@ class Studio:
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None,
-                 on_saved: Callable[[list[SavedImage]], None] | None = None) -> GenerationResult:
+                 on_saved: Callable[[list[SavedImage]], None] | None = None, *,
+                 owner: str | None = None, on_wait: Callable[[int], None] | None = None) -> GenerationResult:
         """Run ``request``. ``on_progress`` hears every step, ``on_saved`` every finished batch (its
-        saved images, as soon as they are written), ``cancel`` stops at the end of the current step."""
+        saved images, as soon as they are written), ``cancel`` stops at the end of the current step.
+
+        ``owner``: who asks (public mode: required; its images are recorded as its own). A public
+        studio first checks the limits (over one: ``OverLimit``, nothing written), then waits for
+        the owner's turn in the fair queue (over the queue limit: ``OverLimit`` at once; ``on_wait``
+        hears how many jobs are ahead or running, see ``FairQueue.turn``)."""
+        if self.public is None:
+            return self._generate(request, on_progress, cancel, on_saved, owner)
+        if not owner:
+            raise InvalidRequest("session", "a public studio generates for a visitor only (no owner given)")
+        entry = self.registry.require(request.model_id)
+        self.public.limits.check(request, entry.default("default_size"), int(entry.default("default_steps")))
+        with self.public.queue.turn(owner, cancel=cancel, on_wait=on_wait):
+            return self._generate(request, on_progress, cancel, on_saved, owner)
+
+    def _generate(self, request: GenerationRequest, on_progress: ProgressFn | None,
+                  cancel: threading.Event | None, on_saved: Callable[[list[SavedImage]], None] | None,
+                  owner: str | None) -> GenerationResult:
         started = self._clock()
         entry, spec, plan, req, lora_notices = self.resolve_with_notices(request)
+        if self.public is not None:      # a size taken from the input image, checked before anything runs
+            self.public.limits.check(req)
         run_req = running(req)
         images = inputs.load(run_req, self.sink.inputs, union=plan.union, modes=plan.modes)
         model_notices = [n for n in (notices.prompt_notice(req.prompt, entry.label, entry.defaults),
@@ -183,7 +206,7 @@ class Studio:
         if req.task is Task.INPAINT and req.inpaint_area == "only_masked":
             box = inputs.crop_box(images.mask, req.mask_padding, (req.width, req.height))
         seen = inputs.cropped(images, box, (req.width, req.height)) if box else images
-        state = _Progress(t0=self._clock())
+        state = _Progress(t0=self._clock(), owner=owner)
         msl = entry.default("max_sequence_length")
 
         def saved_batch(future: Future) -> None:      # on the writer's thread, in submission order
@@ -263,6 +286,9 @@ class Studio:
 
         from studio.models.merge import merge_loras
 
+        if self.public is not None:
+            raise InvalidRequest("merge", "a public studio writes no models: merging LoRAs into a checkpoint is "
+                                          "for a studio of your own (run it locally)")
         name = (name or "").strip()
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", name):
             raise InvalidRequest("name", f"a checkpoint name is letters, digits, '.', '_' or '-' (at most 80), got "
@@ -297,7 +323,7 @@ class Studio:
             if state.save_failed:                        # the run has failed: write nothing more of it
                 return []
         try:
-            saved = self.sink.save(req, images, seeds, entry=entry, timings=timings)
+            saved = self.sink.save(req, images, seeds, entry=entry, timings=timings, owner=state.owner)
         except BaseException:
             with state.lock:
                 state.save_failed = True
@@ -330,6 +356,7 @@ class _Progress:
     """What a generation has done so far (survives an out-of-memory retry)."""
 
     t0: float                 # when the lease was asked for (the studio's clock)
+    owner: str | None = None  # whose images these are (public mode)
     next_batch: int = 0
     images: list = field(default_factory=list)
     seeds: list = field(default_factory=list)

@@ -107,6 +107,10 @@ def exposure_warning(settings: Settings) -> str:
         return ""
     flags = " and ".join(flag for flag, _ in ways)
     reach = " or ".join(where for _, where in ways)
+    if settings.public:
+        return (f"{flags} without --auth, in public mode: anyone who can reach {reach} can generate images within "
+                f"the limits (--max-size {settings.max_size}, --max-steps {settings.max_steps}, --max-images "
+                f"{settings.max_images}, --max-queue {settings.max_queue}) and sees only their own.")
     return (f"{flags} without --auth: anyone who can reach {reach} can generate images, see the gallery "
             "and delete images. Add --auth user:pass (or STUDIO_AUTH) to require a login.")
 

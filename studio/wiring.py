@@ -14,6 +14,7 @@ from studio.models.loader import Loader
 from studio.models.manager import ModelManager
 from studio.models.memory import GB, Device, default_cpu_budget, pick_device, pick_dtype
 from studio.models.registry import Registry
+from studio.public import PublicMode
 from studio.service import Studio
 from studio.startup import OUTPUTS_FIX, check_outputs_dir
 
@@ -28,8 +29,9 @@ def build_studio(settings: Settings) -> Studio:
     models = ModelManager(loader, device=Device(device), cpu_budget=default_cpu_budget(settings.cpu_budget_gb),
                           gpu_reserve=int(settings.gpu_reserve_gb * GB), placement=settings.placement)
     sink = open_gallery(settings.outputs_dir)
+    public = PublicMode.create(settings.limits, settings.concurrency) if settings.public else None
     return Studio(registry, models, sink, device_label=f"{device} · {str(dtype).removeprefix('torch.')}",
-                  gpu=hosting.gpu_runner())
+                  gpu=hosting.gpu_runner(), public=public)
 
 
 def open_gallery(outputs_dir: Path) -> GallerySink:

@@ -70,15 +70,15 @@ def parse_size(text: str | None) -> tuple[int | None, int | None]:
 def build_query(text: str = "", model: str | None = None, task: str | None = None, lora: str | None = None,
                 favourites_only: bool = False, date_from: str = "", date_to: str = "", size: str = "",
                 include_missing: bool = False, sort: str = "newest", page: int = 1,
-                per_page: int = PER_PAGE, source: str | None = None) -> GalleryQuery:
-    """The search form's values -> a query (empty dropdowns mean "any")."""
+                per_page: int = PER_PAGE, source: str | None = None, owner: str | None = None) -> GalleryQuery:
+    """The search form's values -> a query (empty dropdowns mean "any"); ``owner``: public mode."""
     width, height = parse_size(size)
     return GalleryQuery(text=text or "", model_id=model or None, task=task or None, lora=lora or None,
                         source=source or None,
                         favourite=True if favourites_only else None, date_from=parse_day(date_from, "date_from"),
                         date_to=parse_day(date_to, "date_to"), width=width, height=height,
                         missing=None if include_missing else False, sort=sort or "newest",
-                        page=max(1, int(page or 1)), per_page=per_page)
+                        page=max(1, int(page or 1)), per_page=per_page, owner=owner)
 
 
 def caption(record: ImageRecord) -> str:
@@ -161,10 +161,13 @@ def summary(record: ImageRecord, presence: Presence | None = None) -> str:
     return "  \n".join(lines)
 
 
-def detail_json(record: ImageRecord) -> dict[str, Any]:
+def detail_json(record: ImageRecord, *, paths: bool = True) -> dict[str, Any]:
     """The row for the JSON view. A seed above 2^53 is shown as text: a browser's numbers would
-    round it (18446744073709551615 -> 18446744073709552000)."""
+    round it (18446744073709551615 -> 18446744073709552000). ``paths=False`` (public mode): the
+    file by its name, no folder of the server's."""
     data = record.to_dict()
+    if not paths:
+        data["path"] = Path(record.path).name
     data.pop("infotext", None)
     for holder in (data, data.get("request") or {}):
         if isinstance(holder.get("seed"), int) and holder["seed"] > 2**53:
@@ -188,42 +191,50 @@ def info_fields(info: ImageInfo) -> dict[str, Any]:
     return {"width": info.width, "height": info.height, **info.fields}
 
 
-def regenerate(studio: Any, store: GalleryStore, image_id: int, files: LocalFiles | None = None,
-               **kwargs: Any) -> GenerationResult:
+def regenerate(studio: Any, store: GalleryStore, image_id: int, files: LocalFiles | None = None, *,
+               owner: str | None = None, **kwargs: Any) -> GenerationResult:
     """Make image ``image_id`` again: the same resolved request (its own seed, batch of one).
     Same device and dtype give the same pixels; the new image is a new gallery row. With ``files``,
     the row's model and LoRAs are looked up first (by name, then by the hash its tool wrote): a file
-    found under another name is used, a missing one is named (``ModelUnavailable``) before anything runs."""
-    request = store.request_of(image_id)
+    found under another name is used, a missing one is named (``ModelUnavailable``) before anything runs.
+    ``owner`` (public mode): only that visitor's images, and the new one is its own."""
+    request = store.request_of(image_id, owner=owner)
     if files is not None:
-        presence = files.of_record(store.get(image_id))
+        presence = files.of_record(store.get(image_id, owner=owner))
         if presence.missing:
             raise ModelUnavailable(presence.message(image_id))
         request = presence.apply(request)
+    if owner is not None:
+        kwargs["owner"] = owner
     return studio.generate(request, **kwargs)
 
 
-def local_files(studio: Any, settings: Any = None) -> LocalFiles:
+def local_files(studio: Any, settings: Any = None, *, paths: bool = True) -> LocalFiles:
     """The lookup of models and LoRAs by name and hash for ``studio``'s registry; with ``settings``,
-    hashes are kept in ``<cache_dir>/file-hashes.json`` and messages name ``<models_dir>``."""
+    hashes are kept in ``<cache_dir>/file-hashes.json`` and messages name ``<models_dir>`` (unless
+    ``paths=False``, public mode: then ``models/...``, no folder of the server's)."""
     cache = getattr(settings, "cache_dir", None)
     return LocalFiles(studio.registry, HashCache(Path(cache) / "file-hashes.json" if cache else None),
-                      getattr(settings, "models_dir", ""))
+                      getattr(settings, "models_dir", "") if paths else "")
 
 
-def export(store: GalleryStore, image_ids: list[int], folder: Path) -> Path:
+def export(store: GalleryStore, image_ids: list[int], folder: Path, *, owner: str | None = None) -> Path:
     """A zip of the images, in a folder of its own under ``folder`` with a random name: two
     sessions' exports never share, overwrite or guess each other's file. (The UI hands the zip
     to Gradio, which serves a copy to the session that asked; see ``studio/ui/serving.py``.)
     Exports older than ``EXPORT_KEEP_SECONDS`` are removed first."""
     if not image_ids:
         raise InvalidRequest("selection", "select at least one image to export")
+    if owner is not None:                 # public mode: another visitor's id is not found, like no id at all
+        for image_id in image_ids:
+            if store.get(int(image_id), owner=owner) is None:
+                raise InvalidRequest("selection", f"no gallery image {int(image_id)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_old_exports(folder)
     own = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=folder))
     name = f"gallery-{datetime.now():%Y%m%d-%H%M%S}-{len(image_ids)}.zip"
-    return store.export_zip(sorted({int(i) for i in image_ids}), own / name)
+    return store.export_zip(sorted({int(i) for i in image_ids}), own / name, owner=owner)
 
 
 def _remove_old_exports(folder: Path) -> None:

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from studio.gallery.store import GalleryStore
 
 
-def export_zip(store: GalleryStore, image_ids: Iterable[int], destination: Path | str) -> Path:
+def export_zip(store: GalleryStore, image_ids: Iterable[int], destination: Path | str, *,
+               owner: str | None = None) -> Path:
     """A zip of the selected images, their stored inputs, ``metadata.json`` (every record) and one
     ``<name>.txt`` infotext per image (see the module doc). Missing files are listed, not fatal."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    records = [r for r in (store.get(i) for i in image_ids) if r is not None]
+    records = [r for r in (store.get(i, owner=owner) for i in image_ids) if r is not None]
     uses = store.inputs_of(r.id for r in records)
     packed: set[str] = set()
     tmp = destination.with_name(TEMP_PREFIX + destination.name)
@@ -37,6 +38,8 @@ def export_zip(store: GalleryStore, image_ids: Iterable[int], destination: Path 
         meta = []
         for record in records:
             entry = record.to_dict()
+            if owner is not None:                # public mode: no server paths leave the studio
+                entry["path"] = Path(record.path).name
             name = f"{record.id:06d}-{Path(record.path).name}"
             if Path(record.path).is_file():
                 archive.write(record.path, f"images/{name}")

@@ -80,12 +80,13 @@ class NewImage:
     tags: tuple[str, ...] = ()
     input_refs: tuple[str, ...] = ()      # the stored inputs its request reads (``inputs/<sha256>.png``)
     lora_hashes: tuple[tuple[str, str], ...] = ()   # (LoRA name, hash) as a foreign tool wrote them
+    owner: str | None = None              # public mode: who made it (``studio.public``); None on a local studio
 
     @classmethod
     def from_request(cls, request: GenerationRequest, *, path: Path, sha256: str, infotext: str = "",
                      model_source: str = "", model_revision: str = "", timings: dict[str, float] | None = None,
                      created_at: datetime | None = None, source: str = "studio",
-                     tags: Sequence[str] = ()) -> NewImage:
+                     tags: Sequence[str] = (), owner: str | None = None) -> NewImage:
         """``request`` must be resolved and carry this image's own seed."""
         if request.seed is None or request.width is None or request.height is None:
             raise InvalidRequest("request", "the gallery records resolved requests only (seed and size set)")
@@ -97,7 +98,7 @@ class NewImage:
                    infotext=infotext or format_infotext(request, request.seed),
                    model_source=model_source, model_revision=model_revision,
                    timings=tuple((timings or {}).items()), created_at=created_at, source=source, tags=tuple(tags),
-                   input_refs=refs_of(request))
+                   input_refs=refs_of(request), owner=owner)
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any], *, path: Path, sha256: str, width: int, height: int,
@@ -148,6 +149,7 @@ class ImageRecord:
     missing: bool
     tags: tuple[str, ...]
     lora_hashes: tuple[tuple[str, str], ...] = ()     # (LoRA name, hash) as a foreign tool wrote them
+    owner: str | None = None          # public mode: who made it; None on a local studio (never shown)
 
     @property
     def request(self) -> GenerationRequest | None:
@@ -189,6 +191,7 @@ class GalleryQuery:
     missing: bool | None = None       # None: both; False: only images whose file is there
     seed: int | None = None           # exact (0..2^64-1); ``seed:N`` in the text does the same
     source: str | None = None         # exact: studio, a1111, fooocus, comfyui, ...; or ``source:NAME``
+    owner: str | None = None          # public mode: only this visitor's images; None: every image (local)
     sort: str = "newest"              # newest | oldest | relevance | seed
     page: int = 1                     # 1-based
     per_page: int = 50
@@ -251,7 +254,7 @@ def row_values(image: NewImage, stored_path: str) -> tuple[dict[str, Any], list[
         image_prompt=[dataclasses.asdict(p) for p in image.image_prompts] or None,
         timings=dict(image.timings), request_json=image.request_json, infotext=image.infotext,
         source=image.source, favourite=image.favourite, missing=False,
-        lora_names=" ".join(x.name for x in image.loras), tags=" ".join(tags))
+        lora_names=" ".join(x.name for x in image.loras), tags=" ".join(tags), owner=image.owner)
     return row, tags
 
 
@@ -270,4 +273,4 @@ def record_of(row: ImageRow, absolute_path: Callable[[str], Path]) -> ImageRecor
         request_json=row.request_json, model_source=row.model_source, model_revision=row.model_revision,
         source=row.source, favourite=bool(row.favourite), missing=bool(row.missing),
         tags=tuple(row.tags.split()) if row.tags else (),
-        lora_hashes=tuple((x["name"], x["hash"]) for x in row.loras or () if x.get("hash")))
+        lora_hashes=tuple((x["name"], x["hash"]) for x in row.loras or () if x.get("hash")), owner=row.owner)

@@ -84,13 +84,16 @@ class ImageRow(Base):
     # revision 2
     lora_names: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[str] = mapped_column(Text, default="")
+    # revision 6: who made it in public mode (a hash of the visitor's id); NULL on a local studio
+    owner: Mapped[str | None] = mapped_column(String(64))
 
     lora_rows: Mapped[list[LoraRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     tag_rows: Mapped[list[TagRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     input_rows: Mapped[list[InputUseRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
     __table_args__ = (Index("ix_images_size", "width", "height"),
-                      Index("ix_images_seed_order", text("seed < 0"), "seed"))      # revision 5
+                      Index("ix_images_seed_order", text("seed < 0"), "seed"),      # revision 5
+                      Index("ix_images_owner", "owner", "created_at"))              # revision 6
 
 
 class LoraRow(Base):

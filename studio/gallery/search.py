@@ -130,6 +130,8 @@ def filtered(q: GalleryQuery, stmt: Select | None = None, *, scan: bool = False)
     seed = q.seed if q.seed is not None else exact.get("seed")
     if seed is not None:
         stmt = stmt.where(ImageRow.seed == seed)
+    if q.owner is not None:                   # public mode: one visitor's images (index ix_images_owner)
+        stmt = stmt.where(ImageRow.owner == q.owner)
     source = q.source or exact.get("source")
     if source:
         stmt = stmt.where(ImageRow.source == source)

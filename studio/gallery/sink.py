@@ -98,7 +98,7 @@ class GallerySink:
                                                       "space) and generate again.") from err
 
     def save(self, request: GenerationRequest, images: list, seeds: list[int], *, entry,
-             timings: dict[str, float]) -> list[SavedImage]:
+             timings: dict[str, float], owner: str | None = None) -> list[SavedImage]:
         source, revision = self._fingerprints(entry)
         extra = {"Model hash": revision[:10]} if entry.spec.kind == "single_file" and revision else None
         encoded = []
@@ -115,7 +115,7 @@ class GallerySink:
                     written.append(path)
                     pending.append((NewImage.from_request(one, path=path, sha256=sha256_bytes(data), infotext=text,
                                                           model_source=source, model_revision=revision,
-                                                          timings=timings), text))
+                                                          timings=timings, owner=owner), text))
                 ids = self.store.add_many([new for new, _ in pending])
             except BaseException:
                 for path in written:

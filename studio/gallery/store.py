@@ -16,6 +16,11 @@ Files and rows agree:
 
 Beside it: ``records`` (the DTOs and row mapping), ``search`` (the query plan), ``reconcile``,
 ``export`` (zip), ``imports`` (bringing a file in).
+
+Owners (public mode, ``studio.public``): every method that reads or changes rows takes ``owner``.
+None (a local studio) means every row; a string means that visitor's rows only, and any other row
+is treated as if it did not exist: the same "no gallery image N" as an id never made, so ids
+cannot be probed.
 """
 
 from __future__ import annotations
@@ -130,29 +135,29 @@ class GalleryStore:
                                 [{"p": f} for f in folders])
             return ids
 
-    def set_favourite(self, image_id: int, favourite: bool = True) -> None:
+    def set_favourite(self, image_id: int, favourite: bool = True, *, owner: str | None = None) -> None:
         with self._writing() as session:
-            self._require(session, image_id).favourite = bool(favourite)
+            self._require(session, image_id, owner).favourite = bool(favourite)
 
-    def set_tags(self, image_id: int, tags: Iterable[str]) -> tuple[str, ...]:
+    def set_tags(self, image_id: int, tags: Iterable[str], *, owner: str | None = None) -> tuple[str, ...]:
         clean = sorted({t for t in (normalise_tag(t) for t in tags) if t})
         with self._writing() as session:
-            row = self._require(session, image_id)
+            row = self._require(session, image_id, owner)
             row.tag_rows = [TagRow(tag=t) for t in clean]
             row.tags = " ".join(clean)
         return tuple(clean)
 
-    def add_tags(self, image_id: int, tags: Iterable[str]) -> tuple[str, ...]:
+    def add_tags(self, image_id: int, tags: Iterable[str], *, owner: str | None = None) -> tuple[str, ...]:
         with self._write_lock:
-            current = self._get_or_raise(image_id).tags
-            return self.set_tags(image_id, [*current, *tags])
+            current = self._get_or_raise(image_id, owner).tags
+            return self.set_tags(image_id, [*current, *tags], owner=owner)
 
-    def remove_tag(self, image_id: int, tag: str) -> tuple[str, ...]:
+    def remove_tag(self, image_id: int, tag: str, *, owner: str | None = None) -> tuple[str, ...]:
         with self._write_lock:
-            current = self._get_or_raise(image_id).tags
-            return self.set_tags(image_id, [t for t in current if t != normalise_tag(tag)])
+            current = self._get_or_raise(image_id, owner).tags
+            return self.set_tags(image_id, [t for t in current if t != normalise_tag(tag)], owner=owner)
 
-    def delete(self, image_ids: Iterable[int]) -> int:
+    def delete(self, image_ids: Iterable[int], *, owner: str | None = None) -> int:
         """Delete images: file and row, both or neither. Returns how many rows went. Only files
         under outputs are deleted; a row for a file elsewhere goes, the file stays.
 
@@ -160,13 +165,18 @@ class GalleryStore:
         ``.deleted-<name>`` inside the transaction that deletes the rows, so no other writer can
         start using it in between; renamed back if that fails). One that was stored again after
         the newest of those rows was made stays: a run may be using it now (reconcile removes it
-        once it is an hour old and still unused)."""
+        once it is an hour old and still unused). ``owner``: only that visitor's images go (another's
+        id counts as not there)."""
         ids = sorted(set(int(i) for i in image_ids))
         if not ids:
             return 0
         with self._write_lock:
             with self._read() as session:
-                paths = session.execute(select(ImageRow.id, ImageRow.path).where(ImageRow.id.in_(ids))).all()
+                paths = session.execute(_mine(select(ImageRow.id, ImageRow.path).where(ImageRow.id.in_(ids)),
+                                              owner)).all()
+                ids = [i for i, _ in paths]
+                if not ids:
+                    return 0
                 made = dict(session.execute(
                     select(InputUseRow.ref, func.max(ImageRow.created_at)).join(ImageRow)
                     .where(InputUseRow.image_id.in_(ids)).group_by(InputUseRow.ref)).all())
@@ -201,34 +211,35 @@ class GalleryStore:
             return int(gone or 0)
 
     # -- read ----------------------------------------------------------------------------------
-    def get(self, image_id: int) -> ImageRecord | None:
+    def get(self, image_id: int, *, owner: str | None = None) -> ImageRecord | None:
+        """The image, or None when there is none (or, with ``owner``, when it is another visitor's)."""
         with self._read() as session:
             row = session.get(ImageRow, image_id)
-            return self._record(row) if row is not None else None
+            return self._record(row) if row is not None and _visible(row, owner) else None
 
-    def _get_or_raise(self, image_id: int) -> ImageRecord:
-        record = self.get(image_id)
+    def _get_or_raise(self, image_id: int, owner: str | None = None) -> ImageRecord:
+        record = self.get(image_id, owner=owner)
         if record is None:
             raise InvalidRequest("image_id", f"no gallery image {image_id}")
         return record
 
-    def _require(self, session: Session, image_id: int) -> ImageRow:
+    def _require(self, session: Session, image_id: int, owner: str | None = None) -> ImageRow:
         row = session.get(ImageRow, image_id)
-        if row is None:
+        if row is None or not _visible(row, owner):
             raise InvalidRequest("image_id", f"no gallery image {image_id}")
         return row
 
-    def request_of(self, image_id: int) -> GenerationRequest:
+    def request_of(self, image_id: int, *, owner: str | None = None) -> GenerationRequest:
         """The request to make this image again (same seed, batch of one)."""
-        record = self._get_or_raise(image_id)
+        record = self._get_or_raise(image_id, owner)
         if record.request is None:
             raise InvalidRequest("image_id", f"image {image_id} was imported without a studio request "
                                  f"({record.source}); open it in PNG Info to adapt its parameters")
         return record.request
 
-    def count(self) -> int:
+    def count(self, *, owner: str | None = None) -> int:
         with self._read() as session:
-            return int(session.scalar(select(func.count()).select_from(ImageRow)) or 0)
+            return int(session.scalar(_mine(select(func.count()).select_from(ImageRow), owner)) or 0)
 
     def search(self, query: GalleryQuery | None = None, **filters: Any) -> Page:
         """Filtered, sorted, paged. ``search(text="cat", lora="x", page=2)`` works too (the plan:
@@ -242,21 +253,36 @@ class GalleryStore:
     def page(self, number: int = 1, per_page: int = 50, **filters: Any) -> Page:
         return self.search(GalleryQuery(page=number, per_page=per_page, **filters))
 
-    def _distinct(self, column) -> list[str]:  # noqa: ANN001
+    def _distinct(self, column, owner: str | None = None) -> list[str]:  # noqa: ANN001
+        stmt = select(column).distinct().order_by(column)
+        if owner is not None:
+            if column.table is not IMAGES:
+                stmt = stmt.join(ImageRow, ImageRow.id == column.table.c.image_id)
+            stmt = stmt.where(ImageRow.owner == owner)
         with self._read() as session:
-            return [v for v in session.scalars(select(column).distinct().order_by(column)) if v]
+            return [v for v in session.scalars(stmt) if v]
 
-    def model_ids(self) -> list[str]:
-        return self._distinct(ImageRow.model_id)
+    def model_ids(self, *, owner: str | None = None) -> list[str]:
+        return self._distinct(ImageRow.model_id, owner)
 
-    def lora_names(self) -> list[str]:
-        return self._distinct(LoraRow.name)
+    def lora_names(self, *, owner: str | None = None) -> list[str]:
+        return self._distinct(LoraRow.name, owner)
 
-    def tag_names(self) -> list[str]:
-        return self._distinct(TagRow.tag)
+    def tag_names(self, *, owner: str | None = None) -> list[str]:
+        return self._distinct(TagRow.tag, owner)
 
-    def tasks(self) -> list[str]:
-        return self._distinct(ImageRow.task)
+    def tasks(self, *, owner: str | None = None) -> list[str]:
+        return self._distinct(ImageRow.task, owner)
+
+    def owns_file(self, owner: str, stored: str) -> bool:
+        """Whether ``stored`` (a path relative to outputs) is one of ``owner``'s images, or a stored
+        input one of its images reads (public mode serves those files to that visitor only)."""
+        with self._read() as session:
+            if session.scalar(select(ImageRow.id).where(ImageRow.path == stored, ImageRow.owner == owner)):
+                return True
+            return is_ref(stored) and session.scalar(
+                select(InputUseRow.image_id).join(ImageRow)
+                .where(InputUseRow.ref == stored, ImageRow.owner == owner).limit(1)) is not None
 
     def _record(self, row: ImageRow) -> ImageRecord:
         return record_of(row, self.absolute_path)
@@ -312,10 +338,19 @@ class GalleryStore:
         return reconciling.reconcile(self, full=full)
 
     # -- export ----------------------------------------------------------------------------------
-    def export_zip(self, image_ids: Iterable[int], destination: Path | str) -> Path:
+    def export_zip(self, image_ids: Iterable[int], destination: Path | str, *, owner: str | None = None) -> Path:
         """A zip of the selected images, the stored inputs they use (once each), ``metadata.json``
-        (every record) and one ``<name>.txt`` infotext per image (``studio.gallery.export``)."""
-        return exporting.export_zip(self, image_ids, destination)
+        (every record) and one ``<name>.txt`` infotext per image (``studio.gallery.export``).
+        ``owner``: another visitor's ids are left out as if they did not exist."""
+        return exporting.export_zip(self, image_ids, destination, owner=owner)
+
+
+def _mine(stmt, owner: str | None):  # noqa: ANN001, ANN202 - a Select in, the same out
+    return stmt if owner is None else stmt.where(ImageRow.owner == owner)
+
+
+def _visible(row: ImageRow, owner: str | None) -> bool:
+    return owner is None or row.owner == owner
 
 
 def _to_trash(path: Path) -> tuple[Path, Path]:

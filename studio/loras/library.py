@@ -116,10 +116,13 @@ def inspect_file(path: Path, name: str, *, hub: str = "") -> LoraInfo:
 
 
 class LoraLibrary:
-    """``folder``: the models folder's ``loras/``. ``offline``: hub LoRAs come from the cache only."""
+    """``folder``: the models folder's ``loras/``. ``offline``: hub LoRAs come from the cache only.
+    ``shown``: how messages name the folder (public mode: ``models/loras``, no server path)."""
 
-    def __init__(self, folder: Path, *, offline: bool = False, hub_cache: Path | None = None) -> None:
+    def __init__(self, folder: Path, *, offline: bool = False, hub_cache: Path | None = None,
+                 shown: str | None = None) -> None:
         self.folder, self.offline, self.hub_cache = Path(folder), offline, hub_cache
+        self.shown = shown or str(self.folder)
         self._lock = threading.Lock()
         self._infos: dict[tuple[str, int, int], LoraInfo] = {}
         self._hashes: dict[tuple[str, int, int], str] = {}
@@ -191,7 +194,7 @@ class LoraLibrary:
         if RE_HUB.match(name):
             return self._hub(name)
         known = ", ".join(i.name for i in infos) or "none"
-        raise ModelUnavailable(f"LoRA {name!r} not found in {self.folder} (found: {known}). Put the .safetensors "
+        raise ModelUnavailable(f"LoRA {name!r} not found in {self.shown} (found: {known}). Put the .safetensors "
                                "file there, or name a hub LoRA as owner/repo/weights.safetensors.")
 
     def usable(self, name: str) -> LoraInfo:
@@ -267,7 +270,7 @@ class LoraLibrary:
         if info is not None:
             return info, digest, (f"LoRA {name!r} has changed since (hash {known_hash[:12]}, now {digest[:12]}): "
                                   "the image will not be the same")
-        raise ModelUnavailable(f"LoRA {name!r} (hash {known_hash[:12]}) is not in {self.folder}, by name or by hash. "
+        raise ModelUnavailable(f"LoRA {name!r} (hash {known_hash[:12]}) is not in {self.shown}, by name or by hash. "
                                "Put the file there.")
 
     def describe(self, spec) -> tuple[object, str]:  # noqa: ANN001 - LoraSpec

@@ -129,7 +129,8 @@ class Registry:
         self._settings = settings
         self._hub_models = hub_models
         self._demo_dir = demo_dir if demo_dir is not None else DEMO_DIR
-        self.lora_library = LoraLibrary(settings.models_dir / "loras", offline=settings.offline)
+        self.lora_library = LoraLibrary(settings.models_dir / "loras", offline=settings.offline,
+                                        shown=None if not getattr(settings, "public", False) else "models/loras")
         self.lora_presets = PresetStore(settings.models_dir / PRESETS_FILE)
 
     # -- listing ---------------------------------------------------------------------------
@@ -163,7 +164,7 @@ class Registry:
                 return entry
         known = ", ".join(e.id for e in entries)
         raise ModelUnavailable(f"unknown model {model_id!r}. Known models: {known}. Put local checkpoints in "
-                               f"{self._settings.models_dir / 'checkpoints'} (a .safetensors file or a diffusers folder).")
+                               f"{self.shown('checkpoints')} (a .safetensors file or a diffusers folder).")
 
     def require(self, model_id: str) -> ModelEntry:
         entry = self.get(model_id)
@@ -198,16 +199,26 @@ class Registry:
         return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
                       and (p.is_dir() or p.suffix == ".safetensors"))
 
+    def shown(self, kind: str) -> str:
+        """A models sub-folder as messages name it: its path, or in public mode ``models/<kind>``
+        (a visitor is told no folder of the server's)."""
+        return str(self._settings.models_dir / kind) if self._paths_allowed() else f"models/{kind}"
+
+    def _paths_allowed(self) -> bool:
+        """A net or adapter named by its path on this machine: not in public mode (a visitor names
+        only what the models folder and the catalog hold; a path is looked up as a name)."""
+        return not getattr(self._settings, "public", False)
+
     def _adapter_path(self, kind: str, label: str, name: str) -> Path:
         direct = Path(name).expanduser()
-        if direct.is_absolute() and direct.exists():
+        if direct.is_absolute() and self._paths_allowed() and direct.exists():
             return direct
         found = self.adapters(kind)
         for path in found:
             if name in (path.name, path.stem):
                 return path
         known = ", ".join(p.name for p in found) or "none"
-        raise ModelUnavailable(f"{label} {name!r} not found in {self._settings.models_dir / kind} (found: {known}). "
+        raise ModelUnavailable(f"{label} {name!r} not found in {self.shown(kind)} (found: {known}). "
                                "Put its folder there.")
 
     # -- ControlNets ----------------------------------------------------------------------------------
@@ -243,7 +254,7 @@ class Registry:
                 known = sorted({t for n in family.controlnets for t in n.types})
                 raise InvalidRequest("controls", f"{entry.label} has no ControlNet for {control_type!r}"
                                                  + (f" (the catalog's nets read {', '.join(known)})" if known else "")
-                                                 + f": pick one from {self.models_dir / 'controlnet'} as the unit's model")
+                                                 + f": pick one from {self.shown('controlnet')} as the unit's model")
             name = hub.repo
         info = self._find_net(name, entry)
         group = group_of(family)
@@ -258,7 +269,7 @@ class Registry:
 
     def _find_net(self, name: str, entry: ModelEntry) -> ControlNetInfo:
         direct = Path(name).expanduser()
-        if direct.is_absolute() and direct.exists():
+        if direct.is_absolute() and self._paths_allowed() and direct.exists():
             return self._local_net(direct, entry)
         found = self.adapters("controlnet")
         for path in found:
@@ -269,7 +280,7 @@ class Registry:
                 if name in (net.repo, net.repo.rsplit("/", 1)[-1]):
                     return self._hub_net(net, family)
         known = ", ".join(p.name for p in found) or "none"
-        raise ModelUnavailable(f"ControlNet {name!r} not found in {self.models_dir / 'controlnet'} (found: {known}) "
+        raise ModelUnavailable(f"ControlNet {name!r} not found in {self.shown('controlnet')} (found: {known}) "
                                f"nor in the catalog. Put its folder there, or pick one of the list.")
 
     def _local_net(self, path: Path, entry: ModelEntry) -> ControlNetInfo:
@@ -290,7 +301,7 @@ class Registry:
             name = str(entry.defaults.get("ip_adapter") or "")
             if not name:
                 raise InvalidRequest("image_prompts", f"{entry.label} has no IP-Adapter of its own: pick one from "
-                                                      f"{self._settings.models_dir / 'ip_adapter'}")
+                                                      f"{self.shown('ip_adapter')}")
         return self._adapter_path("ip_adapter", "IP-Adapter", name)
 
     # -- sources ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from studio import forms
 from studio.requests import GenerationRequest, LoraSpec, SavedImage, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
+from studio.ui.visitors import owner_of
 from studio.ui.widgets import GPU_QUEUE, Cancellers, NumberField, limits_text, model_choices, progress_text
 
 # The base section's API parameters, in order (after them come the tab's own).
@@ -261,14 +262,16 @@ class GenerationForm:
                       concurrency_id=GPU_QUEUE, concurrency_limit=concurrency)
 
     def run(self, request: GenerationRequest, session: gr.Request | None, progress):
-        """Generate ``request`` for a handler: yields the results after every batch and at the end."""
+        """Generate ``request`` for a handler: yields the results after every batch and at the end.
+        Public mode: the images are the asking visitor's (``visitors.owner_of``)."""
+        owner = owner_of(self.studio, session)
         notes = [] if request.prompt.strip() else [EMPTY_PROMPT]
         for note in notes:
             gr.Info(note)
         cancel = self.cancellers.start(session.session_hash if session is not None and session.session_hash
                                        else "api")
         progress(0, desc="loading model")
-        yield from _stream(self.studio, request, cancel, progress, notes)
+        yield from _stream(self.studio, request, cancel, progress, notes, owner)
 
 
 def _gallery(saved: list[SavedImage]) -> list[tuple[str, str]]:
@@ -284,7 +287,8 @@ def _results(saved: list[SavedImage], seed: int, status: str) -> tuple:
     return (_gallery(saved), str(seed), saved[0].infotext if saved else "", [s.image_id for s in saved], status)
 
 
-def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, progress, notes: list[str]):
+def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, progress, notes: list[str],
+            owner: str | None = None):
     """Run ``studio.generate`` in a worker thread; yield the results after every finished batch and
     at the end. Progress is reported from this (the handler's) thread. If the page goes away or the
     job is cancelled, ``finally`` stops the worker at its next step."""
@@ -293,7 +297,8 @@ def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, pro
     def work() -> None:
         try:
             result = studio.generate(req, on_progress=lambda ev: events.put(("progress", ev)), cancel=cancel,
-                                     on_saved=lambda saved: events.put(("saved", saved)))
+                                     on_saved=lambda saved: events.put(("saved", saved)), owner=owner,
+                                     on_wait=lambda n: events.put(("waiting", n)))
             events.put(("done", result))
         except BaseException as err:  # noqa: BLE001 - handed to the handler's thread, raised there
             events.put(("error", err))
@@ -301,17 +306,23 @@ def _stream(studio: Studio, req: GenerationRequest, cancel: threading.Event, pro
     worker = threading.Thread(target=work, name="generate", daemon=True)
     worker.start()
     shown: list[SavedImage] = []
-    started, stepping = time.perf_counter(), False
+    started, stepping, others = time.perf_counter(), False, 0
     try:
         while True:
             try:
                 kind, value = events.get(timeout=1.0)
             except queue.Empty:             # loading (or another job holds the GPU): say so, with the time
-                if not stepping:
+                if others:
+                    progress(0, desc=f"waiting for a turn ({others} other job(s) first)")
+                elif not stepping:
                     progress(0, desc=f"loading the model ({time.perf_counter() - started:.0f} s)")
                 continue
             stepping = stepping or kind == "progress"
-            if kind == "progress":
+            if kind == "waiting":           # public mode: the fair queue (0: our turn, the model loads now)
+                others, started = value, time.perf_counter()
+                if others:
+                    progress(0, desc=f"waiting for a turn ({others} other job(s) first)")
+            elif kind == "progress":
                 done = value.batch * value.total + value.step
                 progress((done, value.total * value.batches), desc=progress_text(value), unit="steps")
             elif kind == "saved":

@@ -151,7 +151,14 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
 
     t.trigger.click(shown_as_gr_error(insert), [t.pick, t.target, *prompts], prompts, **PRIVATE)
 
+    def host_only(what: str) -> None:
+        """Public mode: what changes the studio for everyone is the host's (studio/public.py)."""
+        if getattr(studio, "public", None) is not None:
+            raise InvalidRequest(what, "a public studio's visitors cannot change it (it is shared by everyone); "
+                                       "run a studio of your own for that")
+
     def fused(on):
+        host_only("fuse")
         studio.lora_fuse = bool(on)
         return "Fusing the mix into the weights for every generation." if on else "LoRAs applied unfused."
 
@@ -159,6 +166,7 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
 
     # -- presets, merge -----------------------------------------------------------------------
     def save(entries, name):
+        host_only("presets")
         filled = []
         for e in entries:
             try:
@@ -184,6 +192,7 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
     t.preset_load.click(shown_as_gr_error(load), [t.presets, t.tags, t.model], mix_outputs, **PRIVATE)
 
     def delete(name):
+        host_only("presets")
         gone = presets.delete(name or "")
         return gr.update(choices=presets.names(), value=None), ("Deleted." if gone else "No such preset.")
 

@@ -2,6 +2,9 @@
 
 Thin: each handler calls ``studio.gallery.browse`` / ``GalleryStore`` and turns the result into
 widget values. ``build(studio, ctx)``; ``ctx.send_to`` fills the txt2img form.
+
+Public mode: every handler asks the gallery for the visitor's own images only (``owner``, from
+``visitors.owner_of``); an id from the page (or the API) that is another visitor's is not found.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from studio.requests import Task
 from studio.service import Studio
 from studio.ui import gallery_import
 from studio.ui.errors import shown_as_gr_error
+from studio.ui.visitors import owner_of
 from studio.ui.widgets import GPU_QUEUE
 
 
@@ -31,7 +35,12 @@ def build(studio: Studio, ctx) -> None:
         work = Path(tempfile.mkdtemp(prefix="studio-gallery-"))      # the app's own: never served as is
         export_dir = work / "exports"                                  # one random folder per export
         missing_image = browse.missing_placeholder(work)                 # stands in for a missing file
-        files = browse.local_files(studio, getattr(ctx, "settings", None))   # models and LoRAs by name or hash
+        public = getattr(studio, "public", None) is not None       # no other visitor's models, LoRAs or tags
+        files = browse.local_files(studio, getattr(ctx, "settings", None),   # models and LoRAs by name or hash
+                                   paths=not public)
+
+        def mine(request: gr.Request | None) -> str | None:
+            return owner_of(studio, request)
         with gr.Row():
             text = gr.Textbox(value="", label="Search", elem_id="gallery-search", placeholder="red cat -dog lora:detail", info=browse.SEARCH_HELP,
                               scale=4)
@@ -39,9 +48,11 @@ def build(studio: Studio, ctx) -> None:
             search = gr.Button("Search", variant="primary", scale=0)
         with gr.Accordion("Filters", open=False):
             with gr.Row():
-                model = gr.Dropdown([("any", "")] + store.model_ids(), value="", label="Model", allow_custom_value=True)
+                model = gr.Dropdown([("any", "")] + ([] if public else store.model_ids()), value="", label="Model",
+                                    allow_custom_value=True)
                 task = gr.Dropdown([("any", "")] + [t.value for t in Task], value="", label="Task")
-                lora = gr.Dropdown([("any", "")] + store.lora_names(), value="", label="LoRA", allow_custom_value=True)
+                lora = gr.Dropdown([("any", "")] + ([] if public else store.lora_names()), value="", label="LoRA",
+                                   allow_custom_value=True)
                 size = gr.Textbox(value="", label="Size", placeholder="832x1216", elem_id="gallery-size")
             with gr.Row():
                 date_from = gr.Textbox(value="", label="From (YYYY-MM-DD)")
@@ -92,14 +103,15 @@ def build(studio: Studio, ctx) -> None:
         filters = [text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source]
         listing = [grid, label, selection, page_no, shown_ids]
 
-        @shown_as_gr_error
-        def refresh(text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source, page=1):
+        def refresh(owner, text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
+                    page=1):
             query = browse.build_query(text, model, task, lora, favourites, date_from, date_to, size, missing,
-                                       sort, page, source=source)
+                                       sort, page, source=source, owner=owner)
             result = store.search(query)
             if result.page > result.pages:           # e.g. after deleting the last image of the last page
                 result = store.search(browse.build_query(text, model, task, lora, favourites, date_from, date_to,
-                                                         size, missing, sort, result.pages, source=source))
+                                                         size, missing, sort, result.pages, source=source,
+                                                         owner=owner))
             cells = browse.grid(result, missing_image)
             return (cells, browse.page_label(result), gr.update(choices=browse.selection_choices(result), value=[]),
                     result.page, browse.grid_ids(result, missing_image))
@@ -109,58 +121,78 @@ def build(studio: Studio, ctx) -> None:
         def nothing_listed():
             return [], "", gr.update(choices=[], value=[]), 1, []
 
-        def show(image_id):
+        # explicit parameters, no *args: gradio hands gr.Request by the parameter's place
+        @shown_as_gr_error
+        def first_page(text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
+                       request: gr.Request = None):
+            return refresh(mine(request), text, model, task, lora, favourites, date_from, date_to, size, missing,
+                           sort, source, 1)
+
+        @shown_as_gr_error
+        def previous_page(page, text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
+                          request: gr.Request = None):
+            return refresh(mine(request), text, model, task, lora, favourites, date_from, date_to, size, missing,
+                           sort, source, max(1, page - 1))
+
+        @shown_as_gr_error
+        def next_page(page, text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
+                      request: gr.Request = None):
+            return refresh(mine(request), text, model, task, lora, favourites, date_from, date_to, size, missing,
+                           sort, source, page + 1)
+
+        def show(image_id, owner):
             image_id = _id(image_id)
-            record = store.get(image_id) if image_id is not None else None
+            record = store.get(image_id, owner=owner) if image_id is not None else None
             if record is None:
                 return None, "Click an image to see everything about it.", "", "", {}, None
             return (record.path if not record.missing else None, browse.summary(record, files.of_record(record)),
                     record.infotext,
-                    ", ".join(record.tags), browse.detail_json(record), record.id)
+                    ", ".join(record.tags), browse.detail_json(record, paths=not public), record.id)
 
         detail = [preview, facts, infotext, tags, details, selected]
 
-        def on_select(ids, evt: gr.SelectData):
-            return show(ids[evt.index] if ids and 0 <= evt.index < len(ids) else None)
+        def on_select(ids, evt: gr.SelectData, request: gr.Request = None):
+            return show(ids[evt.index] if ids and 0 <= evt.index < len(ids) else None, mine(request))
 
         listed = []
         for trigger in (tab.select, search.click, text.submit, sort.change, favourites.change, missing.change,
                         source.input):
-            listed.append(trigger(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private"))
+            listed.append(trigger(first_page, filters, listing, api_visibility="private"))
         for control in (model, task, lora):
-            listed.append(control.input(lambda *f: refresh(*f, 1), filters, listing, api_visibility="private"))
-        listed.append(prev_btn.click(lambda p, *f: refresh(*f, max(1, p - 1)), [page_no, *filters], listing,
-                                     api_visibility="private"))
-        listed.append(next_btn.click(lambda p, *f: refresh(*f, p + 1), [page_no, *filters], listing,
-                                     api_visibility="private"))
+            listed.append(control.input(first_page, filters, listing, api_visibility="private"))
+        listed.append(prev_btn.click(previous_page, [page_no, *filters], listing, api_visibility="private"))
+        listed.append(next_btn.click(next_page, [page_no, *filters], listing, api_visibility="private"))
         for event in listed:
             event.failure(nothing_listed, None, listing, queue=False, api_visibility="private")
         grid.select(on_select, shown_ids, detail, api_visibility="private")
 
-        def choices():
-            return (gr.update(choices=[("any", "")] + store.model_ids()),
-                    gr.update(choices=[("any", "")] + store.lora_names()))
+        def choices(request: gr.Request = None):
+            owner = mine(request)
+            return (gr.update(choices=[("any", "")] + store.model_ids(owner=owner)),
+                    gr.update(choices=[("any", "")] + store.lora_names(owner=owner)))
 
         tab.select(choices, None, [model, lora], api_visibility="private")
 
         @shown_as_gr_error
-        def favourite(image_id):
-            record = store.get(_chosen(image_id))
+        def favourite(image_id, request: gr.Request = None):
+            owner = mine(request)
+            record = store.get(_chosen(image_id), owner=owner)
             if record is None:
                 raise InvalidRequest("image", f"image #{image_id} is no longer in the gallery")
-            store.set_favourite(record.id, not record.favourite)
-            return show(record.id)
+            store.set_favourite(record.id, not record.favourite, owner=owner)
+            return show(record.id, owner)
 
         def nothing_shown():
-            return show(None)
+            return show(None, None)
 
         fav_btn.click(favourite, selected, detail, api_visibility="private").failure(
             nothing_shown, None, detail, queue=False, api_visibility="private")
 
         @shown_as_gr_error
-        def save_tags(image_id, value):
-            store.set_tags(_chosen(image_id), value.split(","))
-            return show(image_id)
+        def save_tags(image_id, value, request: gr.Request = None):
+            owner = mine(request)
+            store.set_tags(_chosen(image_id), value.split(","), owner=owner)
+            return show(image_id, owner)
 
         for trigger in (tags_btn.click, tags.submit):
             trigger(save_tags, [selected, tags], detail, api_visibility="private").failure(
@@ -173,13 +205,16 @@ def build(studio: Studio, ctx) -> None:
                          None, ask, api_visibility="private")
 
         @shown_as_gr_error
-        def delete(image_id, *form):
-            image_id = _id(image_id)
+        def delete(image_id, text, model, task, lora, favourites, date_from, date_to, size, missing, sort, source,
+                   page, request: gr.Request = None):
+            image_id, owner = _id(image_id), mine(request)
             if image_id is not None:
-                store.delete([image_id])
+                if not store.delete([image_id], owner=owner):
+                    raise InvalidRequest("image_id", f"no gallery image {image_id}")
                 gr.Info(f"Deleted image #{image_id} (file and entry).")
-            return [*show(None), gr.update(visible=True), gr.update(visible=False), gr.update(visible=False),
-                    *refresh(*form)]
+            return [*show(None, owner), gr.update(visible=True), gr.update(visible=False), gr.update(visible=False),
+                    *refresh(owner, text, model, task, lora, favourites, date_from, date_to, size, missing, sort,
+                             source, page)]
 
         confirm_btn.click(delete, [selected, *filters, page_no], [*detail, *ask, *listing],
                           api_visibility="private").failure(nothing_shown, None, detail, queue=False,
@@ -187,18 +222,21 @@ def build(studio: Studio, ctx) -> None:
 
         if can_send:
             @shown_as_gr_error
-            def send(image_id):
+            def send(image_id, request: gr.Request = None):
                 image_id = _id(image_id)
                 if image_id is None:
                     raise InvalidRequest("selection", "select an image first")
-                return ctx.send_to(browse.form_fields(store.get(image_id)), Task.TXT2IMG)
+                record = store.get(image_id, owner=mine(request))
+                if record is None:
+                    raise InvalidRequest("image_id", f"no gallery image {image_id}")
+                return ctx.send_to(browse.form_fields(record), Task.TXT2IMG)
 
             send_btn.click(send, selected, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
 
         if can_send_i2i:
             @shown_as_gr_error
-            def send_img2img(image_id):
-                record = store.get(_chosen(image_id))
+            def send_img2img(image_id, request: gr.Request = None):
+                record = store.get(_chosen(image_id), owner=mine(request))
                 if record is None or record.missing:
                     raise InvalidRequest("image", f"image #{image_id} has no file to start from")
                 return ctx.send_to(browse.form_fields(record), Task.IMG2IMG, image=record.path)
@@ -206,10 +244,10 @@ def build(studio: Studio, ctx) -> None:
             send_i2i_btn.click(send_img2img, selected, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
 
         @shown_as_gr_error
-        def gallery_regenerate(image_id):
+        def gallery_regenerate(image_id, request: gr.Request = None):
             """Make image ``image_id`` again (its exact request): the new image and its id."""
             image_id = _chosen(image_id)
-            result = browse.regenerate(studio, store, image_id, files)
+            result = browse.regenerate(studio, store, image_id, files, owner=mine(request))
             gr.Info(f"Re-generated #{image_id} as #{result.saved[0].image_id}: {result.message}"
                     if result.saved else result.message)
             return [s.path for s in result.saved], [s.image_id for s in result.saved]
@@ -223,10 +261,12 @@ def build(studio: Studio, ctx) -> None:
         @shown_as_gr_error
         def gallery_search(query: str = "", model: str = "", task: str = "", lora: str = "",
                            favourites_only: bool = False, date_from: str = "", date_to: str = "", size: str = "",
-                           include_missing: bool = False, sort: str = "newest", page: float = 1, source: str = ""):
+                           include_missing: bool = False, sort: str = "newest", page: float = 1, source: str = "",
+                           request: gr.Request = None):
             """The gallery's search for API clients: one page of images, their ids and infotexts."""
             result = store.search(browse.build_query(query, model, task, lora, favourites_only, date_from, date_to,
-                                                     size, include_missing, sort, int(page or 1), source=source))
+                                                     size, include_missing, sort, int(page or 1), source=source,
+                                                     owner=mine(request)))
             ids = browse.grid_ids(result, missing_image)
             infotexts = {r.id: r.infotext for r in result.items}
             return browse.grid(result, missing_image), ids, [infotexts[i] for i in ids], browse.page_label(result)
@@ -240,8 +280,8 @@ def build(studio: Studio, ctx) -> None:
                                        api_page, source], api_out, api_name="gallery_search")
 
         @shown_as_gr_error
-        def export(ids):
-            return str(browse.export(store, list(ids or []), export_dir))
+        def export(ids, request: gr.Request = None):
+            return str(browse.export(store, list(ids or []), export_dir, owner=mine(request)))
 
         export_btn.click(export, selection, export_file, api_visibility="private").failure(
             lambda: None, None, export_file, queue=False, api_visibility="private")

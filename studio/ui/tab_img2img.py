@@ -25,6 +25,7 @@ from studio.gallery.files import sha256_bytes
 from studio.requests import INPAINT_AREAS, LIMITS, MASK_MODES, RESIZE_MODES, SCALE_LIMITS, GenerationRequest, Task
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
+from studio.ui.visitors import owner_of
 from studio.ui.form import BASE, GenerationForm
 
 MODES = {"img2img": "img2img", "sketch": "Sketch", "inpaint": "Inpaint", "inpaint_upload": "Inpaint upload",
@@ -331,21 +332,22 @@ def build(studio: Studio, ctx) -> GenerationForm:
     store = browse.store_of(studio)
     for source in (ctx.forms.get(Task.TXT2IMG), form):
         if store is not None and isinstance(source, GenerationForm):
-            _wire_sends(ctx, store, source)
+            _wire_sends(ctx, store, source, studio)
     return form
 
 
-def _wire_sends(ctx, store, source: GenerationForm) -> None:
-    """The results' "Send to img2img / inpaint": the picked image (or the first) and its parameters."""
+def _wire_sends(ctx, store, source: GenerationForm, studio=None) -> None:
+    """The results' "Send to img2img / inpaint": the picked image (or the first) and its parameters
+    (public mode: only the visitor's own; the ids come from the page)."""
     results = source.results
     for name, button in results.send.items():
         task = Task(name)
 
         @shown_as_gr_error
-        def send(ids, index, task=task):
+        def send(ids, index, request: gr.Request = None, task=task):
             if not ids:
                 raise InvalidRequest("images", "generate an image first")
-            record = store.get(ids[min(max(int(index or 0), 0), len(ids) - 1)])
+            record = store.get(ids[min(max(int(index or 0), 0), len(ids) - 1)], owner=owner_of(studio, request))
             if record is None or record.missing:
                 raise InvalidRequest("images", "that image is no longer in the gallery")
             return ctx.send_to(browse.form_fields(record), task, image=record.path)
