@@ -23,6 +23,7 @@ from studio.engine.callbacks import ProgressFn, StepCallback
 from studio.errors import InvalidRequest, OutOfMemory
 from studio.models import notices
 from studio.models.catalog import PipeSpec
+from studio.models.ip_adapters import check_prompts
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
 from studio.requests import (RANDOM_SEED_MAX, ControlUnit, GenerationRequest, GenerationResult, LoraSpec,
@@ -307,14 +308,16 @@ class Studio:
 
     def _plan(self, entry: ModelEntry, req: GenerationRequest, nets: tuple) -> LeasePlan:
         """What the lease needs besides the base model: ControlNets (``nets``: (net, mode number) per
-        unit; the running units' are used) and IP-Adapters by path, in request order."""
+        unit; the running units' are used) and IP-Adapters (source, scale, encoder, blocks), in request
+        order, each checked (family, encoder, how many the family takes) before anything is written."""
         run = controls.running_nets(req, nets)
+        check_prompts(entry, req.image_prompts)
+        adapters = [(self.registry.ip_adapter(p.adapter, entry), p) for p in req.image_prompts]
         return LeasePlan(
             controlnets=tuple(n.source for n, _ in run), union=tuple(n.union for n, _ in run),
             modes=tuple(mode for _, mode in run), shared=controls.shared(run),
             union_pipes=controls.union_pipes(entry.family, tuple(n for n, _ in run)),
-            ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
-                              for p in req.image_prompts))
+            ip_adapters=tuple((a.source, p.scale, a.encoder, p.blocks) for a, p in adapters))
 
 
 def running(request: GenerationRequest) -> GenerationRequest:
