@@ -167,6 +167,24 @@ class Studio:
         image = self.sink.inputs.open(unit.image, "controls")
         return self.control_maps.make(unit, image) or image.convert("RGB")
 
+    def ip_adapter_defaults(self, model_id: str = "") -> dict[str, object]:
+        """What the IP-Adapter tab shows for a model: the adapters it can use ((label, name), its
+        default first), how many adapters and references one call takes, whether per-block presets
+        apply, and the true CFG scale XLabs recommends for FLUX adapters (None: not a FLUX model)."""
+        from studio.models.ip_adapters import ARCH_RULES
+
+        entry = self.registry.get(model_id)
+        rules = ARCH_RULES.get(entry.family.lora_family, {})
+        infos = self.registry.ip_adapters(entry)
+        try:
+            default = self.registry.ip.default_name(entry)
+        except InvalidRequest:
+            default = ""
+        return {"adapters": [(info.describe(), info.name) for info in infos], "default": default,
+                "max_adapters": rules.get("adapters", 0), "max_images": rules.get("images", 0),
+                "blocks": bool(rules.get("blocks")), "true_cfg_scale": rules.get("true_cfg"),
+                "serves": entry.family.ip_adapter and bool(rules)}
+
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None,

@@ -56,8 +56,9 @@ IP_ADAPTERS: dict[str, tuple[HubIPAdapter, ...]] = {
               HubIPAdapter("XLabs-AI/flux-ip-adapter", "ip_adapter.safetensors", "XLabs v1 (FLUX.1)", CLIP_L)),
 }
 # what each architecture's adapters take in one call (diffusers: FLUX registers one adapter, whose
-# image is one embedding; SD/SDXL several adapters, each with a list of images, and per-block scales)
-ARCH_RULES: dict[str, dict] = {"flux1": {"adapters": 1, "images": 1, "blocks": False},
+# image is one embedding; SD/SDXL several adapters, each with a list of images, and per-block scales),
+# and the true CFG scale the tab starts at (XLabs: FLUX adapters bite with true CFG and a negative prompt)
+ARCH_RULES: dict[str, dict] = {"flux1": {"adapters": 1, "images": 1, "blocks": False, "true_cfg": 4.0},
                                "sdxl": {"adapters": 4, "images": 8, "blocks": True},
                                "sd15": {"adapters": 4, "images": 8, "blocks": True}}
 # known widths: SD cross-attention (to_k_ip input) and number of cross-attention layers

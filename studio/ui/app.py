@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # Tabs in display order: module name under studio.ui. A tab whose module is absent is skipped,
 # so rooms can land one at a time. A tab module may also have ``connect(studio, ctx, built)``: it
 # runs once every tab is built (with what its ``build`` returned), to wire events across tabs.
-TABS = ("tab_txt2img", "tab_img2img", "tab_controlnet", "tab_loras", "tab_gallery", "tab_pnginfo", "tab_models")
+TABS = ("tab_txt2img", "tab_img2img", "tab_controlnet", "tab_ip_adapter", "tab_loras", "tab_gallery", "tab_pnginfo", "tab_models")
 
 CSS = """
 /* small images (the demo model draws 64x64) are enlarged to the frame, whole and with sharp pixels:
