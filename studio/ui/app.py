@@ -50,7 +50,7 @@ class UiContext:
         (img2img, inpaint): the picture to start from."""
         form = self.forms[task]
         values = form.fill(fields) if image is None else form.fill(fields, image=image)
-        return [gr.Tabs(selected=getattr(form, "tab_id", task.value))] + values
+        return [gr.Tabs(selected=getattr(form, "tab_id", None) or task.value)] + values
 
 
 def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS,
