@@ -170,7 +170,8 @@ class Studio:
     def ip_adapter_defaults(self, model_id: str = "") -> dict[str, object]:
         """What the IP-Adapter tab shows for a model: the adapters it can use ((label, name), its
         default first), how many adapters and references one call takes, whether per-block presets
-        apply, and the true CFG scale XLabs recommends for FLUX adapters (None: not a FLUX model)."""
+        apply, and the true CFG scale XLabs recommends for FLUX adapters (None: not a FLUX model; a
+        model's studio.json ``ip_true_cfg_scale`` overrides it, e.g. 1 for an adapter trained without)."""
         from studio.models.ip_adapters import ARCH_RULES
 
         entry = self.registry.get(model_id)
@@ -182,7 +183,8 @@ class Studio:
             default = ""
         return {"adapters": [(info.describe(), info.name) for info in infos], "default": default,
                 "max_adapters": rules.get("adapters", 0), "max_images": rules.get("images", 0),
-                "blocks": bool(rules.get("blocks")), "true_cfg_scale": rules.get("true_cfg"),
+                "blocks": bool(rules.get("blocks")),
+                "true_cfg_scale": entry.defaults.get("ip_true_cfg_scale", rules.get("true_cfg")),
                 "serves": entry.family.ip_adapter and bool(rules)}
 
     # -- the one generation path -----------------------------------------------------------------

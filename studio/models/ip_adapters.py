@@ -214,9 +214,15 @@ class IPAdapters:
                        for a in IP_ADAPTERS.get(arch, ())]
 
     def default_name(self, entry) -> str:  # noqa: ANN001
+        """The model's own (studio.json ``ip_adapter``), else the first usable local adapter that fits
+        it (what the user put in models/ip_adapter/ works offline), else the catalog's default."""
         own = str(entry.defaults.get("ip_adapter") or "")
         if own:
             return own
+        local = [a for a in self.local() if a.available and a.arch and not self._misfit(a, entry)] + \
+            [a for a in self.local() if a.available and not a.arch and a.width and not self._misfit(a, entry)]
+        if local:
+            return local[0].name
         hub = IP_ADAPTERS.get(entry.family.lora_family, ())
         if not hub:
             raise InvalidRequest("image_prompts", f"{entry.label} has no IP-Adapter of its own and the catalog has "

@@ -105,7 +105,7 @@ def _sidecar(path: Path) -> dict:
 def _defaults_from(meta: dict) -> dict[str, object]:
     out: dict[str, object] = {}
     for key in ("default_steps", "default_guidance", "max_sequence_length", "token_limit", "display_scale",
-                "default_strength", "controlnets", "ip_adapter"):
+                "default_strength", "controlnets", "ip_adapter", "ip_true_cfg_scale"):
         if key in meta:
             out[key] = meta[key]
     if "width" in meta and "height" in meta:

@@ -111,13 +111,13 @@ def test_catalog_adapters_per_family_and_their_encoders(ip_studio):
     names = [name for _, name in d["adapters"]]
     assert names[:3] == ["sd15-ip", "sd15-ip-b", "sd15-noenc"] and "flux-ip" not in names and "sdxl-ip" not in names
     assert names[3:] == [a.name for a in IP_ADAPTERS["sd15"]]
-    assert d["default"] == IP_ADAPTERS["sd15"][0].name and d["blocks"] and d["true_cfg_scale"] is None
+    assert d["default"] == "sd15-ip" and d["blocks"] and d["true_cfg_scale"] is None   # local first: works offline
     flux = ip_studio.ip_adapter_defaults("tiny-flux")
     assert (flux["max_adapters"], flux["blocks"], flux["true_cfg_scale"]) == (1, False, 4.0)
     # offline and not in the cache: named, with what to run
     entry = ip_studio.registry.get("tiny-sd15")
     with pytest.raises(ModelUnavailable, match=r"hf download h94/IP-Adapter models/ip-adapter_sd15.safetensors"):
-        ip_studio.registry.ip_adapter("", entry)
+        ip_studio.registry.ip_adapter("ip-adapter_sd15", entry)
 
 
 def test_the_family_of_real_adapters_from_their_keys():
