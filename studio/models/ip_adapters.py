@@ -271,3 +271,20 @@ class IPAdapters:
                 return (f"takes image tokens {info.width} wide; {entry.label}'s {part} attends at width {width}: "
                         f"it is an adapter for another model family")
         return ""
+
+
+def ip_adapter_table() -> str:
+    """The README's table: the catalog's adapters per family, their image encoder, what one call takes."""
+    from studio.models.catalog import FAMILIES
+
+    rows = ["| families | IP-Adapter (hub file) | image encoder | one call takes |", "|---|---|---|---|"]
+    for arch, adapters in IP_ADAPTERS.items():
+        names = ", ".join(f.name for f in FAMILIES.values() if f.lora_family == arch and f.ip_adapter)
+        r = ARCH_RULES[arch]
+        takes = (f"{r['adapters']} adapter, {r['images']} reference; true CFG {r['true_cfg']:g} by default"
+                 if r["adapters"] == 1 else f"up to {r['adapters']} adapters, {r['images']} references each; "
+                                             "layer presets")
+        for i, a in enumerate(adapters):
+            rows.append(f"| {names} | `{a.repo}` `{a.weight}`{' (default)' if i == 0 else ''} | `{a.encoder}` | "
+                        f"{takes} |")
+    return "\n".join(rows)
