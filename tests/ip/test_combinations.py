@@ -134,3 +134,20 @@ def test_the_family_of_real_adapters_from_their_keys():
              "ip_adapter_proj_model.proj.weight": [16384, 768]}
     assert arch_from_keys(xlabs) == ("flux1", 4096)
     assert arch_from_keys({"lora_unet_down.weight": [4, 4]}) == (None, None)
+
+
+def test_the_image_encoder_is_loaded_in_the_studios_dtype_and_hub_parts_keep_their_names(ip_models, tmp_path):
+    """float32 on CPU (what diffusers' image_encoder_dtype would have to be told; the studio loads the
+    encoder itself, shared between adapters that name it); hub sources are cached by their name."""
+    import torch
+
+    from studio.models.loader import Loader
+    from studio.models.tiers import component_key
+
+    loader = Loader(dtype=torch.float32, device="cpu", offline=True, builtin_dir=tmp_path)
+    encoder = loader.load_component("image_encoder", ip_models / "ip_adapter" / "flux-ip" / "image_encoder")
+    assert encoder.dtype == torch.float32
+    assert component_key("image_encoder", "hub:h94/IP-Adapter/models/image_encoder") == \
+        "image_encoder:hub:h94/IP-Adapter/models/image_encoder"
+    with pytest.raises(ModelUnavailable, match="hf download XLabs-AI/flux-ip-adapter-v2"):
+        loader.load_component("ip_adapter", "hub:XLabs-AI/flux-ip-adapter-v2/ip_adapter.safetensors")
