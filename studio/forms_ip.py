@@ -19,7 +19,7 @@ PROMPT_FIELDS = ("adapter", "scale", "blocks")
 BLOCK_NAMES = {label.lower(): name for name, label in IP_BLOCKS.items()}
 
 
-def _paths(images: Any) -> list[str]:
+def paths(images: Any) -> list[str]:
     """One path, a list of paths, or Gradio's gallery value ([(path, caption)] / [{"image": ...}])."""
     if images is None or images == "":
         return []
@@ -51,7 +51,7 @@ def blocks_of(value: Any) -> str:
 def image_prompt(index: int, *, images: Any, adapter: Any = "", scale: Any = 0.6,
                  blocks: Any = "all") -> ImagePrompt:
     """One adapter (``index`` counts from 0) and its reference image(s)."""
-    refs = _paths(images)
+    refs = paths(images)
     if not refs:
         raise InvalidRequest("image_prompts", f"IP-Adapter {index + 1} has no reference image: add the picture "
                                               "whose style, subject or face the image should take")
@@ -65,7 +65,7 @@ def image_prompt(index: int, *, images: Any, adapter: Any = "", scale: Any = 0.6
 
 def prompts_from_json(text: Any, images: Any, first: int = 1) -> list[ImagePrompt]:
     """``[{"adapter": "face", "scale": 0.5}, ...]`` with one reference each from ``images`` (in order)."""
-    refs = _paths(images)
+    refs = paths(images)
     if text is None or (isinstance(text, str) and not text.strip()):
         if refs:
             raise InvalidRequest("adapters", f"{len(refs)} adapter image(s) but no adapters: describe each in "

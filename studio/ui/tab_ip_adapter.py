@@ -121,7 +121,7 @@ def build(studio: Studio, ctx) -> GenerationForm:
     def prompts_of(values: dict) -> list[ImagePrompt]:
         out = []
         for n in (1, 2):
-            if forms_ip._paths(values[f"refs{n}"]) or n == 1:
+            if forms_ip.paths(values[f"refs{n}"]) or n == 1:
                 out.append(forms_ip.image_prompt(n - 1, images=values[f"refs{n}"], adapter=values[f"adapter{n}"],
                                                  scale=values[f"scale{n}"], blocks=values[f"blocks{n}"]))
         return out
@@ -159,7 +159,7 @@ def build(studio: Studio, ctx) -> GenerationForm:
         if not image:
             raise InvalidRequest("image", "the reference image is required: the picture to take the style, subject "
                                           "or face from")
-        first = forms_ip.image_prompt(0, images=[image, *forms_ip._paths(images)], adapter=adapter, scale=scale,
+        first = forms_ip.image_prompt(0, images=[image, *forms_ip.paths(images)], adapter=adapter, scale=scale,
                                       blocks=blocks)
         more = forms_ip.prompts_from_json(adapters, adapter_images)
         units = forms_controls.units_from_json(controls, control_images, first=0)
