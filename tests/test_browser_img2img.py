@@ -46,6 +46,21 @@ def open_img2img(browser, url: str, sub_tab: str):
     return page
 
 
+def upload_to_editor(page, selector: str, picture) -> None:
+    """Upload ``picture`` into the image editor at ``selector`` and wait until it is on the canvas
+    (the editor's "Upload an image" placeholder gone). On a busy machine the first upload can be
+    dropped while the editor is still mounting: try again, as a user would."""
+    placeholder = page.locator(selector).get_by_text("Upload an image")
+    for _ in range(3):
+        page.locator(f"{selector} input[type=file]").first.set_input_files(str(picture))
+        if wait_until(lambda: placeholder.count() == 0 or not placeholder.first.is_visible(), timeout=30):
+            break
+    else:
+        pytest.fail(f"the picture never reached the editor {selector}")
+    page.locator(f"{selector} canvas").first.wait_for(state="visible", timeout=30_000)
+    time.sleep(1.0)                                   # the picture is drawn on the canvas
+
+
 def paint(page, selector: str, rows: int = 9) -> None:
     """Brush strokes over the right half of the picture shown in the editor."""
     canvas = page.locator(f"{selector} canvas").first
@@ -69,16 +84,26 @@ def test_paint_a_mask_generate_and_find_it_in_the_gallery(server, tmp_path):
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = open_img2img(browser, url, "Inpaint")
-        page.locator("#img2img-paint input[type=file]").first.set_input_files(str(picture))
-        page.locator("#img2img-paint canvas").first.wait_for(state="visible", timeout=30_000)
-        time.sleep(1.0)                                   # the picture is drawn on the canvas
+        upload_to_editor(page, "#img2img-paint", picture)
         paint(page, "#img2img-paint")
         page.locator("#img2img-prompt textarea").fill(PROMPT)
         page.locator("#img2img-strength input[type=number]").fill("1")
         page.locator("#img2img-seed input").fill("5")
         page.locator("#img2img-generate").click()
         seed_used = page.locator("#img2img-seed-used input, #img2img-seed-used textarea").first
-        assert wait_until(lambda: seed_used.input_value() == "5", timeout=90), page.locator("#img2img-info").inner_text()
+        toasts: set[str] = set()
+
+        def done() -> bool:
+            toasts.update(page.locator(".toast-body").all_inner_texts())
+            return seed_used.input_value() == "5"
+
+        if not wait_until(done, timeout=90):
+            page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
+            import faulthandler
+            import sys
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            pytest.fail(f"no result; info {page.locator('#img2img-info').inner_text()!r}, toasts "
+                        f"{sorted(toasts)!r}, screenshot {tmp_path / 'failed.png'}")
         page.locator("#img2img-images img").first.wait_for(state="visible", timeout=30_000)
         page.evaluate("window.scrollTo(0, 0)")
         time.sleep(0.5)

@@ -43,7 +43,6 @@ def test_the_readme_api_examples_run_as_written(server, tmp_path, monkeypatch):
         exec(compile(code.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), scope)
     assert len(scope["image_ids"]) == 2 and scope["seed"] == "42"
     assert "Seed: 42" in scope["infotext"] and scope["ids"] and scope["new_ids"]
-    assert "Seed:" in scope["parameters"]
     assert "Denoising strength: 0.6" in scope["redrawn_info"] and len(scope["redrawn_ids"]) == 1
     assert "Task: inpaint, Mask blur: 4" in scope["inpainted_info"] and "Size: 96x64" in scope["extended_info"]
     assert isinstance(scope["library"], list) and "Seed: 3" in scope["mixed_infotext"]
