@@ -1,6 +1,6 @@
 """The IP-Adapter tab in a real browser (Debian's headless Chromium): upload a reference, generate;
-the row holds the reference and the adapter; then "Send to IP-Adapter" from the Gallery puts a
-picture in the references. It runs on the demo model once its adapter (models/ip_adapter/demo/) is
+the row holds the reference and the adapter; then "Send to IP-Adapter" from the Gallery and from
+PNG Info puts a picture in the references. It runs on the demo model once its adapter (models/ip_adapter/demo/) is
 there, else on tiny-flux and its local adapter. With STUDIO_UPDATE_SCREENSHOTS=1 the page is saved
 as docs/ip_adapter.png (the README's screenshot)."""
 
@@ -77,6 +77,13 @@ def test_upload_a_reference_generate_and_send_one_back(server, tmp_path):
         page.locator("#gallery-send-ip-adapter").click()
         name = os.path.basename(latest.path)
         assert wait_until(lambda: refs.count() == 1 and name in (refs.first.get_attribute("src") or ""), 30), \
+            refs.first.get_attribute("src")
+        # PNG Info: any picture dropped there becomes the reference the same way
+        page.get_by_role("tab", name="PNG Info").click()
+        page.locator("#pnginfo-upload input[type=file]").first.set_input_files(str(reference))
+        assert wait_until(lambda: page.locator("#pnginfo-preview img").count() > 0, 30)
+        page.locator("#pnginfo-send-ip-adapter").click()
+        assert wait_until(lambda: refs.count() == 1 and "reference" in (refs.first.get_attribute("src") or ""), 30), \
             refs.first.get_attribute("src")
         browser.close()
     assert studio.sink.store.count() == before + 1
