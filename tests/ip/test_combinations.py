@@ -62,6 +62,7 @@ def test_infotext_writes_and_reads_back_blocks_and_true_cfg():
     assert 'IP-Adapter: "Adapter: x, Images: inputs/a.png | inputs/b.png, Weight: 0.8, Blocks: style"' in text
     assert "True CFG scale: 4" in text
     assert request_from_infotext(text) == req
+    assert GenerationRequest.from_json(req.to_json()) == req            # the gallery row's request, too
 
 
 def test_a1111_ip_adapter_units_are_read_as_image_prompts():
