@@ -30,7 +30,11 @@ LIMITS: dict[str, tuple[int, int]] = {
     "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100), "mask_blur": (0, 64),
     "mask_padding": (0, 1024), "outpaint": (0, MAX_SIDE),
     "lora_weight": (-2, 2),          # the LoRA mixer's range, and what every request takes
+    "ip_scale": (0, 2),              # an IP-Adapter's scale
+    "true_cfg_scale": (1, 20),       # FLUX: true CFG with the negative prompt (XLabs' IP-Adapter recipe)
 }
+# IP-Adapter layers a scale goes to (SD/SDXL): every one, or InstantStyle's style / layout blocks
+IP_BLOCKS = {"all": "All layers", "style": "Style only", "layout": "Layout only", "style_layout": "Style and layout"}
 
 
 # img2img / inpaint choices, A1111's names in the UI and infotext (the API takes these values)
@@ -139,8 +143,9 @@ class ImagePrompt:
     """IP-Adapter: one adapter and its reference image(s)."""
 
     images: tuple[str, ...]
-    adapter: str = ""                  # an IP-Adapter in models/ip_adapter/; "" = the family's default
+    adapter: str = ""                  # an IP-Adapter in models/ip_adapter/ or the catalog; "" = the model's default
     scale: float = 0.6
+    blocks: str = "all"                # SD/SDXL: where the scale goes (IP_BLOCKS)
 
     def __post_init__(self) -> None:
         images = (self.images,) if isinstance(self.images, str) else tuple(self.images or ())
@@ -149,7 +154,11 @@ class ImagePrompt:
             raise InvalidRequest("image_prompts", "an image prompt needs at least one image")
         for image in images:
             _check_image("image_prompts", image)
-        _check_float("image_prompts", self.scale, 0.0, 2.0)
+        lo, hi = LIMITS["ip_scale"]
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not lo <= self.scale <= hi:
+            raise InvalidRequest("image_prompts", f"an IP-Adapter's scale must be within {lo}..{hi}, got {self.scale!r}")
+        if self.blocks not in IP_BLOCKS:
+            raise InvalidRequest("image_prompts", f"blocks must be one of {list(IP_BLOCKS)}, got {self.blocks!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImagePrompt:
@@ -234,6 +243,7 @@ class GenerationRequest:
     controls: tuple[ControlUnit, ...] = ()
     image_prompts: tuple[ImagePrompt, ...] = ()
     references: tuple[str, ...] = ()  # FLUX.2 (and Kontext): images the prompt refers to
+    true_cfg_scale: float | None = None   # FLUX: true CFG with the negative prompt ("" too); None: the family's way
     extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     version: int = REQUEST_VERSION
 
@@ -261,6 +271,8 @@ class GenerationRequest:
             _check_float("guidance", self.guidance, *LIMITS["guidance"])
         if self.seed is not None:
             _check_int("seed", self.seed, *LIMITS["seed"])
+        if self.true_cfg_scale is not None:
+            _check_float("true_cfg_scale", self.true_cfg_scale, *LIMITS["true_cfg_scale"])
         _check_int("batch_size", self.batch_size, *LIMITS["batch_size"])
         _check_int("batch_count", self.batch_count, *LIMITS["batch_count"])
         _check_int("mask_blur", self.mask_blur, *LIMITS["mask_blur"])

@@ -23,6 +23,7 @@ from studio.engine.callbacks import ProgressFn, StepCallback
 from studio.errors import InvalidRequest, OutOfMemory
 from studio.models import notices
 from studio.models.catalog import PipeSpec
+from studio.models.ip_adapters import check_prompts
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
 from studio.public import PublicMode
@@ -95,6 +96,8 @@ class Studio:
         runner.check_sampler(entry.family, request.scheduler or entry.family.sampler)
         nets = controls.nets_for(self.registry, entry, request)
         plan = replace(self._plan(entry, request, nets), loras=lora_paths, fuse_loras=self.lora_fuse)
+        request = request.replace(image_prompts=tuple(       # the adapter each used, by name (re-generate: the same)
+            replace(p, adapter=self.registry.ip_adapter(p.adapter, entry).name) for p in request.image_prompts))
         if plan.union_pipes:
             spec = binders.check(entry.family, active, union=True)
         size = self._output_size(entry, request)
@@ -168,6 +171,26 @@ class Studio:
         unit = controls.with_resolution(unit, size, self.sink.inputs)
         image = self.sink.inputs.open(unit.image, "controls")
         return self.control_maps.make(unit, image) or image.convert("RGB")
+
+    def ip_adapter_defaults(self, model_id: str = "") -> dict[str, object]:
+        """What the IP-Adapter tab shows for a model: the adapters it can use ((label, name), its
+        default first), how many adapters and references one call takes, whether per-block presets
+        apply, and the true CFG scale XLabs recommends for FLUX adapters (None: not a FLUX model; a
+        model's studio.json ``ip_true_cfg_scale`` overrides it, e.g. 1 for an adapter trained without)."""
+        from studio.models.ip_adapters import ARCH_RULES
+
+        entry = self.registry.get(model_id)
+        rules = ARCH_RULES.get(entry.family.lora_family, {})
+        infos = self.registry.ip_adapters(entry)
+        try:
+            default = self.registry.ip.default_name(entry)
+        except InvalidRequest:
+            default = ""
+        return {"adapters": [(info.describe(), info.name) for info in infos], "default": default,
+                "max_adapters": rules.get("adapters", 0), "max_images": rules.get("images", 0),
+                "blocks": bool(rules.get("blocks")),
+                "true_cfg_scale": entry.defaults.get("ip_true_cfg_scale", rules.get("true_cfg")),
+                "serves": entry.family.ip_adapter and bool(rules)}
 
     # -- the one generation path -----------------------------------------------------------------
     def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
@@ -333,14 +356,16 @@ class Studio:
 
     def _plan(self, entry: ModelEntry, req: GenerationRequest, nets: tuple) -> LeasePlan:
         """What the lease needs besides the base model: ControlNets (``nets``: (net, mode number) per
-        unit; the running units' are used) and IP-Adapters by path, in request order."""
+        unit; the running units' are used) and IP-Adapters (source, scale, encoder, blocks), in request
+        order, each checked (family, encoder, how many the family takes) before anything is written."""
         run = controls.running_nets(req, nets)
+        check_prompts(entry, req.image_prompts)
+        adapters = [(self.registry.ip_adapter(p.adapter, entry), p) for p in req.image_prompts]
         return LeasePlan(
             controlnets=tuple(n.source for n, _ in run), union=tuple(n.union for n, _ in run),
             modes=tuple(mode for _, mode in run), shared=controls.shared(run),
             union_pipes=controls.union_pipes(entry.family, tuple(n for n, _ in run)),
-            ip_adapters=tuple((str(self.registry.ip_adapter_path(p.adapter, entry)), p.scale)
-                              for p in req.image_prompts))
+            ip_adapters=tuple((a.source, p.scale, a.encoder, p.blocks) for a, p in adapters))
 
 
 def running(request: GenerationRequest) -> GenerationRequest:

@@ -35,7 +35,10 @@ def base(family: Family, spec: PipeSpec, req: GenerationRequest, *, max_sequence
                 "num_images_per_prompt": req.batch_size, "output_type": "pil"}
     if spec.sequence_length and max_sequence_length is not None:
         kw["max_sequence_length"] = max_sequence_length
-    if req.negative_prompt:                      # Studio.resolve refused it where the pipeline has none
+    if req.true_cfg_scale is not None and spec.true_cfg:   # asked for: an empty negative is "unconditional"
+        kw["negative_prompt"] = req.negative_prompt
+        kw["true_cfg_scale"] = req.true_cfg_scale
+    elif req.negative_prompt:                    # Studio.resolve refused it where the pipeline has none
         kw["negative_prompt"] = req.negative_prompt
         if family.negative == "true_cfg" and spec.true_cfg:
             kw["true_cfg_scale"] = family.true_cfg_scale
@@ -127,7 +130,10 @@ def check(family: Family, req: GenerationRequest, *, union: bool = False) -> Pip
     """What the family can serve, before anything loads: ``InvalidRequest`` names the field.
     ``union``: the request's nets are the family's union class (SDXL's union pipelines)."""
     spec = family.pipe(req.task, controlled=bool(req.controls), union=union)
-    if req.negative_prompt and (not family.supports_negative or not spec.negative):
+    if req.true_cfg_scale is not None and not spec.true_cfg:
+        raise InvalidRequest("true_cfg_scale", f"{family.label} has no true CFG with {spec.cls}; leave it empty")
+    true_cfg = req.true_cfg_scale is not None           # FLUX: any FLUX.1 takes a negative prompt through it
+    if req.negative_prompt and not true_cfg and (not family.supports_negative or not spec.negative):
         where = "" if not family.supports_negative else f" with {spec.cls}"
         raise InvalidRequest("negative_prompt", f"{family.label} takes no negative prompt{where}; leave it empty")
     if req.controls and not family.controlnet_class:

@@ -116,7 +116,10 @@ def format_infotext(request: GenerationRequest, seed: int, *, model_label: str |
                                             "Pixel Perfect": unit.pixel_perfect or None})
     for i, prompt in enumerate(request.image_prompts):
         fields["IP-Adapter" + (f" {i}" if i else "")] = _pairs(
-            {"Adapter": prompt.adapter, "Images": " | ".join(prompt.images), "Weight": _number(prompt.scale)})
+            {"Adapter": prompt.adapter, "Images": " | ".join(prompt.images), "Weight": _number(prompt.scale),
+             "Blocks": None if prompt.blocks == "all" else prompt.blocks})
+    if request.true_cfg_scale is not None:
+        fields["True CFG scale"] = _number(request.true_cfg_scale)
     for i, image in enumerate(request.references):
         fields[f"Reference {i}"] = image
     if request.batch_size > 1:
@@ -287,13 +290,15 @@ def fields_from_infotext(parsed: dict[str, str] | str, notes: list[str] | None =
     specs = [_lora(notes, n, w, hashes.get(_hash_name(n), "")) for n, w in loras.items()]
     if any(specs):
         fields["loras"] = tuple(x for x in specs if x is not None)
-    controls = []
+    controls, ip_units = [], []
     for i in range(16):
         raw = p.get(f"ControlNet {i}")
         if raw is None:
             break
         c = parse_params(raw)
-        if c.get("Image"):
+        if c.get("Module", "").lower().startswith("ip-adapter"):    # sd-webui-controlnet's IP-Adapter unit
+            ip_units.append((i, c))
+        elif c.get("Image"):
             module = c.get("Module", "none")
             if c.get("Preprocess") == "False":                     # written by request version 1
                 module = "none"
@@ -319,13 +324,37 @@ def fields_from_infotext(parsed: dict[str, str] | str, notes: list[str] | None =
         images = tuple(x.strip() for x in (ip.get("Images") or ip.get("Image") or "").split(" | ") if x.strip())
         if images:
             prompts.append(_made(ImagePrompt, notes, f"IP-Adapter {i}", images, adapter=ip.get("Adapter", ""),
-                                 scale=_or(_float(ip.get("Weight")), 0.6)))
+                                 scale=_or(_float(ip.get("Weight")), 0.6), blocks=ip.get("Blocks") or "all"))
+    prompts += _a1111_ip_units(ip_units, notes)
     if any(prompts):
         fields["image_prompts"] = tuple(x for x in prompts if x is not None)
+    true_cfg = _float(p.get("True CFG scale")) if "True CFG scale" in p else None
+    if true_cfg is not None:
+        fields["true_cfg_scale"] = true_cfg
     references = tuple(p[f"Reference {i}"] for i in range(16) if p.get(f"Reference {i}"))
     if references:
         fields["references"] = references
     return fields
+
+
+def _a1111_ip_units(units: list[tuple[int, dict]], notes: list[str] | None) -> list:
+    """sd-webui-controlnet writes an IP-Adapter as a ControlNet unit: Module ``ip-adapter_clip_sd15``
+    (the encoder), Model ``ip-adapter-plus_sd15 [c817b455]`` (the adapter), Weight. Its reference is
+    not in the text: a unit with an ``Image`` becomes an image prompt, one without is named in
+    ``notes`` (the reference has to be given again)."""
+    out = []
+    for i, unit in units:
+        adapter = unit.get("Model", "").split(" [", 1)[0].strip()
+        if adapter.lower() in ("", "none"):
+            adapter = ""
+        if unit.get("Image"):
+            out.append(_made(ImagePrompt, notes, f"ControlNet {i}", (unit["Image"],), adapter=adapter,
+                             scale=_or(_float(unit.get("Weight")), 1.0)))
+        elif notes is not None:
+            notes.append(f"ControlNet {i} is an IP-Adapter ({adapter or unit.get('Module')}, weight "
+                         f"{unit.get('Weight', '1')}) whose reference image is not in the text: give it again in "
+                         "the IP-Adapter tab")
+    return out
 
 
 CONTROL_WORDS = ("canny", "depth", "pose", "lineart", "scribble", "softedge", "normal", "seg", "tile", "mlsd",

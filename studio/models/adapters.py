@@ -86,10 +86,14 @@ def _denoiser(pipe):
 
 
 class IPAdapter(Adapter):
-    """``plan.ip_adapters``: ((folder, scale), ...), one entry per image prompt, in request order.
+    """``plan.ip_adapters``: ((source, scale, encoder, blocks), ...), one entry per image prompt, in
+    request order (``encoder`` defaults to ``<source>/image_encoder``, ``blocks`` to "all").
 
-    A folder holds one ``*.safetensors`` (h94 or XLabs layout) and ``image_encoder/``; both are
-    cached components, so a second lease reads nothing from disk. ``apply`` registers the encoder
+    A source is a folder holding one ``*.safetensors`` (h94 or XLabs layout), or a catalog file on the
+    hub (``hub:repo/file``); the encoder a folder or a hub folder. Both are cached components, shared
+    by every adapter that names the same one, so a second lease reads nothing from disk. ``blocks``
+    (SD/SDXL): "style", "layout" or "style_layout" puts the scale on those attention layers only
+    (InstantStyle; ``block_scales``), "all" on every one. ``apply`` registers the encoder
     on the leased pipeline, loads the state dicts with ``load_ip_adapter`` (the attention
     processors take the cached tensors as they are: no copy) and sets one scale per adapter.
     ``reset`` puts back the very processor objects, projection and encoder that were there before,
@@ -104,8 +108,9 @@ class IPAdapter(Adapter):
         if not isinstance(pipe, FluxIPAdapterMixin | IPAdapterMixin):
             raise ModelUnavailable(f"{type(pipe).__name__} ({ctx.entry.family.label}) cannot load IP-Adapters "
                                    "through the studio yet")
-        folders = [Path(folder) for folder, _ in part]
-        encoder_dir = _shared_encoder(folders)
+        entries = [_entry(x) for x in part]
+        folders = [source for source, *_ in entries]
+        encoder_dir = _shared_encoder(folders, [encoder for _, _, encoder, _ in entries])
         states = [ctx.use("ip_adapter", f, on_accelerator=ctx.placement == "gpu") for f in folders]
         encoder = ctx.use("image_encoder", encoder_dir,
                           on_accelerator=ctx.placement not in ("cpu", "model_offload"))
@@ -122,10 +127,10 @@ class IPAdapter(Adapter):
         try:
             pipe.load_ip_adapter(list(states), weight_name=[""] * n, **where)
         except (ValueError, KeyError, RuntimeError) as err:
-            names = ", ".join(f.name for f in folders)
+            names = ", ".join(_short(f) for f in folders)
             raise ModelUnavailable(f"IP-Adapter {names} does not fit {ctx.entry.label} "
                                    f"({ctx.entry.family.label}): {err}") from err
-        scales = [float(scale) for _, scale in part]
+        scales = [block_scales(denoiser, float(scale), blocks) for _, scale, _, blocks in entries]
         pipe.set_ip_adapter_scale(scales[0] if n == 1 else scales)
         if ctx.placement == "model_offload":
             ctx.place(pipe)                   # the offload hooks take the encoder into their sequence
@@ -157,25 +162,68 @@ class IPAdapter(Adapter):
             ctx.place(pipe)                   # the hook chain again, without the encoder
 
 
-def _shared_encoder(folders: list[Path]) -> Path:
+def _entry(item: tuple) -> tuple[str, float, str, str]:
+    """(source, scale[, encoder[, blocks]]) -> all four (older plans name the folder and scale only)."""
+    source, scale, *rest = item
+    encoder = rest[0] if rest and rest[0] else str(Path(source) / "image_encoder")
+    return str(source), float(scale), str(encoder), (rest[1] if len(rest) > 1 else "") or "all"
+
+
+def _short(source: str) -> str:
+    return source.removeprefix("hub:") if source.startswith("hub:") else Path(source).name
+
+
+# InstantStyle's layers, by place among the UNet's blocks that have attentions: (up|down, which
+# block, which transformer in it). SDXL: style = up block 0 transformer 1, layout = down block 2
+# transformer 1; SD1.5 the same places (up block 1, down block 2). FLUX adapters take one scale.
+BLOCK_PRESETS: dict[str, tuple[tuple[str, int, int], ...]] = {
+    "all": (), "style": (("up", 0, 1),), "layout": (("down", -1, 1),),
+    "style_layout": (("up", 0, 1), ("down", -1, 1)),
+}
+
+
+def block_scales(denoiser, scale: float, blocks: str):  # noqa: ANN001 - UNet or transformer
+    """``scale`` on every layer ("all"), or diffusers' per-block dict with ``scale`` on the preset's
+    layers and 0 elsewhere (``set_ip_adapter_scale``)."""
+    if blocks not in BLOCK_PRESETS:
+        raise InvalidRequest("image_prompts", f"unknown blocks {blocks!r}; one of {', '.join(BLOCK_PRESETS)}")
+    if blocks == "all":
+        return scale
+    if not hasattr(denoiser, "up_blocks"):
+        raise InvalidRequest("image_prompts", f"per-block scales ({blocks}) are for SD/SDXL UNets; "
+                                              "FLUX adapters take one scale: use blocks \"all\"")
+    per_block = {"down": denoiser.config.layers_per_block, "up": denoiser.config.layers_per_block + 1}
+    out: dict = {}
+    for side, which, layer in BLOCK_PRESETS[blocks]:
+        blocks_of = denoiser.up_blocks if side == "up" else denoiser.down_blocks
+        with_attn = [i for i, b in enumerate(blocks_of) if hasattr(b, "attentions")]
+        n = per_block[side]
+        layer = min(layer, n - 1)
+        out.setdefault(side, {})[f"block_{with_attn[which]}"] = [scale if j == layer else 0.0 for j in range(n)]
+    return out
+
+
+def _shared_encoder(folders: list[str], encoders: list[str]) -> str:
     """Every adapter of one call goes through one image encoder (diffusers registers one per
-    pipeline): the first folder's, and the others must have the same (config and file sizes)."""
-    dirs = [f / "image_encoder" for f in folders]
-    for d in dirs:
-        if not (d / "config.json").is_file():
-            raise ModelUnavailable(f"IP-Adapter {d.parent} has no image_encoder/ (a vision model saved with "
+    pipeline): the first adapter's, and the others must name the same one (a hub folder by its
+    name; a local one by its config and file sizes)."""
+    for source, d in zip(folders, encoders, strict=True):
+        if not d.startswith("hub:") and not (Path(d) / "config.json").is_file():
+            raise ModelUnavailable(f"IP-Adapter {_short(source)} has no image_encoder/ (a vision model saved with "
                                    "save_pretrained): put the encoder it was trained with there")
 
-    def signature(d: Path) -> tuple:
-        return ((d / "config.json").read_text(encoding="utf-8"),
-                sorted((p.name, p.stat().st_size) for p in d.glob("*.safetensors")))
+    def signature(d: str) -> tuple:
+        if d.startswith("hub:"):
+            return (d,)
+        return ((Path(d) / "config.json").read_text(encoding="utf-8"),
+                sorted((p.name, p.stat().st_size) for p in Path(d).glob("*.safetensors")))
 
-    first = signature(dirs[0])
-    for d in dirs[1:]:
-        if d != dirs[0] and signature(d) != first:
-            raise InvalidRequest("image_prompts", f"IP-Adapters {dirs[0].parent.name} and {d.parent.name} use "
+    first = signature(encoders[0])
+    for source, d in zip(folders[1:], encoders[1:], strict=True):
+        if d != encoders[0] and signature(d) != first:
+            raise InvalidRequest("image_prompts", f"IP-Adapters {_short(folders[0])} and {_short(source)} use "
                                                   "different image encoders; one call can use one encoder")
-    return dirs[0]
+    return encoders[0]
 
 
 def _onload_new_modules(denoiser, ctx: AdapterContext) -> None:

@@ -267,6 +267,8 @@ class Loader:
                 raise ModelUnavailable(f"preprocessor {path} could not be built: {err}") from err
         if kind == "controlnet" and is_repo_id(path):
             return self._hub_controlnet(str(path), controlnet_class)
+        if kind in ("ip_adapter", "image_encoder") and str(path).startswith("hub:"):
+            return self._hub_ip_part(kind, str(path))
         path = Path(path)
         if not path.exists():
             raise ModelUnavailable(f"{kind} {path} does not exist; put it in the models folder ({kind}/)")
@@ -315,6 +317,30 @@ class Loader:
         except Exception as err:  # noqa: BLE001 - hub errors of every kind: say what to do
             raise ModelUnavailable(f"ControlNet {repo} could not be loaded ({type(err).__name__}: {err}). On a "
                                    f"machine with network run `hf download {repo}` (same HF_HOME)") from err
+
+    def _hub_ip_part(self, kind: str, source: str):
+        """A catalog IP-Adapter file ("hub:repo/file") or its image encoder ("hub:repo[/subfolder]"),
+        from the cache or downloaded now (online)."""
+        from huggingface_hub import hf_hub_download
+        from safetensors.torch import load_file
+
+        from studio.models.ip_adapters import split_hub
+
+        repo, rest = split_hub(source)
+        try:
+            if kind == "image_encoder":
+                import transformers
+
+                return transformers.CLIPVisionModelWithProjection.from_pretrained(
+                    repo, subfolder=rest or None, dtype=self.dtype, local_files_only=self.offline).eval()
+            file = Path(hf_hub_download(repo, rest, local_files_only=self.offline))
+            state = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in load_file(str(file)).items()}
+            return split_ip_adapter(state, file)
+        except StudioError:
+            raise
+        except Exception as err:  # noqa: BLE001 - hub errors of every kind: say what to do
+            raise ModelUnavailable(f"{kind} {source[4:]} could not be loaded ({type(err).__name__}: {err}). On a "
+                                   f"machine with network run `hf download {repo}` (same HF_HOME).") from err
 
     def _image_encoder(self, path: Path):
         """The vision model its config names (CLIPVisionModelWithProjection for h94 and XLabs)."""

@@ -20,6 +20,7 @@ from studio.loras.presets import PresetStore
 from studio.models.catalog import (FAMILIES, FIRST_LAYER_KEYS, HUB_MODELS, TINY_RANDOM, Family, ModelSpec,
                                    detect_family, inpaint_variant)
 from studio.models.controlnets import GROUP_LABELS, ControlNetInfo, group_of, hub_info, inspect_local
+from studio.models.ip_adapters import IPAdapterInfo, IPAdapters
 
 DEMO_ID = "demo"
 DEMO_DIR = ROOT / "models" / "demo"      # ships with the code: listed whatever --models-dir says
@@ -104,7 +105,7 @@ def _sidecar(path: Path) -> dict:
 def _defaults_from(meta: dict) -> dict[str, object]:
     out: dict[str, object] = {}
     for key in ("default_steps", "default_guidance", "max_sequence_length", "token_limit", "display_scale",
-                "default_strength", "controlnets", "ip_adapter"):
+                "default_strength", "controlnets", "ip_adapter", "ip_true_cfg_scale"):
         if key in meta:
             out[key] = meta[key]
     if "width" in meta and "height" in meta:
@@ -132,6 +133,8 @@ class Registry:
         self.lora_library = LoraLibrary(settings.models_dir / "loras", offline=settings.offline,
                                         shown=None if not getattr(settings, "public", False) else "models/loras")
         self.lora_presets = PresetStore(settings.models_dir / PRESETS_FILE)
+        self.ip = IPAdapters(settings.models_dir / "ip_adapter", offline=settings.offline,
+                             public=bool(getattr(settings, "public", False)))
 
     # -- listing ---------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -295,14 +298,14 @@ class Registry:
     def _hub_net(self, net, family: Family) -> ControlNetInfo:  # noqa: ANN001 - catalog.HubControlNet
         return hub_info(net, family, cached=hub_cached(net.repo, "config.json"), offline=self.offline)
 
-    def ip_adapter_path(self, name: str, entry: ModelEntry) -> Path:
-        """An IP-Adapter folder by name; "" = the model's own (its studio.json ``ip_adapter``)."""
-        if not name:
-            name = str(entry.defaults.get("ip_adapter") or "")
-            if not name:
-                raise InvalidRequest("image_prompts", f"{entry.label} has no IP-Adapter of its own: pick one from "
-                                                      f"{self.shown('ip_adapter')}")
-        return self._adapter_path("ip_adapter", "IP-Adapter", name)
+    def ip_adapters(self, entry: ModelEntry) -> list[IPAdapterInfo]:
+        """The IP-Adapters ``entry`` can use: its own, the local ones that fit, the catalog's."""
+        return self.ip.for_model(entry) if entry.family.ip_adapter else []
+
+    def ip_adapter(self, name: str, entry: ModelEntry) -> IPAdapterInfo:
+        """The adapter ``name`` means ("": the model's own (studio.json ``ip_adapter``), else the
+        catalog's default for its family), checked: of the family, with its encoder, usable now."""
+        return self.ip.find(name, entry)
 
     # -- sources ---------------------------------------------------------------------------
     def _folder_entry(self, folder: Path, model_id: str) -> ModelEntry | None:

@@ -40,6 +40,8 @@ def rows(models: ModelManager, entries: list[ModelEntry]) -> list[list]:
 def component_rows(models: ModelManager) -> list[list]:
     """One row per cached component, in the table's columns (its tier under "where now")."""
     def name(path: str) -> str:          # an IP-Adapter's encoder is known by its adapter
+        if path.startswith("hub:"):      # a catalog IP-Adapter file or encoder: repo/file
+            return path[4:]
         p = Path(path)
         return f"{p.parent.name}/{p.name}" if p.name == "image_encoder" else p.name
 

@@ -124,7 +124,7 @@ class CachedComponent(NamedTuple):
 
 def component_key(kind: str, path: str | Path) -> str:
     """Files by resolved path; preprocessors by their name."""
-    if kind == "preprocessor":
+    if kind == "preprocessor" or str(path).startswith("hub:"):
         return f"{kind}:{path}"
     return f"{kind}:{Path(path).expanduser().resolve()}"
 

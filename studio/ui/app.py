@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 # Tabs in display order: module name under studio.ui. A tab whose module is absent is skipped,
 # so rooms can land one at a time. A tab module may also have ``connect(studio, ctx, built)``: it
 # runs once every tab is built (with what its ``build`` returned), to wire events across tabs.
-TABS = ("tab_txt2img", "tab_img2img", "tab_controlnet", "tab_loras", "tab_gallery", "tab_pnginfo", "tab_models")
+TABS = ("tab_txt2img", "tab_img2img", "tab_controlnet", "tab_ip_adapter", "tab_loras", "tab_gallery", "tab_pnginfo",
+        "tab_models")
 PUBLIC_HIDDEN = ("tab_models",)     # a visitor loads, unloads, frees or downloads no models
 # Public mode: generations waiting in the studio's fair queue (studio/public.py), which orders them by
 # visitor; beyond this many gradio's own queue holds them (a visitor has at most --max-queue in ours)
@@ -54,7 +55,7 @@ class UiContext:
         (img2img, inpaint): the picture to start from."""
         form = self.forms[task]
         values = form.fill(fields) if image is None else form.fill(fields, image=image)
-        return [gr.Tabs(selected=getattr(form, "tab_id", task.value))] + values
+        return [gr.Tabs(selected=getattr(form, "tab_id", None) or task.value)] + values
 
 
 def build_app(studio: Studio, settings: Settings, tabs: tuple[str, ...] = TABS,

@@ -28,10 +28,10 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
         base = getattr(target, "form", target).base
         if all(base is not seen for seen in bases):
             bases.append(base)
-            tasks.append(task)
+            tasks.append(getattr(task, "value", task))     # a Task, or a tab's own key ("ip_adapter")
     boxes = [base.loras for base in bases]
     prompts = [base.prompt for base in bases]
-    t.target.choices = [(task.value, task.value) for task in tasks] or [("txt2img", "txt2img")]
+    t.target.choices = [(task, task) for task in tasks] or [("txt2img", "txt2img")]
     mix_outputs = [t.entries, t.mix_table, t.mix_text, t.status, *boxes]
 
     def shown(entries, tags, model, status="", skip=None):
@@ -125,7 +125,7 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
         box.change(typed, [box, t.entries, t.tags, t.model], mix_outputs, trigger_mode="always_last", **FAST)
 
     for task, prompt in zip(tasks, prompts, strict=True):     # what each prompt's tags ask for
-        def tagged(text, entries, tags, model, _tab=task.value):
+        def tagged(text, entries, tags, model, _tab=task):
             tags = dict(tags)
             try:
                 tags[_tab] = take(text or "")[1]
@@ -145,7 +145,7 @@ def wire(studio, ctx, t) -> None:  # noqa: ANN001, C901 - one place that wires t
             raise InvalidRequest("loras", f"{name or 'pick a LoRA'}: its metadata names no trigger words"
                                  if name else "pick a LoRA first")
         words = ", ".join(info.facts.trigger_words)
-        updates = [gr.update(value=(text + ", " if text else "") + words) if task.value == target else gr.update()
+        updates = [gr.update(value=(text + ", " if text else "") + words) if task == target else gr.update()
                    for task, text in zip(tasks, texts, strict=True)]
         return updates[0] if len(updates) == 1 else updates      # one output takes one value, not a list
 

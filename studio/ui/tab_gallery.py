@@ -28,6 +28,7 @@ def build(studio: Studio, ctx) -> None:
     store = browse.store_of(studio)
     can_send = Task.TXT2IMG in getattr(ctx, "forms", {})
     can_send_i2i = Task.IMG2IMG in getattr(ctx, "forms", {})
+    can_send_ip = "ip_adapter" in getattr(ctx, "forms", {})
     with gr.Tab("Gallery", id="gallery") as tab:
         if store is None:
             gr.Markdown("This studio was started without a gallery (its image sink keeps no database).")
@@ -82,6 +83,8 @@ def build(studio: Studio, ctx) -> None:
                     send_btn = gr.Button("Send to txt2img", size="sm", visible=can_send, elem_id="gallery-send")
                     send_i2i_btn = gr.Button("Send to img2img", size="sm", visible=can_send_i2i,
                                              elem_id="gallery-send-img2img")
+                    send_ip_btn = gr.Button("Send to IP-Adapter", size="sm", visible=can_send_ip,
+                                            elem_id="gallery-send-ip-adapter")
                     regen_btn = gr.Button("Re-generate", size="sm", variant="primary")
                 with gr.Row():
                     tags = gr.Textbox(label="Tags (comma separated)", scale=3)
@@ -242,6 +245,17 @@ def build(studio: Studio, ctx) -> None:
                 return ctx.send_to(browse.form_fields(record), Task.IMG2IMG, image=record.path)
 
             send_i2i_btn.click(send_img2img, selected, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
+
+        if can_send_ip:
+            @shown_as_gr_error
+            def send_ip_adapter(image_id, request: gr.Request = None):
+                """The picture becomes the IP-Adapter tab's reference; its parameters come along."""
+                record = store.get(_chosen(image_id), owner=mine(request))
+                if record is None or record.missing:
+                    raise InvalidRequest("image", f"image #{image_id} has no file to use as a reference")
+                return ctx.send_to(browse.form_fields(record), "ip_adapter", image=record.path)
+
+            send_ip_btn.click(send_ip_adapter, selected, ctx.send_to_outputs("ip_adapter"), api_visibility="private")
 
         @shown_as_gr_error
         def gallery_regenerate(image_id, request: gr.Request = None):

@@ -17,6 +17,7 @@ def build(studio: Studio, ctx) -> None:
     store = browse.store_of(studio)
     can_send = Task.TXT2IMG in getattr(ctx, "forms", {})
     can_send_i2i = Task.IMG2IMG in getattr(ctx, "forms", {})
+    can_send_ip = "ip_adapter" in getattr(ctx, "forms", {})
     with gr.Tab("PNG Info", id="pnginfo"):
         with gr.Row():
             with gr.Column():
@@ -35,6 +36,8 @@ def build(studio: Studio, ctx) -> None:
                 with gr.Row():
                     send_btn = gr.Button("Send to txt2img", visible=can_send)
                     send_i2i_btn = gr.Button("Send to img2img", visible=can_send_i2i, elem_id="pnginfo-send-img2img")
+                    send_ip_btn = gr.Button("Send to IP-Adapter", visible=can_send_ip,
+                                            elem_id="pnginfo-send-ip-adapter")
                     import_btn = gr.Button("Import into gallery", visible=store is not None,
                                            elem_id="pnginfo-import")
                 result = gr.Markdown(elem_id="pnginfo-result")
@@ -83,6 +86,18 @@ def build(studio: Studio, ctx) -> None:
                 return ctx.send_to(fields, Task.IMG2IMG, image=path)
 
             send_i2i_btn.click(send_img2img, upload, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
+
+        if can_send_ip:
+            @shown_as_gr_error
+            def send_ip_adapter(path):
+                """Any image becomes the IP-Adapter tab's reference; the parameters it carries come along."""
+                info = browse.png_info(path)
+                if info is None:
+                    raise InvalidRequest("image", "drop an image first")
+                fields = browse.info_fields(info) if info.source != "none" else {}
+                return ctx.send_to(fields, "ip_adapter", image=path)
+
+            send_ip_btn.click(send_ip_adapter, upload, ctx.send_to_outputs("ip_adapter"), api_visibility="private")
 
         if store is not None:
             @shown_as_gr_error

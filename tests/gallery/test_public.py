@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from studio.config import settings_from
-from studio.errors import InvalidRequest
+from studio.errors import InvalidRequest, StudioError
 from studio.public import FairQueue, Limits, OverLimit, owner_from, session_owner, visitor_owner
 from tests.conftest import png_files
 from tests.gallery.conftest import image, request
@@ -239,11 +239,13 @@ def test_in_public_mode_no_net_or_adapter_is_named_by_a_path_on_the_server(tiny_
             with pytest.raises(ModelUnavailable, match="not found"):
                 registry.controlnet(str(folder), entry, "canny")
             with pytest.raises(ModelUnavailable, match="not found"):
-                registry.ip_adapter_path(str(folder), entry)
+                registry.ip_adapter(str(folder), entry)
         else:
             with pytest.raises(InvalidRequest, match="not a ControlNet"):     # found, then refused as no net
                 registry.controlnet(str(folder), entry, "canny")
-            assert registry.ip_adapter_path(str(folder), entry) == folder
+            with pytest.raises(StudioError) as err:                            # found, then refused: no adapter
+                registry.ip_adapter(str(folder), entry)
+            assert "not found" not in str(err.value)
 
 
 def test_in_public_mode_messages_name_no_folder_of_the_server(tiny_models_dir, tmp_path):
@@ -254,7 +256,7 @@ def test_in_public_mode_messages_name_no_folder_of_the_server(tiny_models_dir, t
     registry = Registry(Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path / "out", offline=True, public=True))
     entry = registry.require("tiny-flux")
     for call in (lambda: registry.controlnet("no-such-net", entry, "canny"),
-                 lambda: registry.ip_adapter_path("no-such-adapter", entry),
+                 lambda: registry.ip_adapter("no-such-adapter", entry),
                  lambda: registry.lora_library.resolve("no-such-lora", None)):
         with pytest.raises(ModelUnavailable) as err:
             call()
