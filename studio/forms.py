@@ -8,13 +8,14 @@ keeps only what the form accepts, naming each value it had to change or leave ou
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from studio.errors import InvalidRequest, StudioError
-from studio.requests import LIMITS, MAX_SIDE, MIN_SIDE, GenerationRequest, LoraSpec
+from studio.requests import LIMITS, MAX_SIDE, MIN_SIDE, GenerationRequest, LoraSpec, Task
 
 RE_WHOLE = re.compile(r"[+-]?[0-9]{1,40}")
 
@@ -125,3 +126,56 @@ def adapt(fields: dict[str, Any], *, models: list[str], loras: list[str]) -> Ada
             kept.append(spec)
     out["loras"] = tuple(kept)
     return Adapted(out, tuple(problems))
+
+
+def start_image(init_image: Any, mask_image: Any, strength: Any) -> tuple[Task, dict[str, Any]]:
+    """A tab's optional start image: none = txt2img; an image = img2img at ``strength``; with a mask
+    too = inpaint. -> the task and the request fields it adds."""
+    if mask_image and not init_image:
+        raise InvalidRequest("mask_image", "a mask needs the start image it was painted on")
+    if not init_image:
+        return Task.TXT2IMG, {}
+    extra: dict[str, Any] = dict(init_image=init_image, strength=number("strength", strength, whole=False))
+    if mask_image:
+        extra["mask_image"] = mask_image
+    return (Task.INPAINT if mask_image else Task.IMG2IMG), extra
+
+
+@dataclass(frozen=True)
+class JsonRows:
+    """How an API parameter lists more units as JSON, one image each (ControlNet units, adapters)."""
+    field: str                   # the parameter: "units"
+    noun: str                    # one row: "unit"
+    example: str                 # a JSON example for the messages
+    known: tuple[str, ...]       # the fields a row may have
+    limit: int                   # rows at most, the API's first one included
+    limit_field: str             # the request field the limit is on: "controls"
+    limit_what: str              # "ControlNet units"
+
+
+def json_rows(spec: JsonRows, text: Any, images: list[Any], first: int = 1) -> list[tuple[int, dict, Any]]:
+    """``[{...}, ...]`` with one image each from ``images`` (in order), checked -> (index, fields, image)
+    per row; ``first``: the index of the first row (after the API's own first one)."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        if images:
+            raise InvalidRequest(spec.field, f"{len(images)} {spec.noun} image(s) but no {spec.field}: describe "
+                                             f"each in {spec.field} (a JSON list, e.g. {spec.example})")
+        return []
+    try:
+        data = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError as err:
+        raise InvalidRequest(spec.field, f"must be a JSON list ({err.msg} at column {err.colno})") from None
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise InvalidRequest(spec.field, f"must be a JSON list of objects, e.g. {spec.example}")
+    if len(data) != len(images):
+        raise InvalidRequest(spec.field, f"{len(data)} {spec.noun}(s) but {len(images)} {spec.noun} image(s): "
+                                         f"give one image per {spec.noun}, in order")
+    if first + len(data) > spec.limit:
+        raise InvalidRequest(spec.limit_field, f"at most {spec.limit} {spec.limit_what} at once, got "
+                                               f"{first + len(data)}")
+    for i, fields in enumerate(data):
+        unknown = sorted(set(fields) - set(spec.known))
+        if unknown:
+            raise InvalidRequest(spec.field, f"{spec.noun} {first + i + 1}: unknown field(s) {unknown}; known: "
+                                             f"{', '.join(spec.known)}")
+    return [(first + i, fields, image) for i, (fields, image) in enumerate(zip(data, images, strict=True))]

@@ -8,13 +8,12 @@ field and the unit.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from studio import control
 from studio.errors import InvalidRequest
-from studio.forms import number
+from studio.forms import JsonRows, json_rows, number
 from studio.requests import MAX_CONTROLS, ControlUnit
 
 UNIT_FIELDS = ("type", "model", "mode", "preprocessor", "scale", "start", "end", "resolution", "pixel_perfect",
@@ -63,31 +62,11 @@ def unit(index: int, *, image: Any, type: Any = "canny", model: Any = "", mode: 
                        threshold_b=_float(f"{where} threshold_b", threshold_b, None))
 
 
+UNITS = JsonRows(field="units", noun="unit", example='[{"type": "depth", "scale": 0.6}]', known=UNIT_FIELDS,
+                 limit=MAX_CONTROLS, limit_field="controls", limit_what="ControlNet units")
+
+
 def units_from_json(text: Any, images: list[str] | None, first: int = 1) -> list[ControlUnit]:
     """``[{"type": "depth", "scale": 0.6}, ...]`` with one image each from ``images`` (in order).
     ``first``: the index of the first of these units (after the API's own first unit)."""
-    images = list(images or [])
-    if text is None or (isinstance(text, str) and not text.strip()):
-        if images:
-            raise InvalidRequest("units", f"{len(images)} unit image(s) but no units: describe each in units "
-                                          '(a JSON list, e.g. [{"type": "depth"}])')
-        return []
-    try:
-        data = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError as err:
-        raise InvalidRequest("units", f"must be a JSON list of units ({err.msg} at column {err.colno})") from None
-    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
-        raise InvalidRequest("units", 'must be a JSON list of objects, e.g. [{"type": "depth", "scale": 0.6}]')
-    if len(data) != len(images):
-        raise InvalidRequest("units", f"{len(data)} unit(s) but {len(images)} unit image(s): give one image per "
-                                      "unit, in order")
-    if first + len(data) > MAX_CONTROLS:
-        raise InvalidRequest("controls", f"at most {MAX_CONTROLS} ControlNet units at once, got {first + len(data)}")
-    out = []
-    for i, (fields, image) in enumerate(zip(data, images, strict=True)):
-        unknown = sorted(set(fields) - set(UNIT_FIELDS))
-        if unknown:
-            raise InvalidRequest("units", f"unit {first + i + 1}: unknown field(s) {unknown}; known: "
-                                          f"{', '.join(UNIT_FIELDS)}")
-        out.append(unit(first + i, image=image, **fields))
-    return out
+    return [unit(i, image=image, **fields) for i, fields, image in json_rows(UNITS, text, list(images or []), first)]

@@ -8,11 +8,10 @@ image each from the API's ``adapter_images``, in order. Errors name the field an
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from studio.errors import InvalidRequest
-from studio.forms import number
+from studio.forms import JsonRows, json_rows, number
 from studio.requests import IP_BLOCKS, LIMITS, MAX_IMAGE_PROMPTS, ImagePrompt
 
 PROMPT_FIELDS = ("adapter", "scale", "blocks")
@@ -63,34 +62,15 @@ def image_prompt(index: int, *, images: Any, adapter: Any = "", scale: Any = 0.6
                        blocks=blocks_of(blocks))
 
 
+ADAPTERS = JsonRows(field="adapters", noun="adapter", example='[{"adapter": "ip-adapter-plus_sd15", "scale": 0.5}]',
+                    known=PROMPT_FIELDS, limit=MAX_IMAGE_PROMPTS, limit_field="image_prompts",
+                    limit_what="IP-Adapters")
+
+
 def prompts_from_json(text: Any, images: Any, first: int = 1) -> list[ImagePrompt]:
     """``[{"adapter": "face", "scale": 0.5}, ...]`` with one reference each from ``images`` (in order)."""
-    refs = paths(images)
-    if text is None or (isinstance(text, str) and not text.strip()):
-        if refs:
-            raise InvalidRequest("adapters", f"{len(refs)} adapter image(s) but no adapters: describe each in "
-                                             'adapters (a JSON list, e.g. [{"adapter": "ip-adapter-plus_sd15"}])')
-        return []
-    try:
-        data = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError as err:
-        raise InvalidRequest("adapters", f"must be a JSON list of adapters ({err.msg} at column {err.colno})") from None
-    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
-        raise InvalidRequest("adapters", 'must be a JSON list of objects, e.g. [{"adapter": "face", "scale": 0.5}]')
-    if len(data) != len(refs):
-        raise InvalidRequest("adapters", f"{len(data)} adapter(s) but {len(refs)} adapter image(s): give one "
-                                         "reference per adapter, in order")
-    if first + len(data) > MAX_IMAGE_PROMPTS:
-        raise InvalidRequest("image_prompts", f"at most {MAX_IMAGE_PROMPTS} IP-Adapters at once, got "
-                                              f"{first + len(data)}")
-    out = []
-    for i, (fields, ref) in enumerate(zip(data, refs, strict=True)):
-        unknown = sorted(set(fields) - set(PROMPT_FIELDS))
-        if unknown:
-            raise InvalidRequest("adapters", f"adapter {first + i + 1}: unknown field(s) {unknown}; known: "
-                                             f"{', '.join(PROMPT_FIELDS)}")
-        out.append(image_prompt(first + i, images=[ref], **fields))
-    return out
+    return [image_prompt(i, images=[ref], **fields) for i, fields, ref in json_rows(ADAPTERS, text, paths(images),
+                                                                                  first)]
 
 
 def true_cfg(value: Any, default: float | None) -> float | None:

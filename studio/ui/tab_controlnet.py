@@ -28,15 +28,7 @@ def request_of(fields: dict, units: list[ControlUnit], init_image, mask_image, s
     if not units:
         raise InvalidRequest("controls", "enable at least one ControlNet unit and give it an image "
                                          "(without one, use the txt2img tab)")
-    if mask_image and not init_image:
-        raise InvalidRequest("mask_image", "a mask needs the start image it was painted on")
-    extra: dict = {}
-    task = Task.TXT2IMG
-    if init_image:
-        task = Task.INPAINT if mask_image else Task.IMG2IMG
-        extra = dict(init_image=init_image, strength=forms.number("strength", strength, whole=False))
-        if mask_image:
-            extra["mask_image"] = mask_image
+    task, extra = forms.start_image(init_image, mask_image, strength)
     return GenerationRequest(task=task, controls=tuple(units), **fields, **extra)
 
 

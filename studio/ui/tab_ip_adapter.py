@@ -34,15 +34,7 @@ def request_of(fields: dict, prompts: list[ImagePrompt], *, true_cfg_scale, init
     """txt2img with the image prompts; img2img with a start image, inpaint with its mask too."""
     if not prompts:
         raise InvalidRequest("image_prompts", "add a reference image (without one, use the txt2img tab)")
-    if mask_image and not init_image:
-        raise InvalidRequest("mask_image", "a mask needs the start image it was painted on")
-    extra: dict = {}
-    task = Task.TXT2IMG
-    if init_image:
-        task = Task.INPAINT if mask_image else Task.IMG2IMG
-        extra = dict(init_image=init_image, strength=forms.number("strength", strength, whole=False))
-        if mask_image:
-            extra["mask_image"] = mask_image
+    task, extra = forms.start_image(init_image, mask_image, strength)
     return GenerationRequest(task=task, image_prompts=tuple(prompts), controls=tuple(controls),
                              true_cfg_scale=true_cfg_scale, **fields, **extra)
 
