@@ -158,7 +158,8 @@ def bad_cases(photo: Path, folder: Path):
         ({"controls": (ControlUnit("normal", str(photo)),)}, "controls", "has no ControlNet for 'normal'"),
         ({"model_id": "tiny-sd3", "task": Task.IMG2IMG, "init_image": str(photo),
           "controls": (ControlUnit("canny", str(photo)),)}, "controls", "no ControlNet pipeline for img2img"),
-        ({"image_prompts": (ImagePrompt((str(photo),)),)}, "image_prompts", "no IP-Adapter"),
+        ({"image_prompts": (ImagePrompt((str(photo),), adapter="XLabs-AI/flux-ip-adapter-v2/ip_adapter.safetensors"),)},
+         "image_prompts", "is a FLUX.1 adapter"),
         ({"references": (str(photo),)}, "references", "takes no reference images"),
     ]
 

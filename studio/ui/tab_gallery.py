@@ -236,26 +236,22 @@ def build(studio: Studio, ctx) -> None:
 
             send_btn.click(send, selected, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
 
+        def send_picture(target, why: str):  # noqa: ANN001, ANN202 - a Task or a tab's key
+            """A handler: the selected picture starts ``target``'s form; its parameters come along."""
+            @shown_as_gr_error
+            def handler(image_id, request: gr.Request = None):
+                record = store.get(_chosen(image_id), owner=mine(request))
+                if record is None or record.missing:
+                    raise InvalidRequest("image", f"image #{image_id} has no file to {why}")
+                return ctx.send_to(browse.form_fields(record), target, image=record.path)
+            return handler
+
         if can_send_i2i:
-            @shown_as_gr_error
-            def send_img2img(image_id, request: gr.Request = None):
-                record = store.get(_chosen(image_id), owner=mine(request))
-                if record is None or record.missing:
-                    raise InvalidRequest("image", f"image #{image_id} has no file to start from")
-                return ctx.send_to(browse.form_fields(record), Task.IMG2IMG, image=record.path)
-
-            send_i2i_btn.click(send_img2img, selected, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
-
+            send_i2i_btn.click(send_picture(Task.IMG2IMG, "start from"), selected, ctx.send_to_outputs(Task.IMG2IMG),
+                               api_visibility="private")
         if can_send_ip:
-            @shown_as_gr_error
-            def send_ip_adapter(image_id, request: gr.Request = None):
-                """The picture becomes the IP-Adapter tab's reference; its parameters come along."""
-                record = store.get(_chosen(image_id), owner=mine(request))
-                if record is None or record.missing:
-                    raise InvalidRequest("image", f"image #{image_id} has no file to use as a reference")
-                return ctx.send_to(browse.form_fields(record), "ip_adapter", image=record.path)
-
-            send_ip_btn.click(send_ip_adapter, selected, ctx.send_to_outputs("ip_adapter"), api_visibility="private")
+            send_ip_btn.click(send_picture("ip_adapter", "use as a reference"), selected,
+                              ctx.send_to_outputs("ip_adapter"), api_visibility="private")
 
         @shown_as_gr_error
         def gallery_regenerate(image_id, request: gr.Request = None):

@@ -75,29 +75,23 @@ def build(studio: Studio, ctx) -> None:
 
             send_btn.click(send, upload, ctx.send_to_outputs(Task.TXT2IMG), api_visibility="private")
 
+        def send_picture(target):  # noqa: ANN001, ANN202 - a Task or a tab's key
+            """A handler: any image starts ``target``'s form; the parameters it carries, if any, come along."""
+            @shown_as_gr_error
+            def handler(path):
+                info = browse.png_info(path)
+                if info is None:
+                    raise InvalidRequest("image", "drop an image first")
+                fields = browse.info_fields(info) if info.source != "none" else {}
+                return ctx.send_to(fields, target, image=path)
+            return handler
+
         if can_send_i2i:
-            @shown_as_gr_error
-            def send_img2img(path):
-                """Any image starts an img2img; the parameters it carries, if any, come along."""
-                info = browse.png_info(path)
-                if info is None:
-                    raise InvalidRequest("image", "drop an image first")
-                fields = browse.info_fields(info) if info.source != "none" else {}
-                return ctx.send_to(fields, Task.IMG2IMG, image=path)
-
-            send_i2i_btn.click(send_img2img, upload, ctx.send_to_outputs(Task.IMG2IMG), api_visibility="private")
-
+            send_i2i_btn.click(send_picture(Task.IMG2IMG), upload, ctx.send_to_outputs(Task.IMG2IMG),
+                               api_visibility="private")
         if can_send_ip:
-            @shown_as_gr_error
-            def send_ip_adapter(path):
-                """Any image becomes the IP-Adapter tab's reference; the parameters it carries come along."""
-                info = browse.png_info(path)
-                if info is None:
-                    raise InvalidRequest("image", "drop an image first")
-                fields = browse.info_fields(info) if info.source != "none" else {}
-                return ctx.send_to(fields, "ip_adapter", image=path)
-
-            send_ip_btn.click(send_ip_adapter, upload, ctx.send_to_outputs("ip_adapter"), api_visibility="private")
+            send_ip_btn.click(send_picture("ip_adapter"), upload, ctx.send_to_outputs("ip_adapter"),
+                              api_visibility="private")
 
         if store is not None:
             @shown_as_gr_error
