@@ -238,13 +238,13 @@ def build(studio: Studio, ctx) -> None:
 
         def send_picture(target, why: str):  # noqa: ANN001, ANN202 - a Task or a tab's key
             """A handler: the selected picture starts ``target``'s form; its parameters come along."""
-            @shown_as_gr_error
             def handler(image_id, request: gr.Request = None):
                 record = store.get(_chosen(image_id), owner=mine(request))
                 if record is None or record.missing:
                     raise InvalidRequest("image", f"image #{image_id} has no file to {why}")
                 return ctx.send_to(browse.form_fields(record), target, image=record.path)
-            return handler
+            handler.__name__ = f"send_{getattr(target, 'value', target)}"      # send_img2img, send_ip_adapter
+            return shown_as_gr_error(handler)
 
         if can_send_i2i:
             send_i2i_btn.click(send_picture(Task.IMG2IMG, "start from"), selected, ctx.send_to_outputs(Task.IMG2IMG),

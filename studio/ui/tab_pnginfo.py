@@ -77,14 +77,14 @@ def build(studio: Studio, ctx) -> None:
 
         def send_picture(target):  # noqa: ANN001, ANN202 - a Task or a tab's key
             """A handler: any image starts ``target``'s form; the parameters it carries, if any, come along."""
-            @shown_as_gr_error
             def handler(path):
                 info = browse.png_info(path)
                 if info is None:
                     raise InvalidRequest("image", "drop an image first")
                 fields = browse.info_fields(info) if info.source != "none" else {}
                 return ctx.send_to(fields, target, image=path)
-            return handler
+            handler.__name__ = f"send_{getattr(target, 'value', target)}"      # send_img2img, send_ip_adapter
+            return shown_as_gr_error(handler)
 
         if can_send_i2i:
             send_i2i_btn.click(send_picture(Task.IMG2IMG), upload, ctx.send_to_outputs(Task.IMG2IMG),
