@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Studio on {startup.browser_url(settings)}  (models: {settings.models_dir}, outputs: {settings.outputs_dir}, "
           f"default model: {studio.registry.default_id()})", flush=True)
     if settings.share:
-        print(startup.share_line(demo.share_url, said.getvalue()), flush=True)
+        print(startup.share_line(demo.share_url, said.getvalue(), settings), flush=True)
     warm_up.arm()
     demo.block_thread()
     return 0

@@ -77,17 +77,25 @@ def is_loopback(host: str) -> bool:
 
 
 def check_share(settings: Settings) -> None:
-    """A share link is public: without --auth it is refused unless --insecure-share says "I know"."""
-    if settings.share and not settings.auth and not settings.insecure_share:
+    """A share link is public: without --auth it is refused unless the studio is in public mode (each
+    visitor sees only their own images, within limits) or --insecure-share says "I know"."""
+    if settings.share and not settings.auth and not settings.public and not settings.insecure_share:
         raise StartupError("--share without --auth: anyone with the link could generate, see the gallery and delete "
-                           "images. Add --auth user:pass (or STUDIO_AUTH), or --insecure-share if that is what "
-                           "you want.")
+                           "images. Add --auth user:pass (or STUDIO_AUTH), or --public (each visitor gets a gallery "
+                           "of their own, within limits), or --insecure-share if that is what you want.")
 
 
-def share_line(url: str | None, gradio_said: str) -> str:
-    """One line on the share link: its address, or why there is none (the studio serves locally)."""
+def share_line(url: str | None, gradio_said: str, settings: Settings | None = None) -> str:
+    """One line on the share link: its address and who can use it, or why there is none (the studio
+    serves locally)."""
     if url:
-        return f"Share link: {url}  (anyone with it must log in: --auth)"
+        if settings is None or settings.auth:
+            who = "anyone with it must log in: --auth"
+        elif settings.public:
+            who = "public mode: each visitor sees only their own images"
+        else:
+            who = "no login: anyone with it can use the studio and its whole gallery"
+        return f"Share link: {url}  ({who})"
     reason = next((line.strip() for line in gradio_said.splitlines() if "share link" in line.lower()),
                   "the share server could not be reached")
     return f"No share link: {reason.removesuffix('.')} (no network?). Serving locally only."

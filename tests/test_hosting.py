@@ -101,3 +101,20 @@ def test_share_with_auth_offline_serves_locally_says_so_in_one_line_and_the_logi
     lines = [line for line in out.splitlines() if "share link" in line.lower()]
     assert len(lines) == 1 and lines[0].startswith("No share link:") and "Serving locally only" in lines[0]
     assert "Please check your internet connection" not in out
+
+
+def test_share_is_allowed_without_auth_in_public_mode_and_the_line_says_who_can_use_it(tmp_path):
+    from studio.config import Settings
+    from studio.startup import StartupError, check_share, share_line
+
+    base = dict(outputs_dir=tmp_path / "out", share=True)
+    with pytest.raises(StartupError, match="--public"):
+        check_share(Settings(**base))
+    check_share(Settings(**base, public=True))                 # each visitor has a gallery of their own
+    check_share(Settings(**base, auth=(("ann", "pw"),)))
+    check_share(Settings(**base, insecure_share=True))
+    url = "https://abc.gradio.live"
+    assert "must log in" in share_line(url, "", Settings(**base, auth=(("ann", "pw"),)))
+    assert "each visitor sees only their own images" in share_line(url, "", Settings(**base, public=True))
+    assert "anyone with it can use the studio and its whole gallery" in \
+        share_line(url, "", Settings(**base, insecure_share=True))
