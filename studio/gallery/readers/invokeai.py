@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from studio.gallery.readers import Reading, Size, Unreadable
-from studio.gallery.readers.values import (bad_shape, json_value, kind_of, lora, put, real, sampler, stem, text,
-                                           unique_loras, whole)
+from studio.gallery.readers.values import (bad_shape, json_value, kind_of, lora, put, read_fields, real, sampler, stem,
+                                           text, unique_loras, whole)
 
 SOURCE = "InvokeAI"
 
@@ -42,19 +42,12 @@ def read(chunks: dict[str, str], size: Size) -> Reading | None:
                          "not an object")
     notes: list[str] = []
     fields: dict[str, Any] = {}
-    for name, key in (("prompt", "positive_prompt"), ("negative_prompt", "negative_prompt")):
-        if key in data and text(data[key]) is None:
-            bad_shape(notes, SOURCE, key, data[key], "text")
-        put(fields, name, text(data.get(key)))
     flux = "guidance" in data or str(data.get("generation_mode", "")).startswith("flux")
-    for name, key, conv in (("seed", "seed", whole), ("steps", "steps", whole),
-                            ("guidance", "guidance" if flux else "cfg_scale", real),
-                            ("width", "width", whole), ("height", "height", whole)):
-        if key in data:
-            value = conv(data[key])
-            if value is None:
-                bad_shape(notes, SOURCE, key, data[key], "a number")
-            put(fields, name, value)
+    read_fields(fields, notes, SOURCE, data, (("prompt", "positive_prompt", text),
+                                              ("negative_prompt", "negative_prompt", text),
+                                              ("seed", "seed", whole), ("steps", "steps", whole),
+                                              ("guidance", "guidance" if flux else "cfg_scale", real),
+                                              ("width", "width", whole), ("height", "height", whole)))
     name, model_hash = _model(data.get("model"))
     if name:
         fields["model_id"] = stem(name)

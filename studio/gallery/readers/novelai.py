@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from studio.gallery.readers import Reading, Size, Unreadable
-from studio.gallery.readers.values import bad_shape, json_value, kind_of, put, real, sampler, text, whole
+from studio.gallery.readers.values import json_value, kind_of, put, read_fields, real, sampler, text, whole
 
 SOURCE = "NovelAI"
 RE_SOURCE_HASH = re.compile(r"\s+[0-9A-F]{8}$")
@@ -49,13 +49,9 @@ def read(chunks: dict[str, str], size: Size) -> Reading | None:
     put(fields, "prompt", prompt)
     negative = text(data.get("uc"))
     put(fields, "negative_prompt", negative if negative is not None else _caption(data.get("v4_negative_prompt")))
-    for name, key, conv in (("seed", "seed", whole), ("steps", "steps", whole), ("guidance", "scale", real),
-                            ("width", "width", whole), ("height", "height", whole)):
-        if key in data:
-            value = conv(data[key])
-            if value is None:
-                bad_shape(notes, SOURCE, key, data[key], "a number")
-            put(fields, name, value)
+    read_fields(fields, notes, SOURCE, data, (("seed", "seed", whole), ("steps", "steps", whole),
+                                              ("guidance", "scale", real), ("width", "width", whole),
+                                              ("height", "height", whole)))
     put(fields, "scheduler", sampler(data.get("sampler"), data.get("noise_schedule")))
     model = RE_SOURCE_HASH.sub("", chunks.get("Source", "").strip())
     if model:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.gallery.readers import Reading, Size, Unreadable
-from studio.gallery.readers.values import (bad_shape, json_value, kind_of, lora, put, real, sampler, stem, text,
+from studio.gallery.readers.values import (json_value, kind_of, lora, put, read_fields, real, sampler, stem, text,
                                            unique_loras, whole)
 
 SOURCE = "SwarmUI"
@@ -43,17 +43,10 @@ def read(chunks: dict[str, str], size: Size) -> Reading | None:
         raise Unreadable(f"SwarmUI 'sui_image_params' is {kind_of(params)}, not an object of parameters")
     notes: list[str] = []
     fields: dict[str, Any] = {}
-    for name, key in (("prompt", "prompt"), ("negative_prompt", "negativeprompt")):
-        if key in params and text(params[key]) is None:
-            bad_shape(notes, SOURCE, key, params[key], "text")
-        put(fields, name, text(params.get(key)))
-    for name, key, conv in (("seed", "seed", whole), ("steps", "steps", whole), ("guidance", "cfgscale", real),
-                            ("width", "width", whole), ("height", "height", whole)):
-        if key in params:
-            value = conv(params[key])
-            if value is None:
-                bad_shape(notes, SOURCE, key, params[key], "a number")
-            put(fields, name, value)
+    read_fields(fields, notes, SOURCE, params, (("prompt", "prompt", text), ("negative_prompt", "negativeprompt", text),
+                                                ("seed", "seed", whole), ("steps", "steps", whole),
+                                                ("guidance", "cfgscale", real), ("width", "width", whole),
+                                                ("height", "height", whole)))
     model = stem(params.get("model"))
     if model:
         fields["model_id"] = model

@@ -152,3 +152,15 @@ def bad_shape(notes: list[str], source: str, key: str, value: Any, expected: str
     shown = json.dumps(value, ensure_ascii=False, default=str)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     notes.append(f"{source} {key!r} is {shown}, not {expected}; left out")
+
+
+def read_fields(fields: dict[str, Any], notes: list[str], source: str, data: dict[str, Any],
+                table: tuple[tuple[str, str, Any], ...]) -> None:
+    """For each ``(name, key, conv)`` in ``table``: ``fields[name] = conv(data[key])`` when the key is
+    there; a value ``conv`` can't read (None) is named in ``notes`` and left out."""
+    for name, key, conv in table:
+        if key in data:
+            value = conv(data[key])
+            if value is None:
+                bad_shape(notes, source, key, data[key], "text" if conv is text else "a number")
+            put(fields, name, value)
