@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.models.catalog import Family, HubControlNet
+from studio.models.catalog import FAMILIES, Family, HubControlNet
 
 GROUP_LABELS = {"flux": "FLUX.1", "sdxl": "SDXL", "sd15": "SD 1.5", "sd3": "SD 3"}
 
@@ -112,8 +112,10 @@ def inspect_local(path: Path, family_modes: dict[str, int]) -> ControlNetInfo:
             group, cls, num = _from_keys(_header(path))
     except (OSError, ValueError) as err:
         group, cls, num, reason = None, "", 0, f"{path.name} cannot be read ({err})"
-    group = side.get("family") or group
-    modes = side.get("modes") if isinstance(side.get("modes"), dict) else None
+    named = side.get("family")           # a group ("flux", "sdxl", "sd15") or a model family ("flux-schnell")
+    group = (group_of(FAMILIES[named]) if named in FAMILIES else str(named)) if named else group
+    modes = side.get("modes", side.get("control_modes"))
+    modes = modes if isinstance(modes, dict) else None
     if modes is None and num:
         modes = {name: n for name, n in family_modes.items() if n < num}
     modes = {str(k): int(v) for k, v in (modes or {}).items()}

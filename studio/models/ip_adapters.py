@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import InvalidRequest, ModelUnavailable
+from studio.models.catalog import FAMILIES
 
 HUB = "hub:"
 ARCH_LABELS = {"flux1": "FLUX.1", "sdxl": "SDXL", "sd15": "SD 1.5"}
@@ -144,7 +145,9 @@ def inspect_local(path: Path) -> IPAdapterInfo:
     if not reason and not (encoder / "config.json").is_file():
         reason = (f"{path.name} has no image_encoder/ (the vision model it was trained with, saved with "
                   f"save_pretrained): put it in {encoder}")
-    arch = side.get("family") or arch
+    named = side.get("family")           # an architecture ("flux1", "sdxl", "sd15") or a model family ("flux-schnell")
+    if named:
+        arch = FAMILIES[named].lora_family if named in FAMILIES else str(named)
     return IPAdapterInfo(path.name, str(path), str(encoder), arch, width, available=not reason, reason=reason,
                          label=side.get("label") or path.name)
 

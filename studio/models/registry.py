@@ -243,14 +243,18 @@ class Registry:
         return mine + [self._hub_net(net, entry.family) for net in entry.family.controlnets]
 
     def controlnet(self, name: str, entry: ModelEntry, control_type: str) -> ControlNetInfo:
-        """The net a unit names ("": the model's own net for ``control_type``, else the family's hub
-        default), checked: of the model's family (``InvalidRequest``), and usable now
-        (``ModelUnavailable`` saying how to get it)."""
+        """The net a unit names ("": the model's own net for ``control_type``, else the first usable net
+        of its family in models/controlnet/ that reads the type (what the user put there works
+        offline), else the family's hub default), checked: of the model's family (``InvalidRequest``),
+        and usable now (``ModelUnavailable`` saying how to get it)."""
         family = entry.family
         if not family.controlnet_class:
             raise InvalidRequest("controls", f"{entry.label} has no ControlNets")
         if not name:
             name = (entry.defaults.get("controlnets") or {}).get(control_type, "")
+        if not name:
+            name = next((n.name for n in self.controlnets(entry)
+                         if not n.hub and n.available and control_type in n.types), "")
         if not name:
             hub = next((n for n in family.controlnets if control_type in n.types), None)
             if hub is None:

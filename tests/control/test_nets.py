@@ -64,12 +64,15 @@ def test_single_files_are_told_apart_by_their_keys(tmp_path):
                    "lora": (None, "", False)}
 
 
-def test_each_type_takes_the_models_own_net_then_the_familys_hub_net(cn_studio):
+def test_each_type_takes_the_models_own_net_then_a_local_one_then_the_familys_hub_net(cn_studio):
     assert net(cn_studio, "tiny-flux", "", "depth").name == "flux-union"                 # studio.json controlnets
     assert net(cn_studio, "tiny-sdxl", "", "depth").name == "sdxl-depth"
-    with pytest.raises(ModelUnavailable) as info:                                       # the catalog's, offline
-        net(cn_studio, "tiny-sdxl", "", "pose")
-    assert "`hf download xinsir/controlnet-openpose-sdxl-1.0`" in str(info.value) and "offline" in str(info.value)
+    assert net(cn_studio, "tiny-sdxl", "", "pose").name == "sdxl-union"     # a local net of the family that reads it
+    with pytest.raises(ModelUnavailable) as info:                                       # else the catalog's, offline
+        net(cn_studio, "tiny-sd15", "", "pose")
+    assert "`hf download lllyasviel/control_v11p_sd15_openpose`" in str(info.value) and "offline" in str(info.value)
+    with pytest.raises(ModelUnavailable, match="hf download xinsir/controlnet-openpose-sdxl-1.0"):
+        net(cn_studio, "tiny-sdxl", "xinsir/controlnet-openpose-sdxl-1.0")
     with pytest.raises(ModelUnavailable, match="hf download lllyasviel/control_v11p_sd15_canny"):
         net(cn_studio, "tiny-sd15", "control_v11p_sd15_canny")           # A1111's name of a catalog net
     with pytest.raises(InvalidRequest, match="has no ControlNet for 'normal'.*pick one from"):
