@@ -14,7 +14,7 @@ same test for every class: for the same outline error a triangle (area/perimeter
 test, asked 0.38 px of a mid-size circle but 0.21 px of a triangle, and failed 15% of perfect
 triangles passed through the model's own VAE of the time. 0.35 px is the strictest that IoU >= 0.95 ever was
 on a circle (r = 13). `python -m studio.demo.eval --validate` checks the judge both ways: ground
-truth (also through the shipped VAE) must pass, and near-miss shapes (studio.demo.controls: lumpy
+truth (also through the shipped VAE) must pass, and near-miss shapes (studio.demo.near_misses: lumpy
 blobs, ellipses, hexagons, rounded or tilted triangles) must not.
 """
 

@@ -8,7 +8,7 @@ thread, classifies each picture strictly (studio.demo.classify) and ends with on
 
 where shape is the LOWEST per-class shape accuracy (each class is printed above it).
 `--validate` checks the judge instead: ground truth (also through the model's VAE) must pass,
-near-miss shapes (studio.demo.controls) must not.
+near-miss shapes (studio.demo.near_misses) must not.
 """
 
 from __future__ import annotations
@@ -117,15 +117,15 @@ def vae_round_trip(vae, images: np.ndarray, batch: int = 50) -> np.ndarray:
     return ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_controls: int = 40) -> str:
+def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_misses: int = 40) -> str:
     """Check the judge both ways, with no transformer involved.
 
-    Positive controls: ground-truth renders, and the same renders through the model's VAE (the
-    best any transformer sampling in that latent space can do) must pass. Negative controls:
-    near-miss shapes (studio.demo.controls) must not be accepted as the class they imitate.
+    Positive checks: ground-truth renders, and the same renders through the model's VAE (the
+    best any transformer sampling in that latent space can do) must pass. Negative checks:
+    near-miss shapes (studio.demo.near_misses) must not be accepted as the class they imitate.
     Ends with the usual line, for the ground-truth renders.
     """
-    from .controls import CONTROLS, render_control
+    from .near_misses import NEAR_MISSES, render_near_miss
 
     images, _, specs = make_dataset(n, seed)
     truths = [{"shape": s.shape, "colour": s.colour, "background": s.background, "position": s.position} for s in specs]
@@ -136,9 +136,9 @@ def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_contr
         sets.append((f"through the VAE of {model_dir}", score(vae_round_trip(pipe.vae, images)[:, None], truths)))
     for name, r in sets:
         print(f"{name}: " + "  ".join(f"{s} {r['acc'][s]:.3f}" for s in SHAPES))
-    print(f"near misses, accepted as the class they imitate ({n_controls} each; * = must be ~0):")
-    for c in CONTROLS:
-        accepted = np.mean([classify(img).shape == c.claimed for img in render_control(c, n_controls)])
+    print(f"near misses, accepted as the class they imitate ({n_misses} each; * = must be ~0):")
+    for c in NEAR_MISSES:
+        accepted = np.mean([classify(img).shape == c.claimed for img in render_near_miss(c, n_misses)])
         print(f"  {'*' if c.must_reject else ' '} {c.name:38s} as {c.claimed:8s} {accepted:.3f}")
     return line(res["acc"], 0.0)
 
