@@ -25,6 +25,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,8 +39,8 @@ from .captions import Parts, all_captions, compose
 from .cases import HELD_OUT
 from .dataset import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, make_specs, render
 from .maps import CONTROL_MODES, TRAINED_MODES, control_map
-from .trainkit import (CaptionTable, Resumable, cosine_lr, ema_update, encode_latents, folder_bytes, image_ids, log,
-                       noised, sample_packed)
+from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, ema_update, encode_latents, folder_bytes, image_ids,
+                       log, noised, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -103,14 +104,14 @@ class ControlData:
         log(f"{n} scenes, pictures and {len(TRAINED_MODES)} map kinds encoded ({time.time() - t0:.0f}s)")
 
 
-def train(pipe, net, ema, data: ControlData, table, args) -> float:
+def train(pipe, net, ema, data: ControlData, table, args) -> dict[str, float]:
     tr = pipe.transformer.requires_grad_(False).eval()
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     gen, rng = torch.Generator().manual_seed(args.seed), np.random.default_rng(args.seed)
     state = Resumable(args.work, controlnet=net, ema=ema, opt=opt, gen=gen, rng=rng)
     start, extra = state.load()
-    wall_before = extra.get("wall_time_s", 0.0)
+    clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
     t0, running = time.time(), None
     for step in range(start, args.steps):
@@ -144,10 +145,10 @@ def train(pipe, net, ema, data: ControlData, table, args) -> float:
             log(f"step {step}/{args.steps} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, "
                 f"eta {el / (step + 1 - start) * (args.steps - step - 1):.0f}s)")
         if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
-            state.save(step + 1, wall_time_s=wall_before + time.time() - t0)
-    wall = wall_before + time.time() - t0
-    state.save(args.steps, wall_time_s=wall)
-    return wall
+            state.save(step + 1, **clock.totals())
+    times = clock.totals()
+    state.save(args.steps, **times)
+    return times
 
 
 def save(ema, out: Path, record: dict) -> None:
@@ -182,26 +183,27 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5151)
-    ap.add_argument("--quick", action="store_true", help="a few steps on a tiny dataset (tests)")
+    ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny dataset (tests)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.batch, args.scenes, args.ckpt_every = 3, 4, 8, 2
+        args.batch, args.scenes, args.ckpt_every = 4, 8, 2
+        args.steps = 3 if args.steps == ap.get_default("steps") else args.steps
     torch.set_num_threads(args.threads)
-    t_start = time.time()
+    setup = Clock({})
     pipe = FluxPipeline.from_pretrained(str(args.base), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     net = build_controlnet(pipe.transformer, args.single_blocks, args.seed)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     log(f"controlnet {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M params")
     data = ControlData(pipe.vae, args.scenes, args.seed)
-    table = CaptionTable(pipe, all_captions())
-    t_train = time.time()
-    train_s = train(pipe, net, ema, data, table, args)
-    wall = round(t_train - t_start + train_s)
-    record = {"command": "python -m studio.demo.train_controlnet" + (f" --threads {args.threads}" if args.threads != 2 else ""),
+    table = CaptionTable(pipe, [] if args.quick else all_captions())
+    before = setup.totals()  # this run's set-up
+    times = stage_times(before, train(pipe, net, ema, data, table, args))
+    wall = times["wall_time_s"]
+    record = {"command": " ".join(["python -m studio.demo.train_controlnet", *(sys.argv[1:] if argv is None else argv)]),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
               "single_blocks": args.single_blocks, "ema": args.ema, "threads": args.threads, "seed": args.seed,
-              "wall_time_s": wall, "train_time_s": round(train_s)}
+              **times}
     save(ema, args.out, record)
     log(f"saved {args.out} ({folder_bytes(args.out) / 1e6:.2f} MB), {wall / 60:.1f} min")
     return record

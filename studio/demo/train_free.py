@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -30,11 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from . import components as C
-from .captions import all_captions, random_caption
+from .captions import KEEP, all_captions, random_caption
 from .cases import HELD_OUT
 from .dataset import SIZES, first_words, make_specs, render, token_words
-from .trainkit import (CaptionTable, Resumable, cosine_lr, ema_update, encode_latents, image_ids, log, noised,
-                       sample_packed)
+from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, ema_update, encode_latents, image_ids, log, noised,
+                       sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -88,8 +89,8 @@ def build_buckets(vae, counts: dict[tuple[int, int], int], seed: int) -> list[Bu
     return out
 
 
-def train(pipe, ema, buckets, weights, table, args, work: Path) -> float:
-    """-> seconds spent training, over every run of the command (resumed runs add up)."""
+def train(pipe, ema, buckets, weights, table, args, work: Path) -> dict[str, float]:
+    """-> wall and CPU seconds spent training, over every run of the command (resumed runs add up)."""
     tr = pipe.transformer
     tr.train()
     opt = torch.optim.AdamW(tr.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -97,7 +98,7 @@ def train(pipe, ema, buckets, weights, table, args, work: Path) -> float:
     rng = np.random.default_rng(args.seed)
     state = Resumable(work, transformer=tr, ema=ema, opt=opt, gen=gen, rng=rng)
     start, extra = state.load()
-    wall_before = extra.get("wall_time_s", 0.0)
+    clock = Clock(extra)
     ids = [image_ids(pipe, b.mean.shape[2], b.mean.shape[3]) for b in buckets]
     txt_ids = torch.zeros(C.TEXT_LEN, 3)
     total = args.steps + args.detail_steps
@@ -117,7 +118,7 @@ def train(pipe, ema, buckets, weights, table, args, work: Path) -> float:
         bucket = buckets[b]
         idx = torch.randint(0, len(bucket.specs), (args.batch,), generator=gen)
         x0 = sample_packed(pipe, bucket.mean[idx], bucket.std[idx], gen)
-        seq, pooled = table.lookup([random_caption(bucket.specs[i], rng) for i in idx.tolist()])
+        seq, pooled = table.lookup([random_caption(bucket.specs[i], rng, args.keep) for i in idx.tolist()])
         xt, s, target = noised(x0, gen, args.detail_noise_shift if detail else args.noise_shift)
         pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
                   txt_ids=txt_ids, img_ids=ids[b], return_dict=False)[0]
@@ -126,18 +127,18 @@ def train(pipe, ema, buckets, weights, table, args, work: Path) -> float:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(tr.parameters(), 1.0)
         opt.step()
-        ema_update(ema, tr, local)
+        ema_update(ema, tr, local, args.ema)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 100 == 0 or step == total - 1:
             el = time.time() - t0
             eta = el / (step + 1 - start) * (total - step - 1)
             log(f"step {step}/{total} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, eta {eta:.0f}s)")
         if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < total:
-            state.save(step + 1, wall_time_s=wall_before + time.time() - t0)
-    wall = wall_before + time.time() - t0
-    state.save(total, wall_time_s=wall)
+            state.save(step + 1, **clock.totals())
+    times = clock.totals()
+    state.save(total, **times)
     tr.eval()
-    return wall
+    return times
 
 
 def quick_check(pipe, ema, seeds: int = 2) -> dict:
@@ -149,6 +150,16 @@ def quick_check(pipe, ema, seeds: int = 2) -> dict:
     meta = {"default_steps": 8, "default_guidance": 0.0, "max_sequence_length": C.TEXT_LEN}
     return {"free": round(score_free(model, meta, list(range(seeds)))["score"], 3),
             "sizes": round(score_sizes(model, meta, list(range(seeds)), [tuple(s) for s in SIZES])["score"], 3)}
+
+
+def _keep(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, text.split(",")):
+        part, _, p = item.partition("=")
+        if part not in KEEP:
+            raise argparse.ArgumentTypeError(f"--keep: unknown part {part!r}; expected one of {sorted(KEEP)}")
+        out[part] = float(p)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -167,41 +178,46 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--detail-lr", type=float, default=3e-4)
     ap.add_argument("--detail-noise-shift", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--ema", type=float, default=0.999, help="EMA decay (the EMA weights ship)")
+    ap.add_argument("--phase", default="free wording and sizes", help="name of this phase in studio.json")
+    ap.add_argument("--keep", type=_keep, default={}, metavar="PART=P,...",
+                    help="how often captions keep a part, e.g. shape=0.95 (default: studio.demo.captions.KEEP)")
     ap.add_argument("--images-scale", type=float, default=1.0, help="x the bucket image counts")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=4321)
-    ap.add_argument("--quick", action="store_true", help="a few steps on a tiny dataset (tests)")
+    ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny dataset (tests)")
     args = ap.parse_args(argv)
     counts = {k: max(8, int(v * args.images_scale)) for k, v in BUCKET_IMAGES.items()}
     if args.quick:
-        args.steps, args.detail_steps, args.batch, args.ckpt_every = 3, 2, 4, 2
+        args.batch, args.ckpt_every = 4, 2
+        args.steps = 3 if args.steps == ap.get_default("steps") else args.steps
+        args.detail_steps = 2 if args.detail_steps == ap.get_default("detail_steps") else args.detail_steps
         counts = {k: 8 for k in counts}
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    t_start = time.time()
+    setup = Clock({})
 
-    before = json.loads((args.base / "studio.json").read_text())
+    base_meta = json.loads((args.base / "studio.json").read_text())
     pipe = FluxPipeline.from_pretrained(str(args.base), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     added = extend_text(pipe, args.seed)
     log(f"base {args.base}; words added: {added or 'none'}")
     buckets = build_buckets(pipe.vae, counts, args.seed)
     weights = np.array([BUCKET_WEIGHTS[(b.width, b.height)] for b in buckets])
-    table = CaptionTable(pipe, all_captions())
+    table = CaptionTable(pipe, [] if args.quick else all_captions())
     log(f"{len(table.index)} captions encoded ({len(HELD_OUT)} eval prompts never drawn)")
     ema = copy.deepcopy(pipe.transformer).eval().requires_grad_(False)
-    t_train = time.time()
-    train_s = train(pipe, ema, buckets, weights / weights.sum(), table, args, args.work)
-    # set-up of this run + training over every run (an interrupted run, resumed, adds up)
-    wall = round(t_train - t_start + train_s)
-    command = "python -m studio.demo.train_free" + (f" --threads {args.threads}" if args.threads != 2 else "")
-    training = dict(before.get("training", {}))
-    phase = {"stage": "free wording and sizes", "command": command, "transformer_steps": args.steps,
+    before = setup.totals()  # this run's set-up
+    times = stage_times(before, train(pipe, ema, buckets, weights / weights.sum(), table, args, args.work))
+    wall = times["wall_time_s"]
+    command = " ".join(["python -m studio.demo.train_free", *(sys.argv[1:] if argv is None else argv)])
+    training = dict(base_meta.get("training", {}))
+    phase = {"stage": args.phase, "command": command, "transformer_steps": args.steps,
              "lr": args.lr, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
              "detail_noise_shift": args.detail_noise_shift, "batch": args.batch, "threads": args.threads,
              "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
-             "wall_time_s": wall, "train_time_s": round(train_s)}
+             **times}
     training["phases"] = [p for p in training.get("phases", []) if p.get("stage") != phase["stage"]] + [phase]
     extra = {"sizes": [[w, h] for w, h in counts], "training": training}
     if not args.quick:

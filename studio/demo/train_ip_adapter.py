@@ -25,6 +25,7 @@ import copy
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -35,8 +36,8 @@ import torch.nn.functional as F
 from . import components as C
 from .captions import all_captions, random_caption
 from .dataset import COLOURS, make_specs, random_spec, render
-from .trainkit import (CaptionTable, Resumable, cosine_lr, encode_latents, folder_bytes, image_ids, log, noised,
-                       sample_packed)
+from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, encode_latents, folder_bytes, image_ids, log,
+                       noised, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -116,7 +117,7 @@ class IPData:
         return j
 
 
-def train(pipe, data: IPData, table, args) -> float:
+def train(pipe, data: IPData, table, args) -> dict[str, float]:
     tr = pipe.transformer.requires_grad_(False).eval()
     modules = trainable(pipe)
     for m in modules:
@@ -127,7 +128,7 @@ def train(pipe, data: IPData, table, args) -> float:
     state = Resumable(args.work, encoder=pipe.image_encoder, proj=tr.encoder_hid_proj,
                       ip=torch.nn.ModuleList(ip_processors(tr)), opt=opt, gen=gen, rng=rng)
     start, extra = state.load()
-    wall_before = extra.get("wall_time_s", 0.0)
+    clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
     t0, running = time.time(), None
     for step in range(start, args.steps):
@@ -156,12 +157,12 @@ def train(pipe, data: IPData, table, args) -> float:
             log(f"step {step}/{args.steps} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, "
                 f"eta {el / (step + 1 - start) * (args.steps - step - 1):.0f}s)")
         if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
-            state.save(step + 1, wall_time_s=wall_before + time.time() - t0)
-    wall = wall_before + time.time() - t0
-    state.save(args.steps, wall_time_s=wall)
+            state.save(step + 1, **clock.totals())
+    times = clock.totals()
+    state.save(args.steps, **times)
     for m in modules:
         m.eval().requires_grad_(False)
-    return wall
+    return times
 
 
 def save(pipe, out: Path, record: dict) -> None:
@@ -199,12 +200,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=6161)
-    ap.add_argument("--quick", action="store_true", help="a few steps on a tiny dataset (tests)")
+    ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny dataset (tests)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.batch, args.scenes, args.references, args.ckpt_every = 3, 4, 8, 64, 2
+        args.batch, args.scenes, args.references, args.ckpt_every = 4, 8, 64, 2
+        args.steps = 3 if args.steps == ap.get_default("steps") else args.steps
     torch.set_num_threads(args.threads)
-    t_start = time.time()
+    setup = Clock({})
     pipe = FluxPipeline.from_pretrained(str(args.base), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     init = args.work / "initial"
@@ -212,16 +214,16 @@ def main(argv: list[str] | None = None) -> dict:
         initial_adapter(pipe, init, args.seed)
     load(pipe, init)
     data = IPData(pipe, args.scenes, args.references, args.seed)
-    table = CaptionTable(pipe, all_captions())
+    table = CaptionTable(pipe, [] if args.quick else all_captions())
     log(f"adapter {sum(p.numel() for m in trainable(pipe) for p in m.parameters()) / 1e6:.2f}M trainable params; "
         f"{args.scenes} scenes, {args.references} references")
-    t_train = time.time()
-    train_s = train(pipe, data, table, args)
-    wall = round(t_train - t_start + train_s)
-    record = {"command": "python -m studio.demo.train_ip_adapter" + (f" --threads {args.threads}" if args.threads != 2 else ""),
+    before = setup.totals()  # this run's set-up
+    times = stage_times(before, train(pipe, data, table, args))
+    wall = times["wall_time_s"]
+    record = {"command": " ".join(["python -m studio.demo.train_ip_adapter", *(sys.argv[1:] if argv is None else argv)]),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
               "references": args.references, "threads": args.threads, "seed": args.seed,
-              "wall_time_s": wall, "train_time_s": round(train_s)}
+              **times}
     save(pipe, args.out, record)
     log(f"saved {args.out} ({folder_bytes(args.out) / 1e6:.2f} MB), {wall / 60:.1f} min")
     return record

@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ import torch.nn.functional as F
 from . import components as C
 from .captions import all_captions, random_caption
 from .dataset import canvas_scale, inradius, random_spec, render, scaled
-from .trainkit import CaptionTable, Resumable, cosine_lr, encode_latents, image_ids, log, noised, sample_packed
+from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, encode_latents, image_ids, log, noised,
+                       sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -87,7 +89,7 @@ def lora_params(transformer, name: str) -> list[torch.nn.Parameter]:
     return [p for n, p in transformer.named_parameters() if f".{name}." in n and "lora_" in n]
 
 
-def train(pipe, effect: Effect, table, args, compose_with: str | None) -> float:
+def train(pipe, effect: Effect, table, args, compose_with: str | None) -> dict[str, float]:
     tr = pipe.transformer
     names = [effect.name] + ([compose_with] if compose_with else [])
     params = lora_params(tr, effect.name)
@@ -97,7 +99,7 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> float:
     holder = torch.nn.ParameterDict({k.replace(".", "_"): v for k, v in lora_state.items()})
     state = Resumable(args.work, lora=holder, opt=opt, gen=gen, rng=rng)
     start, extra = state.load()
-    wall_before = extra.get("wall_time_s", 0.0)
+    clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
     t0, running = time.time(), None
     for step in range(start, args.steps):
@@ -134,10 +136,10 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> float:
             log(f"step {step}/{args.steps} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, "
                 f"eta {el / (step + 1 - start) * (args.steps - step - 1):.0f}s)")
         if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
-            state.save(step + 1, wall_time_s=wall_before + time.time() - t0)
-    wall = wall_before + time.time() - t0
-    state.save(args.steps, wall_time_s=wall)
-    return wall
+            state.save(step + 1, **clock.totals())
+    times = clock.totals()
+    state.save(args.steps, **times)
+    return times
 
 
 def metadata(effect: Effect, args, record: dict, base_meta: dict) -> dict[str, str]:
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7171)
-    ap.add_argument("--quick", action="store_true", help="a few steps (tests)")
+    ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny batch (tests)")
     args = ap.parse_args(argv)
     effect = EFFECTS[args.effect]
     args.out = args.out or Path(f"models/loras/demo-{effect.name}.safetensors")
@@ -230,9 +232,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.compose_with is not None and str(args.compose_with) == "none":
         args.compose_with = None
     if args.quick:
-        args.steps, args.batch, args.ckpt_every = 3, 4, 2
+        args.batch, args.ckpt_every = 4, 2
+        args.steps = 3 if args.steps == ap.get_default("steps") else args.steps
     torch.set_num_threads(args.threads)
-    t_start = time.time()
+    setup = Clock({})
     base_meta = json.loads((args.base / "studio.json").read_text())
     pipe = FluxPipeline.from_pretrained(str(args.base), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
@@ -242,15 +245,14 @@ def main(argv: list[str] | None = None) -> dict:
         compose_name = "outline"
         pipe.load_lora_weights(str(args.compose_with), adapter_name=compose_name)
     add_lora(pipe.transformer, effect.name, args.rank, args.seed)
-    table = CaptionTable(pipe, all_captions())
-    t_train = time.time()
-    train_s = train(pipe, effect, table, args, compose_name)
-    wall = round(t_train - t_start + train_s)
-    record = {"command": f"python -m studio.demo.train_lora --effect {effect.name}"
-                         + (f" --threads {args.threads}" if args.threads != 2 else ""),
+    table = CaptionTable(pipe, [] if args.quick else all_captions())
+    before = setup.totals()  # this run's set-up
+    times = stage_times(before, train(pipe, effect, table, args, compose_name))
+    wall = times["wall_time_s"]
+    record = {"command": " ".join(["python -m studio.demo.train_lora", *(sys.argv[1:] if argv is None else argv)]),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "rank": args.rank, "threads": args.threads,
               "compose_with": str(args.compose_with) if args.compose_with else None, "seed": args.seed,
-              "wall_time_s": wall, "train_time_s": round(train_s)}
+              **times}
     save(pipe, effect, args.out, metadata(effect, args, record, base_meta))
     log(f"saved {args.out} ({args.out.stat().st_size / 1e3:.0f} kB), {wall / 60:.1f} min")
     return record

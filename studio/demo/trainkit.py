@@ -65,15 +65,27 @@ def encode_captions(pipe, captions: list[str], max_len: int = C.TEXT_LEN) -> tup
 
 
 class CaptionTable:
-    """Every caption a stage can draw, encoded once; `lookup(texts)` -> (seq, pooled) rows."""
+    """Caption embeddings, each caption encoded once: `captions` up front, any other on first use;
+    `lookup(texts)` -> (seq, pooled) rows."""
 
-    def __init__(self, pipe, captions: list[str]) -> None:
-        self.index = {c: i for i, c in enumerate(captions)}
-        self.seq, self.pooled = encode_captions(pipe, captions)
+    def __init__(self, pipe, captions: list[str] = ()) -> None:
+        self.pipe, self.index, self.seq, self.pooled = pipe, {}, [], []
+        self._add(list(captions))
+
+    def _add(self, captions: list[str]) -> None:
+        new = [c for c in dict.fromkeys(captions) if c not in self.index]
+        if not new:
+            return
+        seq, pooled = encode_captions(self.pipe, new)
+        for c, e, p in zip(new, seq, pooled):
+            self.index[c] = len(self.seq)
+            self.seq.append(e)
+            self.pooled.append(p)
 
     def lookup(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.tensor([self.index[t] for t in texts])
-        return self.seq[idx], self.pooled[idx]
+        self._add(list(texts))
+        idx = [self.index[t] for t in texts]
+        return torch.stack([self.seq[i] for i in idx]), torch.stack([self.pooled[i] for i in idx])
 
 
 @torch.no_grad()
@@ -112,6 +124,28 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: f
     with torch.no_grad():
         for pe, pt in zip(ema.parameters(), model.parameters()):
             pe.lerp_(pt, 1 - d)
+
+
+class Clock:
+    """Wall and CPU seconds of a stage's training, summed over every run of its command (the
+    totals are saved with the resumable state). CPU time is what one core spent on this process:
+    on a shared machine it is the figure an idle one would have shown as wall time (one thread)."""
+
+    def __init__(self, before: dict) -> None:
+        self.wall0, self.cpu0 = before.get("wall_time_s", 0.0), before.get("cpu_time_s", 0.0)
+        self.t0, self.c0 = time.time(), time.process_time()
+
+    def totals(self) -> dict[str, float]:
+        return {"wall_time_s": round(self.wall0 + time.time() - self.t0, 1),
+                "cpu_time_s": round(self.cpu0 + time.process_time() - self.c0, 1)}
+
+
+def stage_times(before: dict[str, float], train: dict[str, float]) -> dict[str, int]:
+    """This run's set-up (`before`: a Clock started with the command, read when training starts)
+    plus the training over every run: the stage's figures for its record."""
+    return {"wall_time_s": round(before["wall_time_s"] + train["wall_time_s"]),
+            "cpu_time_s": round(before["cpu_time_s"] + train["cpu_time_s"]),
+            "train_wall_time_s": round(train["wall_time_s"]), "train_cpu_time_s": round(train["cpu_time_s"])}
 
 
 class Resumable:
