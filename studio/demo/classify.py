@@ -59,6 +59,7 @@ class Verdict:
     position: str | None
     fill: float = 1.0  # drawn pixels / pixels inside the outline: 1 filled, well below 1 hollow
     radius: float = 0.0  # fitted size r of the best fit (circle radius; the renderer's r)
+    centre: tuple[float, float] = (0.0, 0.0)  # fitted (cx, cy) of the best fit, the renderer's
 
     @property
     def hollow(self) -> bool:
@@ -206,4 +207,4 @@ def classify(img: np.ndarray) -> Verdict:
     names = list(places)
     d = [(cx - places[n][0]) ** 2 + (cy - places[n][1]) ** 2 for n in names]
     position = names[int(np.argmin(d))]
-    return Verdict(colour, background, accepted, best, iou, offset, bf, position, fill, r)
+    return Verdict(colour, background, accepted, best, iou, offset, bf, position, fill, r, (cx, cy))

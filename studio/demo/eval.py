@@ -7,6 +7,7 @@ thread, classifies each picture strictly (studio.demo.classify) and ends with on
     colour=0.97 background=0.99 shape=0.85 position=0.93 sec_per_image=0.31
 
 where shape is the LOWEST per-class shape accuracy (each class is printed above it).
+`--family` gives the figures of the whole demo family instead (studio.demo.family_eval).
 `--validate` checks the judge instead: ground truth (also through the model's VAE) must pass,
 near-miss shapes (studio.demo.near_misses) must not.
 """
@@ -154,8 +155,22 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--validate", action="store_true",
                     help="check the judge: ground truth and the model's VAE pass, near-miss shapes fail")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--family", action="store_true",
+                    help="the demo family: free wording, sizes, ControlNet, IP-Adapter, LoRAs (studio.demo.family_eval)")
+    ap.add_argument("--controlnet", default="models/controlnet/demo-union")
+    ap.add_argument("--ip-adapter", default="models/ip_adapter/demo")
+    ap.add_argument("--loras", default="models/loras")
+    ap.add_argument("--sheets", default="docs", help="folder for the --family contact sheets ('' to skip)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+
+    if args.family:
+        from .family_eval import family
+
+        out = family(Path(args.model), Path(args.controlnet), Path(args.ip_adapter), Path(args.loras),
+                     list(range(args.seeds)), Path(args.sheets) if args.sheets else None)
+        print(out)
+        return out
 
     if args.validate:
         out = validate(args.model if Path(args.model, "vae").is_dir() else None)

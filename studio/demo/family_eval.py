@@ -22,6 +22,7 @@ and the plain one start from the same noise: the *_zero figures compare pixels b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -99,3 +100,71 @@ def score_sizes(pipe, meta: dict, seeds: Sequence[int], sizes: Sequence[tuple[in
     cases = [(p, Parts(t["colour"], t["shape"], t["position"], t["background"]).truth()) for p, t in eval_prompts()]
     per = {f"{w}x{h}": score_cases(pipe, meta, cases, seeds, w, h) for w, h in sizes}
     return {"score": float(np.mean([r["score"] for r in per.values()])), "per_size": per}
+
+
+# ----------------------------------------------------------------------------- the --family run
+
+
+def line(fig: dict) -> str:
+    keys = ("free", "sizes", "control_follow", "control_zero", "ip_colour", "ip_zero", "lora_outline", "lora_big",
+            "lora_mix", "lora_zero")
+    return " ".join(f"{k}={fig.get(k, float('nan')):.2f}" for k in keys)
+
+
+def _label(text: str, width: int = 46) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def family(model: Path, controlnet: Path, ip_adapter: Path, loras: Path, seeds: Sequence[int],
+           sheets: Path | None) -> str:
+    """Every figure of the demo family; prints details and writes contact sheets; -> the line."""
+    from diffusers import FluxControlNetModel
+
+    from . import adapters_eval as A
+    from .eval import load
+    from .notices import trained_sizes
+    from .sheets import contact_sheet
+
+    pipe, meta = load(model)
+    fig: dict[str, float] = {}
+    free = score_free(pipe, meta, seeds)
+    fig["free"] = free["score"]
+    sizes = score_sizes(pipe, meta, seeds, trained_sizes(meta))
+    fig["sizes"] = sizes["score"]
+    print(f"free wording: {fig['free']:.3f} ({len(FREE_EVAL)} prompts x {len(seeds)} seeds)")
+    print("template at every trained size: " + "  ".join(f"{k} {v['score']:.3f}" for k, v in sizes["per_size"].items()))
+    if sheets:
+        rows = [(_label(p), list(free["images"][i]), free["ok"][i]) for i, (p, _) in enumerate(FREE_EVAL[:14])]
+        contact_sheet(rows, [f"seed {s}" for s in seeds], sheets / "demo_family_free.png")
+        per = list(sizes["per_size"].values())
+        rows = [(_label(p), [r["images"][i][0] for r in per], [r["ok"][i][0] for r in per])
+                for i, (p, _) in enumerate(eval_prompts()[::4])]
+        contact_sheet(rows, list(sizes["per_size"]), sheets / "demo_family_sizes.png")
+    if (controlnet / "config.json").is_file():
+        c = A.score_control(pipe, FluxControlNetModel.from_pretrained(controlnet), meta, seeds)
+        fig |= {k: c[k] for k in ("control_follow", "control_zero")}
+        print(f"controlnet {controlnet}: follow {c['control_follow']:.3f} (median mask IoU {c['median_iou']:.3f}; "
+              + ", ".join(f"{k} {v:.2f}" for k, v in c["by_kind"].items()) + f"), scale 0 identical {c['control_zero']:.2f}")
+        if sheets:
+            rows = [(_label(f"{case.prompt} [{case.mode}]"), [cmap, *imgs], [None, *oks])
+                    for case, cmap, imgs, oks in c["rows"][:10]]
+            contact_sheet(rows, ["map", *[f"seed {s}" for s in seeds]], sheets / "demo_family_controlnet.png")
+    if (ip_adapter / "ip_adapter.safetensors").is_file():
+        ip = A.score_ip(pipe, ip_adapter, meta, seeds)
+        fig |= {k: ip[k] for k in ("ip_colour", "ip_zero")}
+        print(f"ip-adapter {ip_adapter}: reference colour {ip['ip_colour']:.3f}, the prompt's own parts "
+              f"{ip['ip_prompt_parts']:.3f}, scale 0 identical {ip['ip_zero']:.2f}")
+        if sheets:
+            rows = [(_label(case.prompt), [ref, *imgs], [None, *oks]) for case, ref, imgs, oks in ip["rows"][:10]]
+            contact_sheet(rows, ["reference", *[f"seed {s}" for s in seeds]], sheets / "demo_family_ip_adapter.png")
+    outline, big = loras / "demo-outline.safetensors", loras / "demo-big.safetensors"
+    if outline.is_file() and big.is_file():
+        lo = A.score_loras(pipe, outline, big, meta, seeds)
+        fig |= {k: lo[k] for k in ("lora_outline", "lora_big", "lora_mix", "lora_zero")}
+        print("LoRA medians (fill: drawn share of the outline's area; size: x the base picture): "
+              + "  ".join(f"{n}: fill {lo['median_fill'][n]:.2f} size {lo['median_size'][n]:.2f}" for n in A.LORA_SETTINGS))
+        if sheets:
+            rows = [(_label(c.prompt), [lo["images"][n][i][0] for n in A.LORA_SETTINGS], [None] * len(A.LORA_SETTINGS))
+                    for i, c in enumerate(lo["cases"][:8])]
+            contact_sheet(rows, list(A.LORA_SETTINGS), sheets / "demo_family_loras.png")
+    return line(fig)
