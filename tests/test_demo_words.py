@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from studio.demo import components as C  # noqa: E402
-from studio.demo.captions import FREE_EVAL, Parts, all_captions, compose, random_caption  # noqa: E402
+from studio.demo.captions import FREE_EVAL, Parts, all_captions, compose, random_caption, template_caption  # noqa: E402
 from studio.demo.cases import HELD_OUT, control_cases, ip_cases, lora_cases  # noqa: E402
 from studio.demo.dataset import first_words, make_specs, vocabulary  # noqa: E402
 from studio.demo.notices import aspect_presets, prompt_notice, size_notice, trained_sizes, unknown_words  # noqa: E402
@@ -48,6 +48,18 @@ def test_random_captions_leave_parts_out_and_never_draw_an_eval_prompt():
     for spec, caption in zip(specs[:300], captions[:300]):
         assert spec.shape in caption or "shape" in caption
         assert f"on a {spec.background} background" in caption or "background" not in caption
+
+
+def test_template_captions_keep_the_template_order_and_leave_out_only_what_keep_says():
+    rng = np.random.default_rng(0)
+    specs = make_specs(2000, seed=4)
+    full = [template_caption(s, rng) for s in specs]
+    no_colour = [template_caption(s, rng, keep={"colour": 0.0}) for s in specs]
+    assert not (set(full) | set(no_colour)) & HELD_OUT
+    assert all(spec.colour in a.split()[1] and spec.shape in a and spec.background in a for spec, a in zip(specs, full))  # noqa: E501
+    assert np.mean([a.endswith(f"on a {spec.background} background") for spec, a in zip(specs, full)]) > 0.95
+    left_out = [b.split()[1] == spec.shape and f"on a {spec.background} background" in b for spec, b in zip(specs, no_colour)]
+    assert np.mean(left_out) > 0.98  # the rest: held-out wordings, given in full
 
 
 def test_eval_cases_are_fixed_and_include_the_issue_cases():

@@ -95,6 +95,26 @@ def random_caption(spec: ShapeSpec, rng: np.random.Generator, keep: dict[str, fl
     return text
 
 
+def template_caption(spec: ShapeSpec, rng: np.random.Generator, keep: dict[str, float] | None = None,
+                     held_out: frozenset[str] | None = None) -> str:
+    """The template wording (parts in the template's order, place first, the right article) of
+    `spec`, parts left out only as `keep` says (default: every part kept): for a base that reads
+    only the template (the first demo model), so an adapter learns its effect, not the wording.
+    Never one of `held_out` (default: every eval prompt): then "center" for "centre", the place
+    after the background, the other article, or in full."""
+    if held_out is None:
+        from .cases import HELD_OUT as held_out
+    keep = keep or {}
+    pick = {k: rng.random() < keep.get(k, 1.0) for k in ("colour", "shape", "place", "background")}
+    parts = Parts(spec.colour if pick["colour"] else None, spec.shape if pick["shape"] else None,
+                  spec.position if pick["place"] else None, spec.background if pick["background"] else None)
+    for text in (compose(parts, phrase=POSITION_PHRASES[spec.position].index(spec.phrase)), compose(parts, phrase=1),
+                 compose(parts), compose(parts, place_last=True), compose(parts, wrong_article=True), template(spec)):
+        if text not in held_out:
+            return text
+    return random_caption(spec, rng, held_out=held_out)
+
+
 def all_parts() -> list[Parts]:
     return [Parts(c, s, p, b) for c in (None, *COLOURS) for s in (None, *SHAPES)
             for p in (None, *POSITION_PHRASES) for b in (None, *BACKGROUNDS) if c is None or c != b]

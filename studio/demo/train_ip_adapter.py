@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from . import components as C
-from .captions import all_captions, random_caption
+from .captions import all_captions, random_caption, template_caption
 from .dataset import COLOURS, make_specs, random_spec, render
 from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, encode_latents, folder_bytes, image_ids, log,
                        noised, sample_packed, stage_times)
@@ -138,7 +138,8 @@ def train(pipe, data: IPData, table, args) -> dict[str, float]:
         idx = torch.randint(0, len(data.specs), (args.batch,), generator=gen)
         specs = [data.specs[i] for i in idx.tolist()]
         refs = torch.tensor([data.reference(s, rng) for s in specs])
-        caps = [random_caption(s, rng, keep={"colour": 0.15}) for s in specs]
+        caption = template_caption if args.captions == "template" else random_caption
+        caps = [caption(s, rng, keep={"colour": 0.15}) for s in specs]
         seq, pooled = table.lookup(caps)
         x0 = sample_packed(pipe, *[t[idx] for t in data.latents], gen)
         xt, s, target = noised(x0, gen, args.noise_shift)
@@ -200,6 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=6161)
+    ap.add_argument("--captions", choices=("free", "template"), default="free",
+                    help="free: every wording, the colour mostly left out; template: the template's wording with "
+                         "the colour mostly left out, for a base that reads only the template (the first demo model)")
     ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny dataset (tests)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -222,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     wall = times["wall_time_s"]
     record = {"command": " ".join(["python -m studio.demo.train_ip_adapter", *(sys.argv[1:] if argv is None else argv)]),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
-              "references": args.references, "threads": args.threads, "seed": args.seed,
+              "references": args.references, "captions": args.captions, "threads": args.threads, "seed": args.seed,
               **times}
     save(pipe, args.out, record)
     log(f"saved {args.out} ({folder_bytes(args.out) / 1e6:.2f} MB), {wall / 60:.1f} min")

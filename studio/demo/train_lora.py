@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import components as C
-from .captions import all_captions, random_caption
+from .captions import all_captions, random_caption, template_caption
 from .dataset import canvas_scale, inradius, random_spec, render, scaled
 from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, encode_latents, image_ids, log, noised,
                        sample_packed, stage_times)
@@ -121,7 +121,8 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> dict[s
         specs = [random_spec(rng) for _ in range(args.batch)]
         images = np.stack([target([e for e in effects if e[1] > 0], s) for s in specs])
         x0 = sample_packed(pipe, *encode_latents(pipe.vae, images), gen)
-        seq, pooled = table.lookup([random_caption(s, rng) for s in specs])
+        caption = template_caption if args.captions == "template" else random_caption
+        seq, pooled = table.lookup([caption(s, rng) for s in specs])
         xt, s, target_v = noised(x0, gen, args.noise_shift)
         pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
                   txt_ids=txt_ids, img_ids=ids, return_dict=False)[0]
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7171)
+    ap.add_argument("--captions", choices=("free", "template"), default="free",
+                    help="free: every wording (studio.demo.captions); template: the template's wording only, for a "
+                         "base that reads only the template (the first demo model)")
     ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny batch (tests)")
     args = ap.parse_args(argv)
     effect = EFFECTS[args.effect]
@@ -251,7 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
     wall = times["wall_time_s"]
     record = {"command": " ".join(["python -m studio.demo.train_lora", *(sys.argv[1:] if argv is None else argv)]),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "rank": args.rank, "threads": args.threads,
-              "compose_with": str(args.compose_with) if args.compose_with else None, "seed": args.seed,
+              "compose_with": str(args.compose_with) if args.compose_with else None, "captions": args.captions,
+              "seed": args.seed,
               **times}
     save(pipe, effect, args.out, metadata(effect, args, record, base_meta))
     log(f"saved {args.out} ({args.out.stat().st_size / 1e3:.0f} kB), {wall / 60:.1f} min")
