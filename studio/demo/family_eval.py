@@ -10,8 +10,9 @@ one line:
 - free: studio.demo.captions.FREE_EVAL (parts left out, place after the background, "center",
   "a"/"an", "a red circle"): a picture is right when it shows one shape that passes the strict
   judge and every part the prompt names is right (a part left out may be anything);
-- sizes: the template prompts at every size of studio.json "sizes": shape (strict), colour,
-  background and place right;
+- sizes: the template prompts at every size of studio.json "sizes" and every size the demo family
+  is meant to draw (studio.demo.dataset.SIZES: 64x64, 80x48, 48x80), so that a model trained at
+  64x64 only is not scored at 64x64 only: shape (strict), colour, background and place right;
 - control_*, ip_*, lora_*: see studio.demo.adapters_eval.
 
 Initial noise is made from the seed the way FluxPipeline makes it and handed to every pipeline
@@ -129,7 +130,9 @@ def family(model: Path, controlnet: Path, ip_adapter: Path, loras: Path, seeds: 
     fig: dict[str, float] = {}
     free = score_free(pipe, meta, seeds)
     fig["free"] = free["score"]
-    sizes = score_sizes(pipe, meta, seeds, trained_sizes(meta))
+    from .dataset import SIZES
+
+    sizes = score_sizes(pipe, meta, seeds, list(dict.fromkeys([*trained_sizes(meta), *(tuple(x) for x in SIZES)])))
     fig["sizes"] = sizes["score"]
     print(f"free wording: {fig['free']:.3f} ({len(FREE_EVAL)} prompts x {len(seeds)} seeds)")
     print("template at every trained size: " + "  ".join(f"{k} {v['score']:.3f}" for k, v in sizes["per_size"].items()))
