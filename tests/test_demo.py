@@ -93,13 +93,13 @@ def test_classifier_rejects_a_round_blob_as_circle():
 def test_classifier_rejects_near_miss_shapes_but_passes_the_vae_round_trip(shipped):
     """The judge both ways: lumpy blobs, ellipses, hexagons, tilted/rounded triangles fail; real
     shapes passed through the shipped VAE (what the best possible transformer would give) pass."""
-    from studio.demo.controls import CONTROLS, render_control
+    from studio.demo.near_misses import NEAR_MISSES, render_near_miss
     from studio.demo.eval import vae_round_trip
 
-    for control in CONTROLS:
-        if control.must_reject:
-            accepted = [classify(img).shape == control.claimed for img in render_control(control, 20)]
-            assert sum(accepted) <= 2, (control.name, sum(accepted))
+    for miss in NEAR_MISSES:
+        if miss.must_reject:
+            accepted = [classify(img).shape == miss.claimed for img in render_near_miss(miss, 20)]
+            assert sum(accepted) <= 2, (miss.name, sum(accepted))
     images, _, specs = make_dataset(45, seed=11)
     verdicts = [classify(img) for img in vae_round_trip(shipped[0].vae, images)]
     assert sum(v.shape == s.shape for v, s in zip(verdicts, specs)) >= 44

@@ -14,23 +14,31 @@ same test for every class: for the same outline error a triangle (area/perimeter
 test, asked 0.38 px of a mid-size circle but 0.21 px of a triangle, and failed 15% of perfect
 triangles passed through the model's own VAE of the time. 0.35 px is the strictest that IoU >= 0.95 ever was
 on a circle (r = 13). `python -m studio.demo.eval --validate` checks the judge both ways: ground
-truth (also through the shipped VAE) must pass, and near-miss shapes (studio.demo.controls: lumpy
+truth (also through the shipped VAE) must pass, and near-miss shapes (studio.demo.near_misses: lumpy
 blobs, ellipses, hexagons, rounded or tilted triangles) must not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy.ndimage import binary_fill_holes
 
-from .dataset import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZE, SQUARE_HALF, TRIANGLE_CIRCUM
+from .dataset import BACKGROUNDS, COLOURS, SHAPES, SQUARE_HALF, TRIANGLE_CIRCUM, positions
 
 MAX_OFFSET_PX = 0.35
 MIN_BOUNDARY_F = 0.85
 MIN_PIXELS = 40
+HOLLOW_BELOW = 0.8  # a shape whose drawn pixels cover less of its outline than this is hollow
 
-_YS, _XS = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
+
+@lru_cache(maxsize=8)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    return ys, xs
+
 # The fit searches a coarse grid, then a fine one around the best coarse fit (1/8 px, 0.5%), so the
 # judge's own quantisation costs well under the 0.35 px it allows.
 _SHIFTS = np.array([-1.0, -0.5, 0.0, 0.5, 1.0], dtype=np.float32)
@@ -49,6 +57,13 @@ class Verdict:
     offset: float  # mean outline offset of the best fit, px
     boundary_f: float
     position: str | None
+    fill: float = 1.0  # drawn pixels / pixels inside the outline: 1 filled, well below 1 hollow
+    radius: float = 0.0  # fitted size r of the best fit (circle radius; the renderer's r)
+    centre: tuple[float, float] = (0.0, 0.0)  # fitted (cx, cy) of the best fit, the renderer's
+
+    @property
+    def hollow(self) -> bool:
+        return self.fill < HOLLOW_BELOW
 
 
 def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
@@ -57,10 +72,11 @@ def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
     return names[int(np.argmin(d))]
 
 
-def _templates(shape: str, cx: np.ndarray, cy: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Binary ideal masks for K parameter sets -> (K, SIZE, SIZE) bool (pixel-centre test)."""
-    x = _XS[None] - cx[:, None, None]
-    y = _YS[None] - cy[:, None, None]
+def _templates(shape: str, cx: np.ndarray, cy: np.ndarray, r: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Binary ideal masks for K parameter sets -> (K, H, W) bool (pixel-centre test)."""
+    ys, xs = _grid(*hw)
+    x = xs[None] - cx[:, None, None]
+    y = ys[None] - cy[:, None, None]
     r = r[:, None, None]
     if shape == "circle":
         return x * x + y * y <= r * r
@@ -104,11 +120,12 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
     m = np.pad(mask, 1)
     out = np.zeros_like(mask)
     for dy in range(3):
         for dx in range(3):
-            out |= m[dy : dy + SIZE, dx : dx + SIZE]
+            out |= m[dy : dy + h, dx : dx + w]
     return out
 
 
@@ -122,7 +139,7 @@ def boundary_f(mask: np.ndarray, ideal: np.ndarray) -> float:
 
 
 def _best(mask: np.ndarray, shape: str, cx: np.ndarray, cy: np.ndarray, r: np.ndarray):
-    ideal = _templates(shape, cx, cy, r)
+    ideal = _templates(shape, cx, cy, r, mask.shape)
     inter = (ideal & mask[None]).sum(axis=(1, 2))
     union = (ideal | mask[None]).sum(axis=(1, 2))
     iou = inter / np.maximum(union, 1)
@@ -161,18 +178,33 @@ def segment(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]
     return bg, mask, fg
 
 
+def outline_mask(mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """-> (the mask with its holes filled, drawn fraction of it). A filled shape is judged on
+    its own pixels, as ever; a hollow one (fraction < HOLLOW_BELOW) on the area its outline encloses."""
+    filled = binary_fill_holes(mask)
+    fill = float(mask.sum() / max(1, filled.sum()))
+    return (filled if fill < HOLLOW_BELOW else mask), fill
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
 def classify(img: np.ndarray) -> Verdict:
-    bg, mask, fg = segment(img)
+    """What one picture (any H x W) shows; places are the canvas's own (dataset.positions)."""
+    bg, drawn, fg = segment(img)
     background = _nearest(bg, BACKGROUNDS)
-    if fg is None or mask.sum() < MIN_PIXELS:
-        return Verdict(None, background, None, None, 0.0, float("inf"), 0.0, None)
+    if fg is None or drawn.sum() < MIN_PIXELS:
+        return Verdict(None, background, None, None, 0.0, float("inf"), 0.0, None, 0.0)
     colour = _nearest(fg, COLOURS)
+    mask, fill = outline_mask(drawn)
     fits = {s: fit(mask, s) for s in SHAPES}
     best = max(SHAPES, key=lambda s: fits[s][0])
-    iou, offset, ideal, (cx, cy, _) = fits[best]
+    iou, offset, ideal, (cx, cy, r) = fits[best]
     bf = boundary_f(mask, ideal)
     accepted = best if (offset <= MAX_OFFSET_PX and bf >= MIN_BOUNDARY_F) else None
-    names = list(POSITIONS)
-    d = [(cx - POSITIONS[n][0]) ** 2 + (cy - POSITIONS[n][1]) ** 2 for n in names]
+    places = positions(img.shape[1], img.shape[0])
+    names = list(places)
+    d = [(cx - places[n][0]) ** 2 + (cy - places[n][1]) ** 2 for n in names]
     position = names[int(np.argmin(d))]
-    return Verdict(colour, background, accepted, best, iou, offset, bf, position)
+    return Verdict(colour, background, accepted, best, iou, offset, bf, position, fill, r, (cx, cy))

@@ -5,11 +5,14 @@ All configs live here so that training, tests and docs agree on one architecture
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
+from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerFast, T5Config, T5EncoderModel,
+                          T5TokenizerFast)
 
-from .dataset import vocabulary
+from .dataset import token_words
 
 TEXT_LEN = 16  # max_sequence_length (T5) and CLIP model_max_length used in training and sampling
 TEXT_DIM = 64
@@ -29,9 +32,11 @@ def _bpe(word: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     return parts
 
 
-def build_clip_tokenizer(words: list[str] | None = None, max_length: int = TEXT_LEN) -> CLIPTokenizer:
-    """A byte-pair tokenizer in which every vocabulary word is one token (letters are the fallback)."""
-    words = words or vocabulary()
+def build_clip_tokenizer(words: list[str] | None = None, max_length: int = TEXT_LEN) -> PreTrainedTokenizerFast:
+    """A byte-pair tokenizer in which every vocabulary word is one token (letters are the fallback).
+
+    Token ids follow `words` (default: `token_words()`, the first words, then the added ones)."""
+    words = words or token_words()
     vocab: dict[str, int] = {}
 
     def add(tok: str) -> None:
@@ -53,16 +58,37 @@ def build_clip_tokenizer(words: list[str] | None = None, max_length: int = TEXT_
             ranks[pair] = len(merges)
             merges.append(pair)
             add(pair[0] + pair[1])
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length, pad_token=EOS)
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length, pad_token=EOS)
+    return letters_only(tok)
 
 
-def build_t5_tokenizer(words: list[str] | None = None, max_length: int = TEXT_LEN) -> T5TokenizerFast:
-    words = words or vocabulary()
+def build_t5_tokenizer(words: list[str] | None = None, max_length: int = TEXT_LEN) -> PreTrainedTokenizerFast:
+    words = words or token_words()
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("\u2581" + w, -1.0) for w in words]
-    return T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=max_length)
+    return letters_only(T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=max_length))
 
 
-def build_text_encoders(clip_tok: CLIPTokenizer, t5_tok: T5TokenizerFast, seed: int = 0) -> tuple[CLIPTextModel, T5EncoderModel]:
+def letters_only(tok) -> PreTrainedTokenizerFast:
+    """The same tokenizer, lowercasing the text and reading anything but letters as a space.
+
+    "A red circle." then tokenizes as "a red circle" (T5 is case-sensitive and would read "A" and
+    "." as unknown; CLIP would read "." as an end-of-text token). Words of the vocabulary keep
+    their token ids (studio.demo.notices.words_of splits prompts the same way). The normalizer
+    lives in tokenizer.json; the generic `PreTrainedTokenizerFast` (what model_index.json names)
+    loads that file as it is, where CLIPTokenizer / T5Tokenizer would rebuild their own.
+    """
+    from tokenizers import Regex, normalizers
+
+    backend = copy.deepcopy(tok.backend_tokenizer)
+    backend.normalizer = normalizers.Sequence([
+        normalizers.NFC(), normalizers.Lowercase(), normalizers.Replace(Regex(r"[^\p{L}\s]+"), " "),
+        normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(),
+    ])
+    special = {k: getattr(tok, k) for k in ("bos_token", "eos_token", "unk_token", "pad_token") if getattr(tok, k)}
+    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=tok.model_max_length, **special)
+
+
+def build_text_encoders(clip_tok, t5_tok, seed: int = 0) -> tuple[CLIPTextModel, T5EncoderModel]:
     """Small frozen random text encoders (their random token embeddings are distinct enough)."""
     torch.manual_seed(seed)
     clip = CLIPTextModel(

@@ -7,8 +7,9 @@ thread, classifies each picture strictly (studio.demo.classify) and ends with on
     colour=0.97 background=0.99 shape=0.85 position=0.93 sec_per_image=0.31
 
 where shape is the LOWEST per-class shape accuracy (each class is printed above it).
+`--family` gives the figures of the whole demo family instead (studio.demo.family_eval).
 `--validate` checks the judge instead: ground truth (also through the model's VAE) must pass,
-near-miss shapes (studio.demo.controls) must not.
+near-miss shapes (studio.demo.near_misses) must not.
 """
 
 from __future__ import annotations
@@ -117,15 +118,15 @@ def vae_round_trip(vae, images: np.ndarray, batch: int = 50) -> np.ndarray:
     return ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_controls: int = 40) -> str:
+def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_misses: int = 40) -> str:
     """Check the judge both ways, with no transformer involved.
 
-    Positive controls: ground-truth renders, and the same renders through the model's VAE (the
-    best any transformer sampling in that latent space can do) must pass. Negative controls:
-    near-miss shapes (studio.demo.controls) must not be accepted as the class they imitate.
+    Positive checks: ground-truth renders, and the same renders through the model's VAE (the
+    best any transformer sampling in that latent space can do) must pass. Negative checks:
+    near-miss shapes (studio.demo.near_misses) must not be accepted as the class they imitate.
     Ends with the usual line, for the ground-truth renders.
     """
-    from .controls import CONTROLS, render_control
+    from .near_misses import NEAR_MISSES, render_near_miss
 
     images, _, specs = make_dataset(n, seed)
     truths = [{"shape": s.shape, "colour": s.colour, "background": s.background, "position": s.position} for s in specs]
@@ -136,9 +137,9 @@ def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_contr
         sets.append((f"through the VAE of {model_dir}", score(vae_round_trip(pipe.vae, images)[:, None], truths)))
     for name, r in sets:
         print(f"{name}: " + "  ".join(f"{s} {r['acc'][s]:.3f}" for s in SHAPES))
-    print(f"near misses, accepted as the class they imitate ({n_controls} each; * = must be ~0):")
-    for c in CONTROLS:
-        accepted = np.mean([classify(img).shape == c.claimed for img in render_control(c, n_controls)])
+    print(f"near misses, accepted as the class they imitate ({n_misses} each; * = must be ~0):")
+    for c in NEAR_MISSES:
+        accepted = np.mean([classify(img).shape == c.claimed for img in render_near_miss(c, n_misses)])
         print(f"  {'*' if c.must_reject else ' '} {c.name:38s} as {c.claimed:8s} {accepted:.3f}")
     return line(res["acc"], 0.0)
 
@@ -154,8 +155,22 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--validate", action="store_true",
                     help="check the judge: ground truth and the model's VAE pass, near-miss shapes fail")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--family", action="store_true",
+                    help="the demo family: free wording, sizes, ControlNet, IP-Adapter, LoRAs (studio.demo.family_eval)")
+    ap.add_argument("--controlnet", default="models/controlnet/demo-union")
+    ap.add_argument("--ip-adapter", default="models/ip_adapter/demo")
+    ap.add_argument("--loras", default="models/loras")
+    ap.add_argument("--sheets", default="docs", help="folder for the --family contact sheets ('' to skip)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+
+    if args.family:
+        from .family_eval import family
+
+        out = family(Path(args.model), Path(args.controlnet), Path(args.ip_adapter), Path(args.loras),
+                     list(range(args.seeds)), Path(args.sheets) if args.sheets else None)
+        print(out)
+        return out
 
     if args.validate:
         out = validate(args.model if Path(args.model, "vae").is_dir() else None)

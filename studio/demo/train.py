@@ -31,25 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from . import components as C
+from .captions import PROMPT_TEMPLATE
 from .dataset import SIZE, make_dataset, vocabulary
+from .trainkit import cosine_lr, fix_tokenizer_classes, log, noise_levels, to_tensor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def cosine_lr(step: int, total: int, base: float, warmup: int, floor: float = 0.05) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def grad_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -145,20 +131,6 @@ def finetune_decoder(vae, images, lat_mean, lat_std, steps, batch, lr, noise, rn
     vae.eval()
 
 
-def noise_levels(batch: int, gen: torch.Generator, shift: float = C.SCHEDULER_SHIFT) -> torch.Tensor:
-    """80% logit-normal(0, 1) + 20% uniform, then a static shift.
-
-    With the sampler's own shift (3, the default) the median level is s = 0.75, where 8-step
-    sampling spends most of its steps; shift 1 (median 0.5) puts more weight on the low levels
-    whose predictions fix the final outlines (the last of 8 steps jumps from s = 0.3 to 0).
-    """
-    u = torch.sigmoid(torch.randn(batch, generator=gen))
-    uni = torch.rand(batch, generator=gen)
-    pick = torch.rand(batch, generator=gen) < 0.2
-    u = torch.where(pick, uni, u)
-    return C.shift_sigmas(u, shift)
-
-
 def train_transformer(
     pipe, ema, latents_mean, latents_std, shift, scale, seq_embeds, pooled_embeds,
     steps, batch, lr, seed, ckpt_every, save_fn, bf16=True, noise_shift=C.SCHEDULER_SHIFT,
@@ -227,8 +199,9 @@ def studio_json(extra: dict) -> dict:
         "height": SIZE,
         "display_scale": 4,
         "scheduler_shift": C.SCHEDULER_SHIFT,
+        "sizes": [[SIZE, SIZE]],
         "vocabulary": vocabulary(),
-        "prompt_template": "a <colour> <shape> at the <left|right|top|bottom> | in the centre on a <background> background",
+        "prompt_template": PROMPT_TEMPLATE,
         "example_prompts": [
             "a red circle at the left on a blue background",
             "a yellow triangle in the centre on a black background",
@@ -257,6 +230,7 @@ def save_pipeline(pipe, ema, out: Path, extra: dict, fp16: bool = True) -> None:
         shipped.transformer.to(torch.float16)
         shipped.vae.to(torch.float16)
     shipped.save_pretrained(tmp)
+    fix_tokenizer_classes(tmp)
     write_studio_json(tmp, extra)
     keep = out / "README.md"
     if keep.exists():

@@ -1,6 +1,6 @@
-"""Negative controls for the shape judge: near-miss shapes it must not accept.
+"""Near misses for the shape judge: near-miss shapes it must not accept.
 
-Each control is rendered the way the dataset renders (4x supersampled polygon, box-filtered to
+Each near miss is rendered the way the dataset renders (4x supersampled polygon, box-filtered to
 64 px, the same size range, the renderer's own outlines for the triangle and square variants) and is "claimed" as the class a lenient judge would
 take it for: a lumpy blob or an ellipse as a circle, a rounded or tilted triangle as a triangle.
 `python -m studio.demo.eval --validate` prints how many of each the judge accepts; the ones marked
@@ -24,7 +24,7 @@ _TH = np.linspace(0, 2 * np.pi, 400, endpoint=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Control:
+class NearMiss:
     name: str
     claimed: str  # the class a lenient judge would give it
     must_reject: bool
@@ -95,24 +95,24 @@ def _rounded_square(frac: float) -> Outline:
     return outline
 
 
-CONTROLS: tuple[Control, ...] = (
-    Control("blob, 6% ripple", "circle", True, _blob(0.06)),
-    Control("blob, 10% ripple", "circle", True, _blob(0.10)),
-    Control("ellipse 1.12:1", "circle", True, _ellipse(1.12)),
-    Control("ellipse 1.2:1", "circle", True, _ellipse(1.2)),
-    Control("hexagon", "circle", True, _polygon(6)),
-    Control("triangle, tips rounded 50%", "triangle", True, _rounded_triangle(0.5)),
-    Control("triangle tilted 8 deg", "triangle", True, _tilted_triangle(8)),
-    Control("square, corners rounded 50%", "square", True, _rounded_square(0.5)),
-    Control("blob, 4% ripple (subtle)", "circle", False, _blob(0.04)),
-    Control("ellipse 1.08:1 (subtle)", "circle", False, _ellipse(1.08)),
-    Control("octagon (subtle)", "circle", False, _polygon(8)),
-    Control("triangle, tips rounded 30% (subtle)", "triangle", False, _rounded_triangle(0.3)),
+NEAR_MISSES: tuple[NearMiss, ...] = (
+    NearMiss("blob, 6% ripple", "circle", True, _blob(0.06)),
+    NearMiss("blob, 10% ripple", "circle", True, _blob(0.10)),
+    NearMiss("ellipse 1.12:1", "circle", True, _ellipse(1.12)),
+    NearMiss("ellipse 1.2:1", "circle", True, _ellipse(1.2)),
+    NearMiss("hexagon", "circle", True, _polygon(6)),
+    NearMiss("triangle, tips rounded 50%", "triangle", True, _rounded_triangle(0.5)),
+    NearMiss("triangle tilted 8 deg", "triangle", True, _tilted_triangle(8)),
+    NearMiss("square, corners rounded 50%", "square", True, _rounded_square(0.5)),
+    NearMiss("blob, 4% ripple (subtle)", "circle", False, _blob(0.04)),
+    NearMiss("ellipse 1.08:1 (subtle)", "circle", False, _ellipse(1.08)),
+    NearMiss("octagon (subtle)", "circle", False, _polygon(8)),
+    NearMiss("triangle, tips rounded 30% (subtle)", "triangle", False, _rounded_triangle(0.3)),
 )
 
 
-def render_control(control: Control, n: int, seed: int = 7) -> np.ndarray:
-    """n renders of one control, (n, 64, 64, 3) uint8: random colours, the dataset's sizes, centres
+def render_near_miss(miss: NearMiss, n: int, seed: int = 7) -> np.ndarray:
+    """n renders of one near miss, (n, 64, 64, 3) uint8: random colours, the dataset's sizes, centres
     anywhere within 8 px of the middle."""
     rng = np.random.default_rng(seed)
     s, out = SUPERSAMPLE, []
@@ -122,6 +122,6 @@ def render_control(control: Control, n: int, seed: int = 7) -> np.ndarray:
         colour = colours[rng.integers(len(colours))]
         cx, cy, r = 32 + rng.uniform(-8, 8), 32 + rng.uniform(-8, 8), rng.uniform(*RADIUS_RANGE)
         img = Image.new("RGB", (SIZE * s, SIZE * s), BACKGROUNDS[background])
-        ImageDraw.Draw(img).polygon([(x * s, y * s) for x, y in control.outline(rng, cx, cy, r)], fill=COLOURS[colour])
+        ImageDraw.Draw(img).polygon([(x * s, y * s) for x, y in miss.outline(rng, cx, cy, r)], fill=COLOURS[colour])
         out.append(np.asarray(img.resize((SIZE, SIZE), Image.Resampling.BOX), dtype=np.uint8))
     return np.stack(out)

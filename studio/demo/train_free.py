@@ -1,0 +1,236 @@
+"""Demo base, stage 2: free wording and sizes. `python -m studio.demo.train_free`
+
+Trains the transformer of a saved demo model further (its VAE is kept exactly) so that it reads
+prompts the way people write them and draws at every trained size:
+
+- captions drawn afresh at every step from studio.demo.captions: each part (colour, shape,
+  place, background) left out at random, the place before or after the background, "centre" or
+  "center", "a" or "an"; the eval's prompts are never drawn;
+- aspect buckets: one canvas per step, 64x64 (half the steps), 80x48 and 48x80 (a quarter each);
+  geometry scaled per canvas (studio.demo.dataset.positions);
+- tokenizers that lowercase and drop punctuation, and the word "shape" (studio.demo.components):
+  every first word keeps its token id and embedding, so the transformer's reading is unchanged;
+- two segments as in the first recipe: main (noise shift 3) and detail (shift 1, from the EMA).
+
+Resumable: the state is saved to --work every --ckpt-every steps; the same command, run again,
+goes on from there (delete --work to start over). The model is written to --out at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import components as C
+from .captions import KEEP, all_captions, random_caption
+from .cases import HELD_OUT
+from .dataset import SIZES, first_words, make_specs, render, token_words
+from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, ema_update, encode_latents, image_ids, log, noised,
+                       sample_packed, stage_times)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+BUCKET_WEIGHTS = {(64, 64): 0.5, (80, 48): 0.25, (48, 80): 0.25}
+BUCKET_IMAGES = {(64, 64): 16000, (80, 48): 8000, (48, 80): 8000}
+
+
+def extend_text(pipe, seed: int) -> list[str]:
+    """Give the pipeline the current tokenizers (letters only, added words); new words get new
+    random embedding rows in both frozen text encoders. Idempotent. -> the words added now."""
+    probe = ["a red circle at the left on a blue background", "an orange triangle in the centre"]
+    before = pipe.encode_prompt(prompt=probe, prompt_2=None, max_sequence_length=C.TEXT_LEN)
+    clip_tok, t5_tok = C.build_clip_tokenizer(), C.build_t5_tokenizer()
+    for word in first_words():
+        if clip_tok(word).input_ids != pipe.tokenizer(word).input_ids or \
+                t5_tok(word).input_ids != pipe.tokenizer_2(word).input_ids:
+            raise ValueError(f"token id of {word!r} would change; the text encoders would misread it")
+    added = [w for w in token_words() if pipe.tokenizer_2.convert_tokens_to_ids("\u2581" + w) in
+             (None, pipe.tokenizer_2.unk_token_id)]
+    gen = torch.Generator().manual_seed(seed)
+    for encoder, tok in ((pipe.text_encoder, clip_tok), (pipe.text_encoder_2, t5_tok)):
+        old = encoder.get_input_embeddings().weight.detach().clone()
+        if len(tok) > old.shape[0]:
+            encoder.resize_token_embeddings(len(tok), mean_resizing=False)
+            with torch.no_grad():
+                rows = torch.randn(len(tok) - old.shape[0], old.shape[1], generator=gen) * old.std()
+                encoder.get_input_embeddings().weight.copy_(torch.cat([old, rows]))
+    pipe.tokenizer, pipe.tokenizer_2 = clip_tok, t5_tok
+    after = pipe.encode_prompt(prompt=probe, prompt_2=None, max_sequence_length=C.TEXT_LEN)
+    if not (torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])):
+        raise ValueError("the text embeddings of known prompts changed")
+    return added
+
+
+class Bucket:
+    """One canvas size: its specs and their VAE latents."""
+
+    def __init__(self, vae, size: tuple[int, int], n: int, seed: int) -> None:
+        self.width, self.height = size
+        self.specs = make_specs(n, seed, *size)
+        images = np.stack([render(s) for s in self.specs])
+        self.mean, self.std = encode_latents(vae, images)
+
+
+def build_buckets(vae, counts: dict[tuple[int, int], int], seed: int) -> list[Bucket]:
+    out = []
+    for k, (size, n) in enumerate(counts.items()):
+        t0 = time.time()
+        out.append(Bucket(vae, size, n, seed + 100 * k))
+        log(f"bucket {size[0]}x{size[1]}: {n} images, latents {tuple(out[-1].mean.shape[1:])} ({time.time() - t0:.0f}s)")
+    return out
+
+
+def train(pipe, ema, buckets, weights, table, args, work: Path) -> dict[str, float]:
+    """-> wall and CPU seconds spent training, over every run of the command (resumed runs add up)."""
+    tr = pipe.transformer
+    tr.train()
+    opt = torch.optim.AdamW(tr.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    state = Resumable(work, transformer=tr, ema=ema, opt=opt, gen=gen, rng=rng)
+    start, extra = state.load()
+    clock = Clock(extra)
+    ids = [image_ids(pipe, b.mean.shape[2], b.mean.shape[3]) for b in buckets]
+    txt_ids = torch.zeros(C.TEXT_LEN, 3)
+    total = args.steps + args.detail_steps
+    t0, running = time.time(), None
+    for step in range(start, total):
+        detail = step >= args.steps
+        if step == args.steps and args.detail_steps:
+            log(f"detail segment: {args.detail_steps} steps from the EMA weights, LR {args.detail_lr}, "
+                f"noise shift {args.detail_noise_shift}")
+            tr.load_state_dict(ema.state_dict())
+            opt.state.clear()
+        local, seg_total = (step - args.steps, args.detail_steps) if detail else (step, args.steps)
+        lr = cosine_lr(local, seg_total, args.detail_lr if detail else args.lr, warmup=200)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        b = int(rng.choice(len(buckets), p=weights))
+        bucket = buckets[b]
+        idx = torch.randint(0, len(bucket.specs), (args.batch,), generator=gen)
+        x0 = sample_packed(pipe, bucket.mean[idx], bucket.std[idx], gen)
+        seq, pooled = table.lookup([random_caption(bucket.specs[i], rng, args.keep) for i in idx.tolist()])
+        xt, s, target = noised(x0, gen, args.detail_noise_shift if detail else args.noise_shift)
+        pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
+                  txt_ids=txt_ids, img_ids=ids[b], return_dict=False)[0]
+        loss = F.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(tr.parameters(), 1.0)
+        opt.step()
+        ema_update(ema, tr, local, args.ema)
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 100 == 0 or step == total - 1:
+            el = time.time() - t0
+            eta = el / (step + 1 - start) * (total - step - 1)
+            log(f"step {step}/{total} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, eta {eta:.0f}s)")
+        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < total:
+            state.save(step + 1, **clock.totals())
+    times = clock.totals()
+    state.save(total, **times)
+    tr.eval()
+    return times
+
+
+def quick_check(pipe, ema, seeds: int = 2) -> dict:
+    """Free prompts and the template at every size, through the in-memory EMA model."""
+    from .family_eval import score_free, score_sizes
+
+    model = copy.deepcopy(pipe)
+    model.transformer.load_state_dict(ema.state_dict())
+    meta = {"default_steps": 8, "default_guidance": 0.0, "max_sequence_length": C.TEXT_LEN}
+    return {"free": round(score_free(model, meta, list(range(seeds)))["score"], 3),
+            "sizes": round(score_sizes(model, meta, list(range(seeds)), [tuple(s) for s in SIZES])["score"], 3)}
+
+
+def _keep(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, text.split(",")):
+        part, _, p = item.partition("=")
+        if part not in KEEP:
+            raise argparse.ArgumentTypeError(f"--keep: unknown part {part!r}; expected one of {sorted(KEEP)}")
+        out[part] = float(p)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from diffusers import FluxPipeline
+
+    from .train import fp16_check, save_pipeline
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", type=Path, default=Path("models/demo"), help="the saved model to train further")
+    ap.add_argument("--out", type=Path, default=Path("models/demo"))
+    ap.add_argument("--work", type=Path, default=Path(".cache/demo-train/free"), help="resumable state")
+    ap.add_argument("--steps", type=int, default=5500)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--noise-shift", type=float, default=C.SCHEDULER_SHIFT)
+    ap.add_argument("--detail-steps", type=int, default=5500)
+    ap.add_argument("--detail-lr", type=float, default=3e-4)
+    ap.add_argument("--detail-noise-shift", type=float, default=1.0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--ema", type=float, default=0.999, help="EMA decay (the EMA weights ship)")
+    ap.add_argument("--phase", default="free wording and sizes", help="name of this phase in studio.json")
+    ap.add_argument("--keep", type=_keep, default={}, metavar="PART=P,...",
+                    help="how often captions keep a part, e.g. shape=0.95 (default: studio.demo.captions.KEEP)")
+    ap.add_argument("--images-scale", type=float, default=1.0, help="x the bucket image counts")
+    ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=4321)
+    ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny dataset (tests)")
+    args = ap.parse_args(argv)
+    counts = {k: max(8, int(v * args.images_scale)) for k, v in BUCKET_IMAGES.items()}
+    if args.quick:
+        args.batch, args.ckpt_every = 4, 2
+        args.steps = 3 if args.steps == ap.get_default("steps") else args.steps
+        args.detail_steps = 2 if args.detail_steps == ap.get_default("detail_steps") else args.detail_steps
+        counts = {k: 8 for k in counts}
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    setup = Clock({})
+
+    base_meta = json.loads((args.base / "studio.json").read_text())
+    pipe = FluxPipeline.from_pretrained(str(args.base), dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    added = extend_text(pipe, args.seed)
+    log(f"base {args.base}; words added: {added or 'none'}")
+    buckets = build_buckets(pipe.vae, counts, args.seed)
+    weights = np.array([BUCKET_WEIGHTS[(b.width, b.height)] for b in buckets])
+    table = CaptionTable(pipe, [] if args.quick else all_captions())
+    log(f"{len(table.index)} captions encoded ({len(HELD_OUT)} eval prompts never drawn)")
+    ema = copy.deepcopy(pipe.transformer).eval().requires_grad_(False)
+    before = setup.totals()  # this run's set-up
+    times = stage_times(before, train(pipe, ema, buckets, weights / weights.sum(), table, args, args.work))
+    wall = times["wall_time_s"]
+    command = " ".join(["python -m studio.demo.train_free", *(sys.argv[1:] if argv is None else argv)])
+    training = dict(base_meta.get("training", {}))
+    phase = {"stage": args.phase, "command": command, "transformer_steps": args.steps,
+             "lr": args.lr, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
+             "detail_noise_shift": args.detail_noise_shift, "batch": args.batch, "threads": args.threads,
+             "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
+             **times}
+    training["phases"] = [p for p in training.get("phases", []) if p.get("stage") != phase["stage"]] + [phase]
+    extra = {"sizes": [[w, h] for w, h in counts], "training": training}
+    if not args.quick:
+        phase["quick_check"] = quick_check(pipe, ema)
+        log(f"quick check: {phase['quick_check']}")
+    save_pipeline(pipe, ema, args.out, extra)
+    extra["fp16_check"] = fp16_check(pipe, ema, args.out, n_prompts=4 if args.quick else 16)
+    from .train import write_studio_json
+
+    write_studio_json(args.out, extra)
+    log(f"saved {args.out}; fp16 check {extra['fp16_check']}; {wall / 60:.1f} min")
+    return {"wall_time_s": wall}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Every demo-family training stage runs for a few steps on a tiny dataset and saves something the
+plain diffusers calls load; an interrupted stage goes on from its saved state. CI never retrains
+what ships (that is models/ and tests/test_demo_family.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from studio.demo.family_eval import run  # noqa: E402
+
+DEMO = Path(__file__).resolve().parents[1] / "models" / "demo"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def test_free_stage_trains_buckets_and_keeps_the_vae(tmp_path):
+    from diffusers import FluxPipeline
+
+    from studio.demo import train_free
+
+    train_free.main(["--quick", "--base", str(DEMO), "--out", str(tmp_path / "demo"), "--work", str(tmp_path / "w"),
+                     "--threads", "1"])
+    meta = json.loads((tmp_path / "demo" / "studio.json").read_text())
+    assert meta["sizes"] == [[64, 64], [80, 48], [48, 80]]
+    phase = meta["training"]["phases"][-1]
+    assert phase["stage"] == "free wording and sizes" and phase["cpu_time_s"] >= 0
+    a, b = FluxPipeline.from_pretrained(DEMO), FluxPipeline.from_pretrained(tmp_path / "demo")
+    assert all(torch.equal(x, y) for x, y in zip(a.vae.state_dict().values(), b.vae.state_dict().values()))
+    b.set_progress_bar_config(disable=True)
+    assert run(b, ["a red shape"], [0], 80, 48).shape == (1, 1, 48, 80, 3)
+
+
+def test_controlnet_stage_saves_a_union_net_that_loads_plainly(tmp_path):
+    from diffusers import FluxControlNetModel
+
+    from studio.demo import train_controlnet
+
+    out = tmp_path / "cn"
+    train_controlnet.main(["--quick", "--base", str(DEMO), "--out", str(out), "--work", str(tmp_path / "w"),
+                           "--threads", "1"])
+    net = FluxControlNetModel.from_pretrained(out)
+    assert net.config.num_mode == 10 and net.dtype == torch.float32
+    assert json.loads((out / "studio.json").read_text())["control_modes"] == {"canny": 0, "depth": 2}
+
+
+def test_ip_adapter_stage_saves_the_flux_layout(tmp_path):
+    from diffusers import FluxPipeline
+    from safetensors import safe_open
+
+    from studio.demo import train_ip_adapter
+    from studio.demo.adapters_eval import load_ip
+
+    out = tmp_path / "ip"
+    train_ip_adapter.main(["--quick", "--base", str(DEMO), "--out", str(out), "--work", str(tmp_path / "w"),
+                           "--threads", "1"])
+    with safe_open(out / "ip_adapter.safetensors", framework="pt") as f:
+        keys = set(f.keys())
+    assert {"image_proj.proj.weight", "image_proj.norm.weight", "ip_adapter.0.to_k_ip.weight",
+            "ip_adapter.1.to_v_ip.weight"} <= keys
+    pipe = FluxPipeline.from_pretrained(DEMO)
+    load_ip(pipe, out)
+    assert pipe.image_encoder.dtype == torch.float32 and pipe.feature_extractor.size["shortest_edge"] == 32
+
+
+def test_lora_stages_save_loadable_files_and_big_composes_with_outline(tmp_path):
+    from diffusers import FluxPipeline
+    from safetensors import safe_open
+
+    from studio.demo import train_lora
+
+    outline, big = tmp_path / "demo-outline.safetensors", tmp_path / "demo-big.safetensors"
+    common = ["--quick", "--base", str(DEMO), "--threads", "1"]
+    train_lora.main(["--effect", "outline", "--out", str(outline), "--work", str(tmp_path / "w1"), *common])
+    record = train_lora.main(["--effect", "big", "--out", str(big), "--work", str(tmp_path / "w2"), *common])
+    assert record["compose_with"] == str(outline)
+    with safe_open(big, framework="pt") as f:
+        assert f.metadata()["modelspec.title"] == "Demo big"
+    pipe = FluxPipeline.from_pretrained(DEMO)
+    pipe.load_lora_weights(str(outline), adapter_name="outline")
+    pipe.load_lora_weights(str(big), adapter_name="big")
+    pipe.set_adapters(["outline", "big"], [1.0, 1.0])
+
+
+def test_an_interrupted_stage_goes_on_from_its_saved_state(tmp_path):
+    """Three steps, then the same command with two more steps to go: it resumes at step 3."""
+    from studio.demo import train_lora
+
+    work, out = tmp_path / "w", tmp_path / "demo-outline.safetensors"
+    common = ["--effect", "outline", "--quick", "--base", str(DEMO), "--work", str(work), "--out", str(out),
+              "--threads", "1"]
+    train_lora.main(common)
+    state = torch.load(work / "state.pt", weights_only=False)
+    assert state["step"] == 3 and state["extra"]["cpu_time_s"] > 0
+    first = out.read_bytes()
+    train_lora.main([*common, "--steps", "5"])
+    assert torch.load(work / "state.pt", weights_only=False)["step"] == 5
+    assert out.read_bytes() != first
+
+
+def test_resumable_state_restores_modules_optimizer_and_random_streams(tmp_path):
+    from studio.demo.trainkit import Resumable
+
+    net = torch.nn.Linear(3, 3)
+    opt = torch.optim.AdamW(net.parameters())
+    gen, rng = torch.Generator().manual_seed(1), np.random.default_rng(1)
+    Resumable(tmp_path, net=net, opt=opt, gen=gen, rng=rng).save(7, wall_time_s=1.0)
+    expect = (torch.randn(2, generator=gen), rng.random(), net.weight.detach().clone())
+    with torch.no_grad():
+        net.weight.zero_()
+    gen2, rng2 = torch.Generator().manual_seed(99), np.random.default_rng(99)
+    step, extra = Resumable(tmp_path, net=net, opt=opt, gen=gen2, rng=rng2).load()
+    assert (step, extra) == (7, {"wall_time_s": 1.0})
+    assert torch.equal(torch.randn(2, generator=gen2), expect[0]) and rng2.random() == expect[1]
+    assert torch.equal(net.weight, expect[2])
