@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not (DEMO_IP / "image_encoder" / "config.json").
 CASES = [(("red", "square", "top", "white"), ("circle", "left", "blue")),
          (("green", "circle", "right", "black"), ("triangle", "centre", "gray")),
          (("yellow", "triangle", "bottom", "blue"), ("square", "right", "black")),
-         (("blue", "square", "left", "yellow"), ("circle", "top", "white")),
+         (("blue", "square", "left", "brown"), ("circle", "top", "white")),
          (("purple", "circle", "centre", "white"), ("square", "bottom", "green")),
          (("orange", "triangle", "left", "gray"), ("circle", "right", "black"))]
 SEEDS = (1, 2)
