@@ -52,7 +52,8 @@ def test_shipped_folder_is_a_plain_flux_pipeline_with_matching_defaults():
     assert pipe.scheduler.config.shift == meta["scheduler_shift"] == C.SCHEDULER_SHIFT
     assert pipe.tokenizer.model_max_length == meta["max_sequence_length"] == C.TEXT_LEN
     assert pipe.vae_scale_factor * 2 * 8 == meta["width"]  # 8x8 packed tokens at 64 px
-    assert set(meta["vocabulary"]) == set(vocabulary())
+    # the words its tokenizers know ('shape' comes with the free-wording base, studio.demo.train_free)
+    assert set(meta["vocabulary"]) <= set(vocabulary()) and set(vocabulary()) - set(meta["vocabulary"]) <= {"shape"}
     size = sum(f.stat().st_size for f in MODEL.rglob("*") if f.is_file())
     assert size <= 25 * 2**20
 

@@ -18,7 +18,7 @@ from studio.demo import components as C  # noqa: E402
 from studio.demo.captions import FREE_EVAL, Parts, all_captions, compose, random_caption, template_caption  # noqa: E402
 from studio.demo.cases import HELD_OUT, control_cases, ip_cases, lora_cases  # noqa: E402
 from studio.demo.dataset import first_words, make_specs, vocabulary  # noqa: E402
-from studio.demo.notices import aspect_presets, prompt_notice, size_notice, trained_sizes, unknown_words  # noqa: E402
+from studio.models.notices import trained_sizes, unknown_words  # noqa: E402
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "demo"
 
@@ -89,25 +89,6 @@ def test_unknown_words_lists_each_unknown_word_once_in_order():
     assert unknown_words("a red circle at the left on a blue background", words) == []
     assert unknown_words("A big red Circle, big and shiny!", words) == ["big", "and", "shiny"]
     assert unknown_words("a purple cat", set(words)) == ["cat"]
-
-
-def test_prompt_notice_names_the_words_and_shows_the_template():
-    meta = {"name": "demo", "vocabulary": vocabulary(), "prompt_template": "a <colour> <shape> ..."}
-    assert prompt_notice("a red circle", meta) is None
-    note = prompt_notice("a red cat on a sofa", meta)
-    assert "'cat'" in note and "'sofa'" in note and "a <colour> <shape> ..." in note
-    assert prompt_notice("anything at all", {"name": "flux"}) is None  # no vocabulary: no notice
-
-
-def test_size_notice_and_presets_follow_the_trained_sizes():
-    meta = {"name": "demo", "sizes": [[64, 64], [80, 48], [48, 80]]}
-    assert trained_sizes(meta) == [(64, 64), (80, 48), (48, 80)]
-    assert size_notice(80, 48, meta) is None
-    note = size_notice(128, 64, meta)
-    assert "128x64" in note and "64x64, 80x48, 48x80" in note
-    assert aspect_presets(meta) == {"1:1 (64x64)": (64, 64), "5:3 (80x48)": (80, 48), "3:5 (48x80)": (48, 80)}
-    assert trained_sizes({"width": 64, "height": 64}) == [(64, 64)]  # an older folder
-    assert size_notice(1024, 1024, {}) is None
 
 
 @pytest.mark.skipif("sizes" not in json.loads((MODEL / "studio.json").read_text()),

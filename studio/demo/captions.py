@@ -7,7 +7,7 @@ The demo model reads one sentence with four optional parts, in either order at t
 e.g. "a red circle", "a circle on a white background at the left", "an orange shape in the
 center". A part that is left out may take any value in the picture. `random_caption` draws such
 wordings for training; `FREE_EVAL` are prompts that training never draws (held out by
-`random_caption`), for the eval. What the studio says about a prompt or a size: studio.demo.notices.
+`random_caption`), for the eval. What the studio says about a prompt or a size: studio.models.notices.
 """
 
 from __future__ import annotations

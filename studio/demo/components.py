@@ -73,7 +73,7 @@ def letters_only(tok) -> PreTrainedTokenizerFast:
 
     "A red circle." then tokenizes as "a red circle" (T5 is case-sensitive and would read "A" and
     "." as unknown; CLIP would read "." as an end-of-text token). Words of the vocabulary keep
-    their token ids (studio.demo.notices.words_of splits prompts the same way). The normalizer
+    their token ids (studio.models.notices.words_of splits prompts the same way). The normalizer
     lives in tokenizer.json; the generic `PreTrainedTokenizerFast` (what model_index.json names)
     loads that file as it is, where CLIPTokenizer / T5Tokenizer would rebuild their own.
     """
