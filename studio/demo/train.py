@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from . import components as C
 from .captions import PROMPT_TEMPLATE
 from .dataset import SIZE, make_dataset, vocabulary
-from .trainkit import cosine_lr, fix_tokenizer_classes, log, noise_levels, to_tensor
+from .trainkit import cosine_lr, fix_tokenizer_classes, log, noise_levels, publish, to_tensor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -235,9 +235,7 @@ def save_pipeline(pipe, ema, out: Path, extra: dict, fp16: bool = True) -> None:
     keep = out / "README.md"
     if keep.exists():
         shutil.copy(keep, tmp / "README.md")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    publish(tmp, out)
 
 
 def fp16_check(pipe, ema, out: Path, n_prompts: int) -> dict:

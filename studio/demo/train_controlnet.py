@@ -39,8 +39,8 @@ from .captions import Parts, all_captions, compose
 from .cases import HELD_OUT
 from .dataset import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, make_specs, render
 from .maps import CONTROL_MODES, TRAINED_MODES, control_map
-from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, ema_update, encode_latents, folder_bytes, image_ids,
-                       log, noised, sample_packed, stage_times)
+from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, folder_bytes,
+                       image_ids, log, noised, publish, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -113,7 +113,7 @@ def train(pipe, net, ema, data: ControlData, table, args) -> dict[str, float]:
     start, extra = state.load()
     clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
-    t0, running = time.time(), None
+    steps = Steps(opt, net.parameters(), state, clock, start, args.steps, args.ckpt_every)
     for step in range(start, args.steps):
         lr = cosine_lr(step, args.steps, args.lr, warmup=200)
         for g in opt.param_groups:
@@ -134,20 +134,10 @@ def train(pipe, net, ema, data: ControlData, table, args) -> dict[str, float]:
                   controlnet_block_samples=blocks, controlnet_single_block_samples=singles, txt_ids=txt_ids,
                   img_ids=ids, return_dict=False)[0]
         loss = F.mse_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        steps.optimise(loss)
         ema_update(ema, net, step, args.ema)
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0 or step == args.steps - 1:
-            el = time.time() - t0
-            log(f"step {step}/{args.steps} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, "
-                f"eta {el / (step + 1 - start) * (args.steps - step - 1):.0f}s)")
-        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
-            state.save(step + 1, **clock.totals())
-    times = clock.totals()
-    state.save(args.steps, **times)
+        steps.done(step, loss, lr)
+    times = steps.finish()
     return times
 
 
@@ -159,11 +149,7 @@ def save(ema, out: Path, record: dict) -> None:
             "label": "Demo union ControlNet (canny, depth)", "control_modes": {m: CONTROL_MODES[m] for m in TRAINED_MODES},
             "sizes": [[64, 64]], "training": record}
     (tmp / "studio.json").write_text(json.dumps(meta, indent=2) + "\n")
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
+    publish(tmp, out)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -34,8 +34,8 @@ from . import components as C
 from .captions import KEEP, all_captions, random_caption
 from .cases import HELD_OUT
 from .dataset import SIZES, first_words, make_specs, render, token_words
-from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, ema_update, encode_latents, image_ids, log, noised,
-                       sample_packed, stage_times)
+from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, image_ids, log,
+                       noised, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -102,7 +102,7 @@ def train(pipe, ema, buckets, weights, table, args, work: Path) -> dict[str, flo
     ids = [image_ids(pipe, b.mean.shape[2], b.mean.shape[3]) for b in buckets]
     txt_ids = torch.zeros(C.TEXT_LEN, 3)
     total = args.steps + args.detail_steps
-    t0, running = time.time(), None
+    steps = Steps(opt, tr.parameters(), state, clock, start, total, args.ckpt_every)
     for step in range(start, total):
         detail = step >= args.steps
         if step == args.steps and args.detail_steps:
@@ -123,20 +123,10 @@ def train(pipe, ema, buckets, weights, table, args, work: Path) -> dict[str, flo
         pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
                   txt_ids=txt_ids, img_ids=ids[b], return_dict=False)[0]
         loss = F.mse_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tr.parameters(), 1.0)
-        opt.step()
+        steps.optimise(loss)
         ema_update(ema, tr, local, args.ema)
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0 or step == total - 1:
-            el = time.time() - t0
-            eta = el / (step + 1 - start) * (total - step - 1)
-            log(f"step {step}/{total} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, eta {eta:.0f}s)")
-        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < total:
-            state.save(step + 1, **clock.totals())
-    times = clock.totals()
-    state.save(total, **times)
+        steps.done(step, loss, lr)
+    times = steps.finish()
     tr.eval()
     return times
 

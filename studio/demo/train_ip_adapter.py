@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +35,8 @@ import torch.nn.functional as F
 from . import components as C
 from .captions import all_captions, random_caption, template_caption
 from .dataset import COLOURS, make_specs, random_spec, render
-from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, encode_latents, folder_bytes, image_ids, log,
-                       noised, sample_packed, stage_times)
+from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, encode_latents, folder_bytes, image_ids, log,
+                       noised, publish, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -130,7 +129,7 @@ def train(pipe, data: IPData, table, args) -> dict[str, float]:
     start, extra = state.load()
     clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
-    t0, running = time.time(), None
+    steps = Steps(opt, params, state, clock, start, args.steps, args.ckpt_every)
     for step in range(start, args.steps):
         lr = cosine_lr(step, args.steps, args.lr, warmup=100)
         for g in opt.param_groups:
@@ -148,19 +147,9 @@ def train(pipe, data: IPData, table, args) -> dict[str, float]:
                   txt_ids=txt_ids, img_ids=ids, return_dict=False,
                   joint_attention_kwargs={"ip_adapter_image_embeds": [emb[:, None, :]]})[0]  # a fresh dict: popped
         loss = F.mse_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0 or step == args.steps - 1:
-            el = time.time() - t0
-            log(f"step {step}/{args.steps} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, "
-                f"eta {el / (step + 1 - start) * (args.steps - step - 1):.0f}s)")
-        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
-            state.save(step + 1, **clock.totals())
-    times = clock.totals()
-    state.save(args.steps, **times)
+        steps.optimise(loss)
+        steps.done(step, loss, lr)
+    times = steps.finish()
     for m in modules:
         m.eval().requires_grad_(False)
     return times
@@ -180,9 +169,7 @@ def save(pipe, out: Path, record: dict) -> None:
             "label": "Demo IP-Adapter (reference colour)", "weight_name": WEIGHT_NAME,
             "image_encoder": "image_encoder", "image_encoder_dtype": "float32", "training": record}
     (tmp / "studio.json").write_text(json.dumps(meta, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    publish(tmp, out)
 
 
 def main(argv: list[str] | None = None) -> dict:

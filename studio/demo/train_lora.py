@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from . import components as C
 from .captions import all_captions, random_caption, template_caption
 from .dataset import canvas_scale, inradius, random_spec, render, scaled
-from .trainkit import (CaptionTable, Clock, Resumable, cosine_lr, encode_latents, image_ids, log, noised,
+from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, encode_latents, image_ids, log, noised,
                        sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -101,7 +101,7 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> dict[s
     start, extra = state.load()
     clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
-    t0, running = time.time(), None
+    steps = Steps(opt, params, state, clock, start, args.steps, args.ckpt_every)
     for step in range(start, args.steps):
         lr = cosine_lr(step, args.steps, args.lr, warmup=100)
         for g in opt.param_groups:
@@ -127,19 +127,9 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> dict[s
         pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
                   txt_ids=txt_ids, img_ids=ids, return_dict=False)[0]
         loss = F.mse_loss(pred, target_v)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0 or step == args.steps - 1:
-            el = time.time() - t0
-            log(f"step {step}/{args.steps} loss {running:.4f} lr {lr:.2e} ({el:.0f}s, "
-                f"eta {el / (step + 1 - start) * (args.steps - step - 1):.0f}s)")
-        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
-            state.save(step + 1, **clock.totals())
-    times = clock.totals()
-    state.save(args.steps, **times)
+        steps.optimise(loss)
+        steps.done(step, loss, lr)
+    times = steps.finish()
     return times
 
 

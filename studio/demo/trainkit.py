@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -146,6 +147,47 @@ def stage_times(before: dict[str, float], train: dict[str, float]) -> dict[str, 
     return {"wall_time_s": round(before["wall_time_s"] + train["wall_time_s"]),
             "cpu_time_s": round(before["cpu_time_s"] + train["cpu_time_s"]),
             "train_wall_time_s": round(train["wall_time_s"]), "train_cpu_time_s": round(train["cpu_time_s"])}
+
+
+class Steps:
+    """What every training step ends with: one optimiser step (gradients clipped to norm 1), a running
+    loss logged every 100 steps with an ETA, and the resumable state saved every ``ckpt_every`` steps
+    (not at the last one: ``finish`` saves that, with the stage's times)."""
+
+    def __init__(self, opt, params, state: "Resumable", clock: Clock, start: int, total: int,
+                 ckpt_every: int) -> None:
+        self.opt, self.params, self.state, self.clock = opt, list(params), state, clock
+        self.start, self.total, self.ckpt_every = start, total, ckpt_every
+        self.t0, self.running = time.time(), None
+
+    def optimise(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+
+    def done(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        value = loss.item()
+        self.running = value if self.running is None else 0.98 * self.running + 0.02 * value
+        if step % 100 == 0 or step == self.total - 1:
+            el = time.time() - self.t0
+            eta = el / (step + 1 - self.start) * (self.total - step - 1)
+            log(f"step {step}/{self.total} loss {self.running:.4f} lr {lr:.2e} ({el:.0f}s, eta {eta:.0f}s)")
+        if self.ckpt_every and (step + 1) % self.ckpt_every == 0 and step + 1 < self.total:
+            self.state.save(step + 1, **self.clock.totals())
+
+    def finish(self) -> dict[str, float]:
+        """Save the final state; -> wall and CPU seconds over every run of the stage."""
+        times = self.clock.totals()
+        self.state.save(self.total, **times)
+        return times
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Put a finished folder ``tmp`` in place of ``out`` (a half-written one is never at ``out``)."""
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
 
 
 class Resumable:
