@@ -89,6 +89,29 @@ def make_studio(tiny_models_dir, tmp_path):
     return make
 
 
+def readme_section(name: str) -> str:
+    """The README between ``<!-- {name}: begin -->`` and ``<!-- {name}: end -->`` (tables and
+    examples that tests keep true)."""
+    from studio.config import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return text.split(f"<!-- {name}: begin -->", 1)[1].split(f"<!-- {name}: end -->", 1)[0]
+
+
+def readme_python(name: str) -> list[str]:
+    """The python code blocks of a README section, in order."""
+    import re
+
+    return re.findall(r"```python\n(.*?)```", readme_section(name), flags=re.S)
+
+
+def run_readme_python(code: str, url: str, scope: dict | None = None) -> dict:
+    """Run a README code block as a reader would paste it, against the studio at ``url``."""
+    scope = {} if scope is None else scope
+    exec(compile(code.replace("http://127.0.0.1:7860/", url), "README.md", "exec"), scope)
+    return scope
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, readme_python, run_readme_python
 
 pytestmark = pytest.mark.e2e
 
@@ -26,21 +26,13 @@ def server(tmp_path_factory):
     demo.close()
 
 
-def readme_examples() -> list[str]:
-    from studio.config import ROOT
-
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("<!-- api examples: begin -->", 1)[1].split("<!-- api examples: end -->", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
-
-
 def test_the_readme_api_examples_run_as_written(server, tmp_path, monkeypatch):
-    examples = readme_examples()
+    examples = readme_python("api examples")
     assert len(examples) >= 4
     monkeypatch.chdir(tmp_path)                # files the examples write (mask.png) land in a folder of their own
     scope: dict = {}
     for code in examples:                      # one session, in order, as a reader would paste them
-        exec(compile(code.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), scope)
+        run_readme_python(code, server, scope)
     assert len(scope["image_ids"]) == 2 and scope["seed"] == "42"
     assert "Seed: 42" in scope["infotext"] and scope["ids"] and scope["new_ids"]
     assert "Denoising strength: 0.6" in scope["redrawn_info"] and len(scope["redrawn_ids"]) == 1

@@ -4,29 +4,17 @@ there). /controlnet needs only the prompt and the image; its returns are labeled
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, readme_python, run_readme_python
 
 pytestmark = pytest.mark.e2e
 DEMO_UNION = "models/controlnet/demo-union"
 
 
-def example() -> str:
-    from studio.config import ROOT
-
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("<!-- controlnet api example: begin -->", 1)[1].split("<!-- controlnet api example: end -->")[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    return code
-
-
 def run_example(url: str) -> dict:
-    scope: dict = {}
-    exec(compile(example().replace("http://127.0.0.1:7860/", url), "README.md", "exec"), scope)
-    return scope
+    (code,) = readme_python("controlnet api example")
+    return run_readme_python(code, url)
 
 
 def test_the_readme_example_runs_as_written(cn_server):

@@ -14,6 +14,7 @@ from studio.errors import InvalidRequest, ModelUnavailable
 from studio.models.catalog import FAMILIES, FLUX_UNION_MODES, XINSIR_UNION_MODES, controlnet_table
 from studio.models.controlnets import inspect_local
 from studio.requests import ControlUnit, GenerationRequest, Task
+from tests.conftest import readme_section
 
 
 def net(studio, model: str, name: str, kind: str = "canny"):
@@ -21,16 +22,13 @@ def net(studio, model: str, name: str, kind: str = "canny"):
 
 
 def test_each_family_lists_its_hub_nets_and_the_readme_shows_the_catalog():
-    from studio.config import ROOT
-
     repos = {name: [n.repo for n in f.controlnets] for name, f in FAMILIES.items()}
     assert repos["flux-dev"] == repos["flux-schnell"] == ["InstantX/FLUX.1-dev-Controlnet-Canny",
                                                           "Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro"]
     assert repos["sd15"] == ["lllyasviel/control_v11p_sd15_canny", "lllyasviel/control_v11f1p_sd15_depth",
                              "lllyasviel/control_v11p_sd15_openpose"]
     assert "xinsir/controlnet-union-sdxl-1.0" in repos["sdxl"] and repos["flux2"] == repos["sd3"] == []
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    shown = readme.split("<!-- controlnet table: begin -->", 1)[1].split("<!-- controlnet table: end -->", 1)[0]
+    shown = readme_section("controlnet table")
     assert shown.strip() == controlnet_table()
 
 

@@ -5,33 +5,17 @@ table of adapters per family is the catalog's."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, readme_python, readme_section, run_readme_python
 
 pytestmark = pytest.mark.e2e
 DEMO_IP = "models/ip_adapter/demo"
 
 
-def readme() -> str:
-    from studio.config import ROOT
-
-    return (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def example() -> str:
-    section = readme().split("<!-- ip_adapter api example: begin -->", 1)[1].split(
-        "<!-- ip_adapter api example: end -->")[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    return code
-
-
 def run_example(url: str) -> dict:
-    scope: dict = {}
-    exec(compile(example().replace("http://127.0.0.1:7860/", url), "README.md", "exec"), scope)
-    return scope
+    (code,) = readme_python("ip_adapter api example")
+    return run_readme_python(code, url)
 
 
 def test_the_readme_example_runs_as_written(ip_server):
@@ -56,7 +40,7 @@ def test_only_prompt_and_image_are_required_and_returns_are_labeled(ip_server):
 def test_the_readme_table_is_the_catalogs():
     from studio.models.ip_adapters import ip_adapter_table
 
-    shown = readme().split("<!-- ip_adapter table: begin -->", 1)[1].split("<!-- ip_adapter table: end -->")[0]
+    shown = readme_section("ip_adapter table")
     assert shown.strip() == ip_adapter_table()
 
 
