@@ -112,6 +112,15 @@ def run_readme_python(code: str, url: str, scope: dict | None = None) -> dict:
     return scope
 
 
+def offline_studio(models_dir: Path, outputs_dir: Path, **settings):
+    """A Studio wired as app.py wires it, offline on the CPU, on ``models_dir``."""
+    from studio.config import Settings
+    from studio.wiring import build_studio
+
+    return build_studio(Settings(models_dir=models_dir, outputs_dir=outputs_dir, offline=True, device="cpu",
+                                 **settings))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

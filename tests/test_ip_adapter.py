@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from studio.requests import GenerationRequest, ImagePrompt, Task
+from tests.conftest import offline_studio
+from tests.ip.conftest import red_and_green
 
 FAMILIES = {"tiny-flux": "flux", "tiny-sdxl": "sdxl", "tiny-sd15": "sd15"}
 
@@ -46,24 +47,13 @@ def models_dir(tiny_models_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def studio(models_dir, tmp_path_factory):
-    from studio.config import Settings
-    from studio.wiring import build_studio
-
-    return build_studio(Settings(models_dir=models_dir, outputs_dir=tmp_path_factory.mktemp("ip-out"),
-                                 offline=True, device="cpu"))
+    return offline_studio(models_dir, tmp_path_factory.mktemp("ip-out"))
 
 
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory) -> tuple[Path, Path]:
-    """Two references (a red disc, a green bar) and a photo for img2img."""
-    folder = tmp_path_factory.mktemp("ip-pictures")
-    red = Image.new("RGB", (48, 48), (20, 20, 20))
-    ImageDraw.Draw(red).ellipse((8, 8, 40, 40), fill=(230, 30, 30))
-    green = Image.new("RGB", (48, 48), (240, 240, 240))
-    ImageDraw.Draw(green).rectangle((4, 18, 44, 30), fill=(20, 200, 40))
-    red.save(folder / "red.png")
-    green.save(folder / "green.png")
-    return folder / "red.png", folder / "green.png"
+    """Two references (a red disc, a green bar)."""
+    return red_and_green(tmp_path_factory.mktemp("ip-pictures"))
 
 
 def generate(studio, model: str, *prompts: ImagePrompt, **kw):

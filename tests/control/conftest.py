@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import free_port
+from tests.conftest import free_port, offline_studio
 
 OWN_NETS = {"tiny-flux": {"canny": "flux-union", "depth": "flux-union", "pose": "flux-union"},
             "tiny-sdxl": {"canny": "sdxl-canny", "depth": "sdxl-depth"},
@@ -62,11 +62,7 @@ def cn_models(tiny_models_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def cn_studio(cn_models, tmp_path_factory):
-    from studio.config import Settings
-    from studio.wiring import build_studio
-
-    return build_studio(Settings(models_dir=cn_models, outputs_dir=tmp_path_factory.mktemp("cn-outputs"),
-                                 offline=True, device="cpu"))
+    return offline_studio(cn_models, tmp_path_factory.mktemp("cn-outputs"))
 
 
 @pytest.fixture(scope="session")

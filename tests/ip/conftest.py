@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import free_port
+from tests.conftest import free_port, offline_studio
 
 KINDS = {"tiny-flux": "flux", "tiny-sdxl": "sdxl", "tiny-sd15": "sd15"}
 
@@ -55,27 +55,27 @@ def ip_models(tiny_models_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ip_studio(ip_models, tmp_path_factory):
-    from studio.config import Settings
-    from studio.wiring import build_studio
+    return offline_studio(ip_models, tmp_path_factory.mktemp("ip-outputs"))
 
-    return build_studio(Settings(models_dir=ip_models, outputs_dir=tmp_path_factory.mktemp("ip-outputs"),
-                                 offline=True, device="cpu"))
+
+def red_and_green(folder: Path) -> tuple[Path, Path]:
+    """Two references: a red disc on dark grey, a green bar on white."""
+    red = Image.new("RGB", (48, 48), (20, 20, 20))
+    ImageDraw.Draw(red).ellipse((8, 8, 40, 40), fill=(230, 30, 30))
+    green = Image.new("RGB", (48, 48), (240, 240, 240))
+    ImageDraw.Draw(green).rectangle((4, 18, 44, 30), fill=(20, 200, 40))
+    red.save(folder / "red.png")
+    green.save(folder / "green.png")
+    return folder / "red.png", folder / "green.png"
 
 
 @pytest.fixture(scope="session")
 def refs(tmp_path_factory) -> dict[str, Path]:
     """A red disc on dark grey, a green bar on white, a blue square (a start image), not-an-image."""
     folder = tmp_path_factory.mktemp("ip-refs")
-    red = Image.new("RGB", (48, 48), (20, 20, 20))
-    ImageDraw.Draw(red).ellipse((8, 8, 40, 40), fill=(230, 30, 30))
-    green = Image.new("RGB", (48, 48), (240, 240, 240))
-    ImageDraw.Draw(green).rectangle((4, 18, 44, 30), fill=(20, 200, 40))
-    blue = Image.new("RGB", (64, 64), (30, 60, 200))
-    out = {"red": folder / "red.png", "green": folder / "green.png", "blue": folder / "blue.png",
-           "text": folder / "notes.png"}
-    red.save(out["red"])
-    green.save(out["green"])
-    blue.save(out["blue"])
+    red, green = red_and_green(folder)
+    out = {"red": red, "green": green, "blue": folder / "blue.png", "text": folder / "notes.png"}
+    Image.new("RGB", (64, 64), (30, 60, 200)).save(out["blue"])
     out["text"].write_text("not a picture")
     return out
 
