@@ -123,7 +123,7 @@ def family(model: Path, controlnet: Path, ip_adapter: Path, loras: Path, seeds: 
 
     from . import adapters_eval as A
     from .eval import load
-    from .notices import trained_sizes
+    from ..models.notices import trained_sizes
     from .sheets import contact_sheet
 
     pipe, meta = load(model)
