@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from . import components as C
-from .captions import KEEP, all_captions, random_caption
+from .captions import KEEP, all_captions, random_caption, template_caption
 from .cases import HELD_OUT
 from .dataset import SIZES, first_words, make_specs, render, token_words
 from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, image_ids, log,
@@ -118,7 +118,8 @@ def train(pipe, ema, buckets, weights, table, args, work: Path) -> dict[str, flo
         bucket = buckets[b]
         idx = torch.randint(0, len(bucket.specs), (args.batch,), generator=gen)
         x0 = sample_packed(pipe, bucket.mean[idx], bucket.std[idx], gen)
-        seq, pooled = table.lookup([random_caption(bucket.specs[i], rng, args.keep) for i in idx.tolist()])
+        caption = template_caption if args.captions == "template" else random_caption
+        seq, pooled = table.lookup([caption(bucket.specs[i], rng, args.keep) for i in idx.tolist()])
         xt, s, target = noised(x0, gen, args.detail_noise_shift if detail else args.noise_shift)
         pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
                   txt_ids=txt_ids, img_ids=ids[b], return_dict=False)[0]
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--phase", default="free wording and sizes", help="name of this phase in studio.json")
     ap.add_argument("--keep", type=_keep, default={}, metavar="PART=P,...",
                     help="how often captions keep a part, e.g. shape=0.95 (default: studio.demo.captions.KEEP)")
+    ap.add_argument("--captions", choices=("free", "template"), default="free",
+                    help="free: every wording (studio.demo.captions); template: the template's wording only (sizes "
+                         "alone, for a base whose text encoders learn the wording: studio.demo.train_text)")
     ap.add_argument("--images-scale", type=float, default=1.0, help="x the bucket image counts")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
     command = " ".join(["python -m studio.demo.train_free", *(sys.argv[1:] if argv is None else argv)])
     training = dict(base_meta.get("training", {}))
     phase = {"stage": args.phase, "command": command, "transformer_steps": args.steps,
-             "lr": args.lr, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
+             "lr": args.lr, "captions": args.captions, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
              "detail_noise_shift": args.detail_noise_shift, "batch": args.batch, "threads": args.threads,
              "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
              **times}
