@@ -41,6 +41,57 @@ def test_free_stage_trains_buckets_and_keeps_the_vae(tmp_path):
     assert run(b, ["a red shape"], [0], 80, 48).shape == (1, 1, 48, 80, 3)
 
 
+def test_text_stage_trains_only_the_text_encoders(tmp_path):
+    from diffusers import FluxPipeline
+
+    import shutil
+
+    from studio.demo import train_text
+
+    with pytest.raises(SystemExit, match="already went through"):  # the shipped base learned already
+        train_text.main(["--quick", "--base", str(DEMO), "--out", str(tmp_path / "x"), "--work", str(tmp_path / "x")])
+    base = tmp_path / "base"  # stands in for the first model: the shipped one without the record
+    shutil.copytree(DEMO, base)
+    meta = json.loads((base / "studio.json").read_text())
+    meta["training"]["phases"] = []
+    (base / "studio.json").write_text(json.dumps(meta))
+    train_text.main(["--quick", "--base", str(base), "--out", str(tmp_path / "demo"), "--work", str(tmp_path / "w")])
+    meta = json.loads((tmp_path / "demo" / "studio.json").read_text())
+    phase = meta["training"]["phases"][-1]
+    assert phase["stage"] == "free wording (text encoders)" and phase["match"] == "set"
+    assert phase["colour_free"] == "keep"
+    assert meta.get("ip_adapter") == json.loads((DEMO / "studio.json").read_text()).get("ip_adapter")
+    assert "shape" in meta["vocabulary"]
+    a, b = FluxPipeline.from_pretrained(base), FluxPipeline.from_pretrained(tmp_path / "demo")
+    for part in ("transformer", "vae"):  # bit for bit: every adapter trained on them still fits
+        assert all(torch.equal(x, y) for x, y in zip(getattr(a, part).state_dict().values(),
+                                                      getattr(b, part).state_dict().values()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.text_encoder_2.state_dict().values(),
+                                                     b.text_encoder_2.state_dict().values()))
+    assert b.tokenizer_2("a red shape").input_ids[2] != b.tokenizer_2.unk_token_id
+
+
+def test_text_meanings_fill_what_a_prompt_leaves_out_the_same_way_every_time():
+    from studio.demo.captions import Parts, compose
+    from studio.demo.train_text import matched, meaning, pairs
+
+    assert compose(meaning(Parts("red", "circle"))) == "a red circle in the centre on a white background"
+    assert meaning(Parts("white", "square")).background == "black"
+    m = meaning(Parts(None, "triangle", "left", "blue"), colour_free="fill")
+    assert m == meaning(Parts(None, "triangle", "left", "blue"), "fill") and m.colour not in (None, "blue")
+    assert meaning(Parts(None, "triangle")) == Parts(None, "triangle", "centre", "white")  # the IP-Adapter's case
+    assert meaning(Parts("red", None)).shape in ("circle", "square", "triangle")
+    texts, targets = pairs()
+    assert "a red circle at the left on a blue background" in texts  # the template means itself
+    assert len(set(texts)) == len(texts)
+    from studio.demo.cases import HELD_OUT
+
+    assert not HELD_OUT & set(texts)
+    # The set loss ignores token order: a permuted target matches back exactly.
+    seq = torch.randn(2, 16, 8)
+    assert torch.equal(matched(seq, seq[:, torch.randperm(16)]), seq)
+
+
 def test_controlnet_stage_saves_a_union_net_that_loads_plainly(tmp_path):
     from diffusers import FluxControlNetModel
 
