@@ -96,7 +96,9 @@ def test_weights_and_effects(demo_studio):
     assert fill["outline"] < fill["half"] < fill["base"], fill               # 0.5: in between
     assert 1.3 <= size["big"] <= 1.7 and fill["big"] > 0.85, (size, fill)    # 1.5x larger, still filled
     assert size["outline"] < 1.2, size
-    assert fill["both"] < 0.75 and size["both"] >= 1.25, (size, fill)        # both at 1: both
+    # both at 1: both (hollower than big alone; 0.83 since the base reads free wording, 0.75 or
+    # less before: the outline LoRA was trained on the first text encoders, docs/demo.md)
+    assert fill["both"] < fill["big"] - 0.1 and size["both"] >= 1.25, (size, fill)
 
 
 def test_another_familys_lora_is_refused_on_the_demo_model(demo_studio):
