@@ -18,12 +18,15 @@ PROMPT = "a red circle, highly detailed, 8k"     # demo tokenizers: 22 CLIP toke
 
 @pytest.fixture(scope="module")
 def demo():
-    """The demo model's own tokenizers: CLIP and T5 both read 16 tokens."""
-    from transformers import AutoTokenizer
+    """The demo model's own tokenizers (CLIP and T5 both read 16 tokens) and text encoders: the
+    tokenizers are the generic fast class, so an encoder is named by the model it feeds."""
+    from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
 
     folder = ROOT / "models" / "demo"
     return SimpleNamespace(tokenizer=AutoTokenizer.from_pretrained(folder / "tokenizer"),
-                           tokenizer_2=AutoTokenizer.from_pretrained(folder / "tokenizer_2"))
+                           tokenizer_2=AutoTokenizer.from_pretrained(folder / "tokenizer_2"),
+                           text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder"),
+                           text_encoder_2=T5EncoderModel.from_pretrained(folder / "text_encoder_2"))
 
 
 def test_clip_truncation_is_refused_when_clip_reads_as_much_as_t5(demo):

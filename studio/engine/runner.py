@@ -45,9 +45,17 @@ def scheduler_set(pipe, family: Family, name: str):
         pipe.scheduler = original
 
 
-def _reader_name(tokenizer) -> str:
-    name = type(tokenizer).__name__
-    return "CLIP" if "CLIP" in name else "T5" if "T5" in name else name.removesuffix("Fast").removesuffix("Tokenizer")
+def _reader_name(pipe, attr: str, tokenizer) -> str:
+    """CLIP / T5 / ..., named by the text encoder the tokenizer feeds (``tokenizer_2`` ->
+    ``text_encoder_2``): a generic tokenizer class (``PreTrainedTokenizerFast``, read back by
+    transformers 5 as ``TokenizersBackend``) says nothing about which encoder it is."""
+    encoder = getattr(pipe, attr.replace("tokenizer", "text_encoder"), None)
+    for name in (type(encoder).__name__ if encoder is not None else "", type(tokenizer).__name__):
+        if "CLIP" in name:
+            return "CLIP"
+        if "T5" in name:
+            return "T5"
+    return type(tokenizer).__name__.removesuffix("Fast").removesuffix("Tokenizer")
 
 
 def prompt_readers(pipe, family: Family, main_limit: int) -> list[tuple[str, object, int]]:
@@ -60,7 +68,7 @@ def prompt_readers(pipe, family: Family, main_limit: int) -> list[tuple[str, obj
         if tokenizer is None:
             continue
         limit = main_limit if attr == family.token_encoder else int(tokenizer.model_max_length)
-        out.append((_reader_name(tokenizer), tokenizer, limit))
+        out.append((_reader_name(pipe, attr, tokenizer), tokenizer, limit))
     return out
 
 
