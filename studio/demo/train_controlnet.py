@@ -25,9 +25,7 @@ import argparse
 import copy
 import json
 import os
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +35,10 @@ import torch.nn.functional as F
 from . import components as C
 from .captions import Parts, all_captions, compose
 from .cases import HELD_OUT
-from .dataset import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, make_specs, render
+from .dataset import POSITIONS, SHAPES, make_specs, render
 from .maps import CONTROL_MODES, TRAINED_MODES, control_map
 from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, folder_bytes,
-                       image_ids, log, noised, publish, sample_packed, stage_times)
+                       command_line, image_ids, log, noised, publish, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -186,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     before = setup.totals()  # this run's set-up
     times = stage_times(before, train(pipe, net, ema, data, table, args))
     wall = times["wall_time_s"]
-    record = {"command": " ".join(["python -m studio.demo.train_controlnet", *(sys.argv[1:] if argv is None else argv)]),
+    record = {"command": command_line("studio.demo.train_controlnet", argv),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
               "single_blocks": args.single_blocks, "ema": args.ema, "threads": args.threads, "seed": args.seed,
               **times}

@@ -22,7 +22,6 @@ import argparse
 import copy
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from .captions import KEEP, all_captions, random_caption, template_caption
 from .cases import HELD_OUT
 from .dataset import SIZES, first_words, make_specs, render, token_words
 from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, image_ids, log,
-                       noised, sample_packed, stage_times)
+                       command_line, noised, sample_packed, stage_times, with_phase)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -205,14 +204,12 @@ def main(argv: list[str] | None = None) -> dict:
     before = setup.totals()  # this run's set-up
     times = stage_times(before, train(pipe, ema, buckets, weights / weights.sum(), table, args, args.work))
     wall = times["wall_time_s"]
-    command = " ".join(["python -m studio.demo.train_free", *(sys.argv[1:] if argv is None else argv)])
-    training = dict(base_meta.get("training", {}))
-    phase = {"stage": args.phase, "command": command, "transformer_steps": args.steps,
-             "lr": args.lr, "captions": args.captions, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
+    phase = {"stage": args.phase, "command": command_line("studio.demo.train_free", argv),
+             "transformer_steps": args.steps, "lr": args.lr, "captions": args.captions, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
              "detail_noise_shift": args.detail_noise_shift, "batch": args.batch, "threads": args.threads,
              "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
              **times}
-    training["phases"] = [p for p in training.get("phases", []) if p.get("stage") != phase["stage"]] + [phase]
+    training = with_phase(base_meta.get("training", {}), phase)
     extra = {"sizes": [[w, h] for w, h in counts], "training": training}
     if not args.quick:
         phase["quick_check"] = quick_check(pipe, ema)

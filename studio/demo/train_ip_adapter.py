@@ -25,7 +25,6 @@ import copy
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ from . import components as C
 from .captions import all_captions, random_caption, template_caption
 from .dataset import COLOURS, make_specs, random_spec, render
 from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, encode_latents, folder_bytes, image_ids, log,
-                       noised, publish, sample_packed, stage_times)
+                       command_line, noised, publish, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     before = setup.totals()  # this run's set-up
     times = stage_times(before, train(pipe, data, table, args))
     wall = times["wall_time_s"]
-    record = {"command": " ".join(["python -m studio.demo.train_ip_adapter", *(sys.argv[1:] if argv is None else argv)]),
+    record = {"command": command_line("studio.demo.train_ip_adapter", argv),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
               "references": args.references, "captions": args.captions, "threads": args.threads, "seed": args.seed,
               **times}

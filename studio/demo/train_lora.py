@@ -19,10 +19,8 @@ Targets are rendered and VAE-encoded at every step, captions drawn freely (studi
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from . import components as C
 from .captions import all_captions, random_caption, template_caption
 from .dataset import canvas_scale, inradius, random_spec, render, scaled
 from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, encode_latents, image_ids, log, noised,
-                       sample_packed, stage_times)
+                       command_line, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -243,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     before = setup.totals()  # this run's set-up
     times = stage_times(before, train(pipe, effect, table, args, compose_name))
     wall = times["wall_time_s"]
-    record = {"command": " ".join(["python -m studio.demo.train_lora", *(sys.argv[1:] if argv is None else argv)]),
+    record = {"command": command_line("studio.demo.train_lora", argv),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "rank": args.rank, "threads": args.threads,
               "compose_with": str(args.compose_with) if args.compose_with else None, "captions": args.captions,
               "seed": args.seed,

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -181,6 +182,17 @@ class Steps:
         times = self.clock.totals()
         self.state.save(self.total, **times)
         return times
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command a stage ran as, for its record: ``python -m <module> <its arguments>``."""
+    return " ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)])
+
+
+def with_phase(training: dict, phase: dict) -> dict:
+    """A studio.json ``training`` record with ``phase`` last (replacing an earlier run of its stage)."""
+    phases = [p for p in training.get("phases", []) if p.get("stage") != phase["stage"]]
+    return {**training, "phases": phases + [phase]}
 
 
 def publish(tmp: Path, out: Path) -> None:
