@@ -33,19 +33,16 @@ import argparse
 import copy
 import json
 import os
-import sys
 import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import components as C
 from .captions import Parts, all_parts, compose
 from .cases import HELD_OUT
-from .dataset import BACKGROUNDS, COLOURS, SHAPES
-from .trainkit import Clock, Resumable, Steps, cosine_lr, log, stage_times
+from .dataset import COLOURS, SHAPES
+from .trainkit import Clock, Resumable, Steps, command_line, cosine_lr, log, stage_times, with_phase
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -111,7 +108,8 @@ def matched(seq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.gather(target, 1, order[..., None].expand_as(target))
 
 
-def train(pipe, teacher, texts, targets, args, work: Path) -> dict[str, float]:
+def train(pipe, teacher, texts, targets, args, work: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """-> (wall and CPU seconds over every run, the final relative errors: free wordings, template sentences)."""
     clip_ids, t5_ids = token_ids(pipe, texts)
     uniq = sorted(set(targets))
     with torch.no_grad():
@@ -134,6 +132,15 @@ def train(pipe, teacher, texts, targets, args, work: Path) -> dict[str, float]:
     clock = Clock(extra)
     steps = Steps(opt, params, state, clock, start, args.steps, args.ckpt_every)
     templates = torch.nonzero(is_template).flatten()
+
+    def errors(idx: torch.Tensor) -> torch.Tensor:
+        """Per wording: squared error of both embeddings, each relative to the targets' variance
+        (the loss is their mean; the T5 tokens matched as a set unless --match position)."""
+        seq, pooled = embed(clip, t5, clip_ids[idx], t5_ids[idx])
+        j = target_idx[idx]
+        want = matched(seq, t_seq[j]) if args.match == "set" else t_seq[j]
+        return (seq - want).pow(2).mean((1, 2)) / seq_var + (pooled - t_pooled[j]).pow(2).mean(1) / pooled_var
+
     for step in range(start, args.steps):
         lr = cosine_lr(step, args.steps, args.lr, warmup=100)
         for g in opt.param_groups:
@@ -141,33 +148,24 @@ def train(pipe, teacher, texts, targets, args, work: Path) -> dict[str, float]:
         idx = torch.randint(0, len(texts), (args.batch,), generator=gen)
         n_tpl = int(args.batch * args.template_share)
         idx[:n_tpl] = templates[torch.randint(0, len(templates), (n_tpl,), generator=gen)]
-        seq, pooled = embed(clip, t5, clip_ids[idx], t5_ids[idx])
-        j = target_idx[idx]
-        want = matched(seq, t_seq[j]) if args.match == "set" else t_seq[j]
-        loss = F.mse_loss(seq, want) / seq_var + F.mse_loss(pooled, t_pooled[j]) / pooled_var
+        loss = errors(idx).mean()
         steps.optimise(loss)
         steps.done(step, loss, lr)
     times = steps.finish()
     for m in (clip, t5):
         m.eval().requires_grad_(False)
     with torch.no_grad():
-        errs = []
-        for i in range(0, len(texts), 1024):
-            seq, pooled = embed(clip, t5, clip_ids[i : i + 1024], t5_ids[i : i + 1024])
-            j = target_idx[i : i + 1024]
-            want = matched(seq, t_seq[j]) if args.match == "set" else t_seq[j]
-            errs.append(((seq - want).pow(2).mean((1, 2)) / seq_var + (pooled - t_pooled[j]).pow(2).mean(1) / pooled_var))
-        err = torch.cat(errs)
-    times["error_free"] = round(float(err[~is_template].mean()), 4)
-    times["error_template"] = round(float(err[is_template].mean()), 5)
-    log(f"relative error: free wordings {times['error_free']}, template sentences {times['error_template']}")
-    return times
+        err = torch.cat([errors(idx) for idx in torch.arange(len(texts)).split(1024)])
+    error = {"error_free": round(float(err[~is_template].mean()), 4),
+             "error_template": round(float(err[is_template].mean()), 5)}
+    log(f"relative error: free wordings {error['error_free']}, template sentences {error['error_template']}")
+    return times, error
 
 
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxPipeline
 
-    from .train import save_pipeline, write_studio_json
+    from .train import save_pipeline
     from .train_free import extend_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,20 +206,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         texts, targets = texts[:: max(1, len(texts) // 64)], targets[:: max(1, len(targets) // 64)]
     before = setup.totals()
-    trained = train(pipe, teacher, texts, targets, args, args.work)
-    times = {**stage_times(before, trained), "error_free": trained["error_free"],
-             "error_template": trained["error_template"]}
-    command = " ".join(["python -m studio.demo.train_text", *(sys.argv[1:] if argv is None else argv)])
-    training = dict(base_meta.get("training", {}))
-    phase = {"stage": args.phase, "command": command, "steps": args.steps, "lr": args.lr, "batch": args.batch,
+    trained, error = train(pipe, teacher, texts, targets, args, args.work)
+    times = {**stage_times(before, trained), **error}
+    phase = {"stage": args.phase, "command": command_line("studio.demo.train_text", argv), "steps": args.steps, "lr": args.lr, "batch": args.batch,
              "match": args.match, "colour_free": args.colour_free, "wordings": len(texts), "seed": args.seed, **times}
-    training["phases"] = [p for p in training.get("phases", []) if p.get("stage") != phase["stage"]] + [phase]
+    training = with_phase(base_meta.get("training", {}), phase)
     # Everything the base says about itself (sizes, adapters, fp16 check) but its reading.
     keep = {k: v for k, v in base_meta.items() if k not in ("vocabulary", "prompt_template", "training")}
     extra = {**keep, "training": training}
-    ema = copy.deepcopy(pipe.transformer).eval().requires_grad_(False)  # the transformer as it is
-    save_pipeline(pipe, ema, args.out, extra)
-    write_studio_json(args.out, extra)
+    save_pipeline(pipe, pipe.transformer, args.out, extra)  # the transformer as it is (no EMA here); writes studio.json
     log(f"saved {args.out}")
     return times
 
