@@ -71,6 +71,32 @@ def test_text_stage_trains_only_the_text_encoders(tmp_path):
     assert b.tokenizer_2("a red shape").input_ids[2] != b.tokenizer_2.unk_token_id
 
 
+def test_decoder_stage_trains_only_the_decoder_and_records_the_judge(tmp_path):
+    from diffusers import FluxPipeline
+
+    import shutil
+
+    from studio.demo import train_decoder
+
+    base = tmp_path / "base"  # the shipped model without the decoder stage's record
+    shutil.copytree(DEMO, base)
+    meta = json.loads((base / "studio.json").read_text())
+    meta["training"]["phases"] = [p for p in meta["training"]["phases"] if p["stage"] != "outlines (VAE decoder)"]
+    (base / "studio.json").write_text(json.dumps(meta))
+    train_decoder.main(["--quick", "--base", str(base), "--out", str(tmp_path / "demo"), "--work", str(tmp_path / "w"),
+                        "--threads", "1"])
+    meta = json.loads((tmp_path / "demo" / "studio.json").read_text())
+    phase = meta["training"]["phases"][-1]
+    assert phase["stage"] == "outlines (VAE decoder)" and set(phase["judge_after"]) == {"filled", "hollow"}
+    with pytest.raises(SystemExit, match="already went through"):
+        train_decoder.main(["--quick", "--base", str(tmp_path / "demo"), "--out", str(tmp_path / "x"),
+                            "--work", str(tmp_path / "x")])
+    a, b = FluxPipeline.from_pretrained(base), FluxPipeline.from_pretrained(tmp_path / "demo")
+    same = lambda x, y: all(torch.equal(p, q) for p, q in zip(x.state_dict().values(), y.state_dict().values()))  # noqa: E731
+    assert same(a.transformer, b.transformer) and same(a.vae.encoder, b.vae.encoder)  # the latent space is kept
+    assert not same(a.vae.decoder, b.vae.decoder)
+
+
 def test_text_meanings_fill_what_a_prompt_leaves_out_the_same_way_every_time():
     from studio.demo.captions import Parts, compose
     from studio.demo.train_text import matched, meaning, pairs

@@ -230,6 +230,10 @@ def save_pipeline(pipe, ema, out: Path, extra: dict, fp16: bool = True) -> None:
         shipped.transformer.to(torch.float16)
         shipped.vae.to(torch.float16)
     shipped.save_pretrained(tmp)
+    for config in tmp.glob("*/config.json"):  # save_pretrained records where it was loaded from
+        data = json.loads(config.read_text())
+        if data.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     fix_tokenizer_classes(tmp)
     write_studio_json(tmp, extra)
     keep = out / "README.md"
