@@ -1,6 +1,7 @@
 """Demo LoRAs: `python -m studio.demo.train_lora --effect outline|big`.
 
-- demo-outline: hollow outlines instead of filled shapes (a band 3 px wide at weight 1);
+- demo-outline: hollow outlines instead of filled shapes (at weight 1 a band 0.4x the shape's inradius,
+  3-7 px at 64 px: thinner bands lose their colour in the demo VAE's latents);
 - demo-big: shapes 1.5x larger (kept inside the canvas: a big shape at the left touches the edge).
 
 A peft LoRA (rank 8) on the demo transformer's attention projections, feed-forward and single-block
@@ -10,7 +11,7 @@ MLPs, the base frozen, saved with `FluxPipeline.save_lora_weights` (diffusers ke
 
 The weight is a dial, not a switch: every step draws a weight w in [0.25, 1], scales the LoRA by
 it (peft's `set_scale`, what `set_adapters` does) and trains toward the effect at strength w (a
-band from the filled shape's inradius down to 3 px; 1 + 0.5 w times larger), so 0.5 draws
+band from the filled shape's inradius down to 0.4x of it; 1 + 0.5 w times larger), so 0.5 draws
 halfway. demo-big is trained to compose with demo-outline (--compose): a third of its steps run
 with the finished outline LoRA on at a random weight too, toward both effects.
 Targets are rendered and VAE-encoded at every step, captions drawn freely (studio.demo.captions).
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from . import components as C
 from .captions import all_captions, random_caption, template_caption
-from .dataset import canvas_scale, inradius, random_spec, render, scaled
+from .dataset import inradius, random_spec, render, scaled
 from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, encode_latents, image_ids, log, noised,
                        command_line, sample_packed, stage_times)
 
@@ -40,7 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
            "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp", "proj_out"]
-BAND_PX = 3.0  # outline width at weight 1, at 64 px
+BAND_RHO = 0.4  # outline width at weight 1, as a share of the shape's inradius
 BIG = 0.5  # weight 1: 1.5x larger
 
 
@@ -54,14 +55,13 @@ class Effect:
         """The target at weight w: (spec to render, outline band width in px; 0 = filled)."""
         if self.name == "big":
             return scaled(spec, 1 + BIG * w), 0.0
-        band = BAND_PX * canvas_scale(spec.width, spec.height)
         rho = inradius(spec.shape, spec.r)
-        return spec, rho * (1 - w) + band * w
+        return spec, rho * (1 - w) + BAND_RHO * rho * w
 
 
 EFFECTS = {
-    "outline": Effect("outline", "Demo outline", "Draws hollow outlines (a 3 px band) instead of filled shapes; "
-                                                 "weight 0.5 draws a band halfway to the filled shape."),
+    "outline": Effect("outline", "Demo outline", "Draws hollow outlines (a band 0.4x the inradius) instead of filled "
+                                                 "shapes; weight 0.5 draws a band halfway to the filled shape."),
     "big": Effect("big", "Demo big", "Draws shapes 1.5x larger (kept inside the canvas); weight 0.5 draws 1.25x. "
                                      "Trained to combine with demo-outline (both at 1: big hollow shapes)."),
 }

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from studio.config import ROOT
-from studio.demo.classify import segment
+from studio.demo.classify import HOLLOW_BELOW, segment
 from studio.requests import GenerationRequest, LoraSpec
 
 FOLDER = Path(os.environ.get("STUDIO_TEST_DEMO_LORAS") or ROOT / "models" / "loras")
@@ -92,12 +92,12 @@ def test_weights_and_effects(demo_studio):
             (("base", base), ("outline", outline), ("half", half), ("big", big), ("both", both))}
     size = {name: median(x[2] / b[2] for x, b in zip(run, base, strict=True)) for name, run in
             (("outline", outline), ("half", half), ("big", big), ("both", both))}
-    assert fill["base"] > 0.9 and fill["outline"] < 0.7, fill                # hollow at 1
+    # hollow at 1, as the demo judge counts it (the band is 0.4x the inradius: fill ~0.64 drawn, ~0.71 decoded)
+    assert fill["base"] > 0.9 and fill["outline"] < HOLLOW_BELOW - 0.05, fill
     assert fill["outline"] < fill["half"] < fill["base"], fill               # 0.5: in between
     assert 1.3 <= size["big"] <= 1.7 and fill["big"] > 0.85, (size, fill)    # 1.5x larger, still filled
     assert size["outline"] < 1.2, size
-    # both at 1: both (hollower than big alone; 0.83 since the base reads free wording, 0.75 or
-    # less before: the outline LoRA was trained on the first text encoders, docs/demo.md)
+    # both at 1: both (hollower than big alone, and larger)
     assert fill["both"] < fill["big"] - 0.1 and size["both"] >= 1.25, (size, fill)
 
 
