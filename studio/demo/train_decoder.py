@@ -33,8 +33,10 @@ import numpy as np
 import torch
 
 from .classify import classify
+from .eval import vae_round_trip
 from .dataset import SIZES, inradius, random_spec, render, scaled
-from .trainkit import Clock, Resumable, Steps, command_line, cosine_lr, log, stage_times, to_tensor, with_phase
+from .trainkit import (Clock, Resumable, Steps, command_line, cosine_lr, log, refuse_second_pass, stage_times, to_tensor,
+                       with_phase)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -80,20 +82,13 @@ def anchor_bank(pipe, meta: dict, n: int, seed: int) -> tuple[torch.Tensor, torc
     return z, pipe.vae.decode(z).sample
 
 
-@torch.no_grad()
-def round_trip(vae, images: np.ndarray) -> np.ndarray:
-    """uint8 pictures -> encoded (posterior mean) and decoded, as uint8."""
-    y = vae.decode(vae.encode(to_tensor(images)).latent_dist.mode()).sample
-    return ((y.permute(0, 2, 3, 1).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
-
-
 def judge(vae, n: int = 60, seed: int = 4242) -> dict[str, float]:
     """Shapes the training never drew (their own seed), each through the VAE alone, judged strictly:
     filled (the prompt's shape and colour) and hollow (best-fitting shape, colour, hollow)."""
     rng = np.random.default_rng(seed)
     specs = [random_spec(rng) for _ in range(n)]
-    filled = round_trip(vae, np.stack([render(s) for s in specs]))
-    hollow = round_trip(vae, np.stack([render(s, outline=JUDGE_BAND_RHO * inradius(s.shape, s.r)) for s in specs]))
+    filled = vae_round_trip(vae, np.stack([render(s) for s in specs]))
+    hollow = vae_round_trip(vae, np.stack([render(s, outline=JUDGE_BAND_RHO * inradius(s.shape, s.r)) for s in specs]))
     ok_f = [(v.shape, v.colour) == (s.shape, s.colour) for v, s in zip(map(classify, filled), specs)]
     ok_h = [(v.best_fit, v.colour, v.hollow) == (s.shape, s.colour, True) for v, s in zip(map(classify, hollow), specs)]
     return {"filled": round(float(np.mean(ok_f)), 3), "hollow": round(float(np.mean(ok_h)), 3)}
@@ -111,6 +106,9 @@ def train(vae, args, bank: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str
     clock = Clock(extra)
     steps = Steps(opt, params, state, clock, start, args.steps, args.ckpt_every)
     scale = vae.config.scaling_factor
+    for p in params:
+        p.requires_grad_(True)
+    vae.decoder.train()
     for step in range(start, args.steps):
         lr = cosine_lr(step, args.steps, args.lr, warmup=50)
         for g in opt.param_groups:
@@ -122,9 +120,6 @@ def train(vae, args, bank: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str
             z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
             sigma = torch.rand(args.batch, 1, 1, 1, generator=gen) * args.latent_noise / scale
             z = z + sigma * torch.randn(z.shape, generator=gen)
-        for p in params:
-            p.requires_grad_(True)
-        vae.decoder.train()
         loss = recon_loss(vae.decode(z).sample, x)
         if bank is not None:
             pick = torch.randint(0, len(bank[0]), (args.anchor_batch,), generator=gen)
@@ -165,9 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     setup = Clock({})
     base_meta = json.loads((args.base / "studio.json").read_text())
-    if any(p.get("stage") == args.phase for p in base_meta.get("training", {}).get("phases", [])):
-        raise SystemExit(f"{args.base} already went through {args.phase!r}; pass --base a model whose decoder is "
-                         "the first VAE's (git show <commit>:models/demo)")
+    refuse_second_pass(args.base, base_meta, args.phase,
+                       "; pass --base a model whose decoder is the first VAE's (git show <commit>:models/demo)")
     pipe = FluxPipeline.from_pretrained(str(args.base), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     n_judge = 8 if args.quick else 90

@@ -42,7 +42,8 @@ from . import components as C
 from .captions import Parts, all_parts, compose
 from .cases import HELD_OUT
 from .dataset import COLOURS, SHAPES
-from .trainkit import Clock, Resumable, Steps, command_line, cosine_lr, log, stage_times, with_phase
+from .trainkit import (Clock, Resumable, Steps, command_line, cosine_lr, log, refuse_second_pass, stage_times,
+                       with_phase)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -193,10 +194,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     setup = Clock({})
     base_meta = json.loads((args.base / "studio.json").read_text())
-    if any(p.get("stage") == args.phase for p in base_meta.get("training", {}).get("phases", [])):
-        raise SystemExit(f"{args.base} already went through {args.phase!r}: its text encoders are no longer the "
-                         "originals to learn from; pass --base a folder of the first demo model "
-                         "(git show <commit>:models/demo, or python -m studio.demo.train)")
+    refuse_second_pass(args.base, base_meta, args.phase,
+                       ": its text encoders are no longer the originals to learn from; pass --base a folder of the "
+                       "first demo model (git show <commit>:models/demo, or python -m studio.demo.train)")
     pipe = FluxPipeline.from_pretrained(str(args.base), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     added = extend_text(pipe, args.seed)  # letters only, "shape": known prompts read exactly as before

@@ -195,6 +195,13 @@ def with_phase(training: dict, phase: dict) -> dict:
     return {**training, "phases": phases + [phase]}
 
 
+def refuse_second_pass(base: Path, meta: dict, stage: str, why: str) -> None:
+    """Stop (SystemExit) when the model at ``base`` (its studio.json ``meta``) already went through
+    ``stage``: a stage that learns from the first model's parts cannot learn from its own output."""
+    if any(p.get("stage") == stage for p in meta.get("training", {}).get("phases", [])):
+        raise SystemExit(f"{base} already went through {stage!r}{why}")
+
+
 def publish(tmp: Path, out: Path) -> None:
     """Put a finished folder ``tmp`` in place of ``out`` (a half-written one is never at ``out``)."""
     if out.exists():
