@@ -41,6 +41,35 @@ def test_free_stage_trains_buckets_and_keeps_the_vae(tmp_path):
     assert run(b, ["a red shape"], [0], 80, 48).shape == (1, 1, 48, 80, 3)
 
 
+def test_keep_base_learns_the_other_canvases_and_keeps_the_base_at_64x64(tmp_path):
+    """With the teacher (a frozen copy of the base), a 64x64 step's target is the base's own
+    prediction: the loss is zero and nothing moves. An 80x48 step learns from the renders."""
+    import argparse
+    import copy
+
+    from diffusers import FluxPipeline
+
+    from studio.demo import train_free as T
+    from studio.demo.trainkit import CaptionTable
+
+    pipe = FluxPipeline.from_pretrained(DEMO)
+    teacher = copy.deepcopy(pipe.transformer).requires_grad_(False)
+    before = copy.deepcopy(pipe.transformer.state_dict())
+    args = argparse.Namespace(steps=2, detail_steps=0, lr=1e-3, detail_lr=1e-3, noise_shift=3.0,
+                              detail_noise_shift=1.0, batch=2, ema=0.999, keep={}, captions="template",
+                              ckpt_every=2, seed=1)
+    table = CaptionTable(pipe)
+
+    def steps_on(size, work):
+        bucket = T.Bucket(pipe.vae, size, 4, seed=5)
+        ema = copy.deepcopy(pipe.transformer).requires_grad_(False)
+        T.train(pipe, ema, [bucket], np.array([1.0]), table, args, work, teacher)
+        return all(torch.equal(v, pipe.transformer.state_dict()[k]) for k, v in before.items())
+
+    assert steps_on((64, 64), tmp_path / "square")
+    assert not steps_on((80, 48), tmp_path / "wide")
+
+
 def test_text_stage_trains_only_the_text_encoders(tmp_path):
     from diffusers import FluxPipeline
 
@@ -150,6 +179,36 @@ def test_ip_adapter_stage_saves_the_flux_layout(tmp_path):
     assert pipe.image_encoder.dtype == torch.float32 and pipe.feature_extractor.size["shortest_edge"] == 32
 
 
+def test_ip_adapter_teacher_phase_learns_toward_the_base_with_the_colour_named(tmp_path):
+    """The teacher's pass is the base exactly (adapter scale 0), the scales come back after it, and
+    the phase follows the data phase in the same resumable run."""
+    from diffusers import FluxPipeline
+
+    from studio.demo import train_ip_adapter as T
+    from studio.demo.adapters_eval import load_ip
+
+    out, work = tmp_path / "ip", tmp_path / "w"
+    with pytest.raises(SystemExit):  # the teacher's prompt is the student's with the colour: template only
+        T.main(["--quick", "--base", str(DEMO), "--out", str(out), "--work", str(work), "--teacher-steps", "2"])
+    record = T.main(["--quick", "--base", str(DEMO), "--out", str(out), "--work", str(work), "--threads", "1",
+                     "--captions", "template", "--teacher-steps", "2"])
+    assert record["teacher_steps"] == 2 and torch.load(work / "state.pt", weights_only=False)["step"] == 5
+    base, pipe = FluxPipeline.from_pretrained(DEMO), FluxPipeline.from_pretrained(DEMO)
+    load_ip(pipe, out)
+    gen = torch.Generator().manual_seed(0)
+    x, seq = torch.randn(1, 64, 64, generator=gen), torch.randn(1, 16, 64, generator=gen)
+    kw = dict(hidden_states=x, timestep=torch.tensor([0.5]), pooled_projections=torch.randn(1, 64, generator=gen),
+              encoder_hidden_states=seq, txt_ids=torch.zeros(16, 3), img_ids=torch.zeros(64, 3), return_dict=False)
+    emb = torch.randn(1, 1, 64, generator=gen)
+    with torch.no_grad():
+        plain = base.transformer(**kw)[0]
+        with T.ip_scale(pipe.transformer, 0.0):
+            off = pipe.transformer(**kw, joint_attention_kwargs={"ip_adapter_image_embeds": [emb]})[0]
+        on = pipe.transformer(**kw, joint_attention_kwargs={"ip_adapter_image_embeds": [emb]})[0]
+    assert torch.equal(off, plain) and not torch.equal(on, plain)
+    assert all(p.scale == [1.0] for p in T.ip_processors(pipe.transformer))
+
+
 def test_lora_stages_save_loadable_files_and_big_composes_with_outline(tmp_path):
     from diffusers import FluxPipeline
     from safetensors import safe_open
@@ -183,6 +242,23 @@ def test_an_interrupted_stage_goes_on_from_its_saved_state(tmp_path):
     train_lora.main([*common, "--steps", "5"])
     assert torch.load(work / "state.pt", weights_only=False)["step"] == 5
     assert out.read_bytes() != first
+
+
+def test_lora_focus_steps_follow_the_main_steps_and_say_so_in_the_metadata(tmp_path):
+    from safetensors import safe_open
+
+    from studio.demo import train_lora
+
+    work, out = tmp_path / "w", tmp_path / "demo-outline.safetensors"
+    common = ["--effect", "outline", "--quick", "--base", str(DEMO), "--work", str(work), "--out", str(out),
+              "--threads", "1"]
+    with pytest.raises(SystemExit):
+        train_lora.main([*common, "--focus-shapes", "hexagon=2"])
+    record = train_lora.main([*common, "--focus-steps", "2", "--focus-shapes", "triangle=3"])
+    assert record["focus_shapes"] == {"circle": 1.0, "square": 1.0, "triangle": 3.0}
+    assert torch.load(work / "state.pt", weights_only=False)["step"] == 5
+    with safe_open(out, framework="pt") as f:
+        assert f.metadata()["ss_steps"] == "5"
 
 
 def test_resumable_state_restores_modules_optimizer_and_random_streams(tmp_path):

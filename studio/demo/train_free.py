@@ -10,7 +10,10 @@ prompts the way people write them and draws at every trained size:
   geometry scaled per canvas (studio.demo.dataset.positions);
 - tokenizers that lowercase and drop punctuation, and the word "shape" (studio.demo.components):
   every first word keeps its token id and embedding, so the transformer's reading is unchanged;
-- two segments as in the first recipe: main (noise shift 3) and detail (shift 1, from the EMA).
+- two segments as in the first recipe: main (noise shift 3) and detail (shift 1, from the EMA);
+- `--keep-base`: where the base already draws the picture (64x64, a caption naming every part),
+  the target is a frozen copy's own prediction, not the render (without it, two fine-tunes on the
+  buckets broke the 64x64 outlines: docs/demo.md); `--sizes` picks the canvases.
 
 Resumable: the state is saved to --work every --ckpt-every steps; the same command, run again,
 goes on from there (delete --work to start over). The model is written to --out at the end.
@@ -88,8 +91,19 @@ def build_buckets(vae, counts: dict[tuple[int, int], int], seed: int) -> list[Bu
     return out
 
 
-def train(pipe, ema, buckets, weights, table, args, work: Path) -> dict[str, float]:
-    """-> wall and CPU seconds spent training, over every run of the command (resumed runs add up)."""
+def names_every_part(spec, caption: str) -> bool:
+    """Does `caption` name the spec's colour, shape, place and background (a caption like those the
+    first demo model was trained on)? Colour and background names never coincide in one spec."""
+    words = set(caption.split())
+    places = {"centre", "center"} if spec.position == "centre" else {spec.position}
+    return {spec.colour, spec.shape, spec.background} <= words and bool(places & words)
+
+
+def train(pipe, ema, buckets, weights, table, args, work: Path, teacher=None) -> dict[str, float]:
+    """-> wall and CPU seconds spent training, over every run of the command (resumed runs add up).
+    With a `teacher` (a frozen copy of the base transformer), a 64x64 picture whose caption names
+    every part (what the base was trained on) learns the teacher's prediction instead of the render:
+    what the base draws stays; other canvases and captions that leave parts out are learned."""
     tr = pipe.transformer
     tr.train()
     opt = torch.optim.AdamW(tr.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -118,10 +132,17 @@ def train(pipe, ema, buckets, weights, table, args, work: Path) -> dict[str, flo
         idx = torch.randint(0, len(bucket.specs), (args.batch,), generator=gen)
         x0 = sample_packed(pipe, bucket.mean[idx], bucket.std[idx], gen)
         caption = template_caption if args.captions == "template" else random_caption
-        seq, pooled = table.lookup([caption(bucket.specs[i], rng, args.keep) for i in idx.tolist()])
+        specs = [bucket.specs[i] for i in idx.tolist()]
+        caps = [caption(sp, rng, args.keep) for sp in specs]
+        seq, pooled = table.lookup(caps)
         xt, s, target = noised(x0, gen, args.detail_noise_shift if detail else args.noise_shift)
-        pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
-                  txt_ids=txt_ids, img_ids=ids[b], return_dict=False)[0]
+        kwargs = dict(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
+                      txt_ids=txt_ids, img_ids=ids[b], return_dict=False)
+        known = torch.tensor([names_every_part(sp, c) for sp, c in zip(specs, caps)])
+        if teacher is not None and (bucket.width, bucket.height) == (64, 64) and known.any():
+            with torch.no_grad():
+                target = torch.where(known[:, None, None], teacher(**kwargs)[0], target)
+        pred = tr(**kwargs)[0]
         loss = F.mse_loss(pred, target)
         steps.optimise(loss)
         ema_update(ema, tr, local, args.ema)
@@ -152,6 +173,17 @@ def _keep(text: str) -> dict[str, float]:
     return out
 
 
+def _sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in filter(None, text.split(",")):
+        w, _, h = item.partition("x")
+        if not (w.isdigit() and h.isdigit()) or (int(w), int(h)) not in BUCKET_WEIGHTS:
+            raise argparse.ArgumentTypeError(f"--sizes: {item!r} is not one of "
+                                             f"{', '.join(f'{a}x{b}' for a, b in BUCKET_WEIGHTS)}")
+        out.append((int(w), int(h)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxPipeline
 
@@ -175,13 +207,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--captions", choices=("free", "template"), default="free",
                     help="free: every wording (studio.demo.captions); template: the template's wording only (sizes "
                          "alone, for a base whose text encoders learn the wording: studio.demo.train_text)")
+    ap.add_argument("--keep-base", action="store_true",
+                    help="where the base already draws the picture (64x64, every part named) learn its own prediction "
+                         "(a frozen copy), not the render: what the base draws stays, the rest is learned")
+    ap.add_argument("--sizes", type=_sizes, default=list(BUCKET_WEIGHTS), metavar="WxH,...",
+                    help="the canvases to train on (default: all of studio.demo.dataset.SIZES)")
     ap.add_argument("--images-scale", type=float, default=1.0, help="x the bucket image counts")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=4321)
     ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny dataset (tests)")
     args = ap.parse_args(argv)
-    counts = {k: max(8, int(v * args.images_scale)) for k, v in BUCKET_IMAGES.items()}
+    counts = {k: max(8, int(v * args.images_scale)) for k, v in BUCKET_IMAGES.items() if k in args.sizes}
     if args.quick:
         args.batch, args.ckpt_every = 4, 2
         args.steps = 3 if args.steps == ap.get_default("steps") else args.steps
@@ -202,11 +239,12 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"{len(table.index)} captions encoded ({len(HELD_OUT)} eval prompts never drawn)")
     ema = copy.deepcopy(pipe.transformer).eval().requires_grad_(False)
     before = setup.totals()  # this run's set-up
-    times = stage_times(before, train(pipe, ema, buckets, weights / weights.sum(), table, args, args.work))
+    teacher = copy.deepcopy(pipe.transformer).eval().requires_grad_(False) if args.keep_base else None
+    times = stage_times(before, train(pipe, ema, buckets, weights / weights.sum(), table, args, args.work, teacher))
     wall = times["wall_time_s"]
     phase = {"stage": args.phase, "command": command_line("studio.demo.train_free", argv),
              "transformer_steps": args.steps, "lr": args.lr, "captions": args.captions, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
-             "detail_noise_shift": args.detail_noise_shift, "batch": args.batch, "threads": args.threads,
+             "detail_noise_shift": args.detail_noise_shift, "keep_base": args.keep_base, "batch": args.batch, "threads": args.threads,
              "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
              **times}
     training = with_phase(base_meta.get("training", {}), phase)

@@ -16,11 +16,18 @@ its image encoder, projection and to_k_ip / to_v_ip are trained in place. Captio
 colour out (85%) or name the reference's colour; the reference shows the target's colour on
 another shape, place and background, preprocessed by the pipeline's own CLIPImageProcessor.
 `to_v_ip` starts at zero, so the adapter starts as a no-op. Resumable (--work).
+
+Then `--teacher-steps` more steps learn from the base itself instead of the picture: the target
+is what the frozen transformer predicts, at the same noise, for the same scene with its colour
+named in the prompt (the adapter off). The data target mixes the colour with everything else in
+the picture (noise - x0); this one asks only for what the prompt would have said, so its few
+steps go where the figure is lost: neighbouring hues (orange drawn red or yellow).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -76,6 +83,20 @@ def ip_processors(transformer) -> list:
     return [p for name, p in transformer.attn_processors.items() if not name.startswith("single_transformer_blocks")]
 
 
+@contextlib.contextmanager
+def ip_scale(transformer, scale: float):
+    """Every IP-Adapter processor at `scale` inside the block (0.0: exactly the base)."""
+    procs = ip_processors(transformer)
+    saved = [p.scale for p in procs]
+    for p in procs:
+        p.scale = [scale] * len(p.scale)
+    try:
+        yield
+    finally:
+        for p, old in zip(procs, saved):
+            p.scale = old
+
+
 def trainable(pipe) -> list[torch.nn.Module]:
     return [pipe.image_encoder, pipe.transformer.encoder_hid_proj, *ip_processors(pipe.transformer)]
 
@@ -128,24 +149,34 @@ def train(pipe, data: IPData, table, args) -> dict[str, float]:
     start, extra = state.load()
     clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
-    steps = Steps(opt, params, state, clock, start, args.steps, args.ckpt_every)
-    for step in range(start, args.steps):
-        lr = cosine_lr(step, args.steps, args.lr, warmup=100)
+    total = args.steps + args.teacher_steps
+    steps = Steps(opt, params, state, clock, start, total, args.ckpt_every)
+    caption = template_caption if args.captions == "template" else random_caption
+
+    def predict(xt, s, caps, emb):
+        seq, pooled = table.lookup(caps)
+        return tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
+                  txt_ids=txt_ids, img_ids=ids, return_dict=False,
+                  joint_attention_kwargs={"ip_adapter_image_embeds": [emb[:, None, :]]})[0]  # a fresh dict: popped
+
+    for step in range(start, total):
+        teacher = step >= args.steps
+        lr = (cosine_lr(step - args.steps, args.teacher_steps, args.teacher_lr, warmup=100) if teacher
+              else cosine_lr(step, args.steps, args.lr, warmup=100))
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(0, len(data.specs), (args.batch,), generator=gen)
         specs = [data.specs[i] for i in idx.tolist()]
         refs = torch.tensor([data.reference(s, rng) for s in specs])
-        caption = template_caption if args.captions == "template" else random_caption
         caps = [caption(s, rng, keep={"colour": 0.15}) for s in specs]
-        seq, pooled = table.lookup(caps)
         x0 = sample_packed(pipe, *[t[idx] for t in data.latents], gen)
         xt, s, target = noised(x0, gen, args.noise_shift)
         emb = pipe.image_encoder(data.pixels[refs]).image_embeds
-        pred = tr(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
-                  txt_ids=txt_ids, img_ids=ids, return_dict=False,
-                  joint_attention_kwargs={"ip_adapter_image_embeds": [emb[:, None, :]]})[0]  # a fresh dict: popped
-        loss = F.mse_loss(pred, target)
+        if teacher:  # the base, adapter off, told the colour: what the reference should add
+            named = [template_caption(sp, rng) for sp in specs]  # the student's parts, and the colour
+            with torch.no_grad(), ip_scale(tr, 0.0):
+                target = predict(xt, s, named, emb.detach())
+        loss = F.mse_loss(predict(xt, s, caps, emb), target)
         steps.optimise(loss)
         steps.done(step, loss, lr)
     times = steps.finish()
@@ -183,6 +214,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--scenes", type=int, default=6000)
     ap.add_argument("--references", type=int, default=3000)
+    ap.add_argument("--teacher-steps", type=int, default=0,
+                    help="then this many steps toward the base's own prediction with the colour named (adapter off)")
+    ap.add_argument("--teacher-lr", type=float, default=3e-4)
     ap.add_argument("--noise-shift", type=float, default=C.SCHEDULER_SHIFT)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
@@ -192,6 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
                          "the colour mostly left out, for a base that reads only the template (the first demo model)")
     ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny dataset (tests)")
     args = ap.parse_args(argv)
+    if args.teacher_steps and args.captions != "template":
+        ap.error("--teacher-steps needs --captions template (the teacher's prompt is the student's with the colour named)")
     if args.quick:
         args.batch, args.scenes, args.references, args.ckpt_every = 4, 8, 64, 2
         args.steps = 3 if args.steps == ap.get_default("steps") else args.steps
@@ -211,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
     times = stage_times(before, train(pipe, data, table, args))
     wall = times["wall_time_s"]
     record = {"command": command_line("studio.demo.train_ip_adapter", argv),
-              "steps": args.steps, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
+              "steps": args.steps, "teacher_steps": args.teacher_steps, "teacher_lr": args.teacher_lr, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
               "references": args.references, "captions": args.captions, "threads": args.threads, "seed": args.seed,
               **times}
     save(pipe, args.out, record)

@@ -24,7 +24,7 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +99,13 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> dict[s
     start, extra = state.load()
     clock = Clock(extra)
     ids, txt_ids = image_ids(pipe, 16, 16), torch.zeros(C.TEXT_LEN, 3)
-    steps = Steps(opt, params, state, clock, start, args.steps, args.ckpt_every)
-    for step in range(start, args.steps):
-        lr = cosine_lr(step, args.steps, args.lr, warmup=100)
+    focus = {k: v / sum(args.focus_shapes.values()) for k, v in args.focus_shapes.items()}
+    total = args.steps + args.focus_steps
+    steps = Steps(opt, params, state, clock, start, total, args.ckpt_every)
+    for step in range(start, total):
+        shares = focus if step >= args.steps else None
+        lr = (cosine_lr(step - args.steps, args.focus_steps, args.focus_lr, warmup=50) if shares
+              else cosine_lr(step, args.steps, args.lr, warmup=100))
         for g in opt.param_groups:
             g["lr"] = lr
         w = float(rng.uniform(0.25, 1.0))
@@ -116,7 +120,8 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> dict[s
             p.requires_grad_(False)
         for p in params:
             p.requires_grad_(True)
-        specs = [random_spec(rng) for _ in range(args.batch)]
+        specs = [replace(random_spec(rng), shape=str(rng.choice(list(shares), p=list(shares.values()))))
+                 for _ in range(args.batch)] if shares else [random_spec(rng) for _ in range(args.batch)]
         images = np.stack([target([e for e in effects if e[1] > 0], s) for s in specs])
         x0 = sample_packed(pipe, *encode_latents(pipe.vae, images), gen)
         caption = template_caption if args.captions == "template" else random_caption
@@ -156,14 +161,14 @@ def metadata(effect: Effect, args, record: dict, base_meta: dict) -> dict[str, s
         "ss_network_alpha": str(float(args.rank)),
         "ss_network_args": json.dumps({"target_modules": TARGETS}),
         "ss_resolution": "(64, 64)",
-        "ss_steps": str(args.steps),
-        "ss_max_train_steps": str(args.steps),
+        "ss_steps": str(args.steps + args.focus_steps),
+        "ss_max_train_steps": str(args.steps + args.focus_steps),
         "ss_learning_rate": str(args.lr),
         "ss_lr_scheduler": "cosine",
         "ss_optimizer": "torch.optim.AdamW(betas=(0.9, 0.99), weight_decay=0)",
         "ss_seed": str(args.seed),
         "ss_mixed_precision": "no",
-        "ss_num_train_images": str(args.steps * args.batch),
+        "ss_num_train_images": str((args.steps + args.focus_steps) * args.batch),
         "ss_tag_frequency": json.dumps({"demo-shapes": dict(words.most_common())}),
         "ss_training_comment": json.dumps(record),
         "ss_training_finished_at": str(now),
@@ -192,6 +197,18 @@ def save(pipe, effect: Effect, out: Path, meta: dict[str, str]) -> None:
     tmp_dir.rmdir()
 
 
+def _shapes(text: str) -> dict[str, float]:
+    from .dataset import SHAPES
+
+    out = dict.fromkeys(SHAPES, 1.0)
+    for item in filter(None, text.split(",")):
+        shape, _, w = item.partition("=")
+        if shape not in out:
+            raise argparse.ArgumentTypeError(f"--shapes: unknown shape {shape!r}; expected one of {list(SHAPES)}")
+        out[shape] = float(w)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxPipeline
 
@@ -208,6 +225,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--noise-shift", type=float, default=C.SCHEDULER_SHIFT)
+    ap.add_argument("--focus-steps", type=int, default=0,
+                    help="then this many steps (a fresh cosine from --focus-lr) that draw the shapes as --focus-shapes says")
+    ap.add_argument("--focus-lr", type=float, default=3e-4)
+    ap.add_argument("--focus-shapes", type=_shapes, default=_shapes(""), metavar="SHAPE=W,...",
+                    help="how often each shape is drawn in the focus steps, relative to the others, e.g. triangle=3")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7171)
@@ -242,7 +264,9 @@ def main(argv: list[str] | None = None) -> dict:
     times = stage_times(before, train(pipe, effect, table, args, compose_name))
     wall = times["wall_time_s"]
     record = {"command": command_line("studio.demo.train_lora", argv),
-              "steps": args.steps, "batch": args.batch, "lr": args.lr, "rank": args.rank, "threads": args.threads,
+              "steps": args.steps, "focus_steps": args.focus_steps, "focus_lr": args.focus_lr,
+              "focus_shapes": args.focus_shapes, "batch": args.batch, "lr": args.lr, "rank": args.rank,
+              "threads": args.threads,
               "compose_with": str(args.compose_with) if args.compose_with else None, "captions": args.captions,
               "seed": args.seed,
               **times}
