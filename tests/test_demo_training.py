@@ -126,6 +126,23 @@ def test_decoder_stage_trains_only_the_decoder_and_records_the_judge(tmp_path):
     assert not same(a.vae.decoder, b.vae.decoder)
 
 
+def test_decoder_anchor_bank_holds_ip_adapter_pictures_and_the_first_decoders_view_of_them():
+    from diffusers import FluxPipeline
+
+    from studio.demo.train_decoder import anchor_bank
+
+    pipe = FluxPipeline.from_pretrained(DEMO)
+    pipe.set_progress_bar_config(disable=True)
+    meta = json.loads((DEMO / "studio.json").read_text())
+    ip = DEMO.parent / "ip_adapter" / "demo"
+    z, images = anchor_bank(pipe, meta, 2, seed=3, ip_adapter=ip, n_ip=2)
+    assert z.shape[0] == images.shape[0] == 4 and images.shape[1:] == (3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(pipe.vae.decode(z[2:]).sample, images[2:], atol=1e-4)  # the targets: this decoder
+    assert not torch.equal(z[2], z[3])
+    assert getattr(pipe, "image_encoder", None) is None  # the adapter is unloaded again
+
+
 def test_text_meanings_fill_what_a_prompt_leaves_out_the_same_way_every_time():
     from studio.demo.captions import Parts, compose
     from studio.demo.train_text import matched, meaning, pairs

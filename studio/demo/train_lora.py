@@ -15,6 +15,8 @@ band from the filled shape's inradius down to 0.4x of it; 1 + 0.5 w times larger
 halfway. demo-big is trained to compose with demo-outline (--compose): a third of its steps run
 with the finished outline LoRA on at a random weight too, toward both effects.
 Targets are rendered and VAE-encoded at every step, captions drawn freely (studio.demo.captions).
+`--focus-steps N --focus-shapes triangle=3` then trains N more steps (a fresh cosine from --focus-lr)
+drawing one shape more often: the shipped outline's triangles, whose thin bands broke (docs/demo.md).
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def _shapes(text: str) -> dict[str, float]:
     for item in filter(None, text.split(",")):
         shape, _, w = item.partition("=")
         if shape not in out:
-            raise argparse.ArgumentTypeError(f"--shapes: unknown shape {shape!r}; expected one of {list(SHAPES)}")
+            raise argparse.ArgumentTypeError(f"--focus-shapes: unknown shape {shape!r}; expected one of {list(SHAPES)}")
         out[shape] = float(w)
     return out
 
