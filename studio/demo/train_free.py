@@ -36,7 +36,7 @@ from . import components as C
 from .captions import KEEP, all_captions, random_caption, template_caption
 from .cases import HELD_OUT
 from .dataset import SIZES, first_words, make_specs, render, token_words
-from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, image_ids, log,
+from .trainkit import (CaptionTable, name_values, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, image_ids, log,
                        command_line, noised, sample_packed, stage_times, with_phase)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -138,10 +138,11 @@ def train(pipe, ema, buckets, weights, table, args, work: Path, teacher=None) ->
         xt, s, target = noised(x0, gen, args.detail_noise_shift if detail else args.noise_shift)
         kwargs = dict(hidden_states=xt, timestep=s, pooled_projections=pooled, encoder_hidden_states=seq,
                       txt_ids=txt_ids, img_ids=ids[b], return_dict=False)
-        known = torch.tensor([names_every_part(sp, c) for sp, c in zip(specs, caps)])
-        if teacher is not None and (bucket.width, bucket.height) == (64, 64) and known.any():
-            with torch.no_grad():
-                target = torch.where(known[:, None, None], teacher(**kwargs)[0], target)
+        if teacher is not None and (bucket.width, bucket.height) == (64, 64):
+            known = torch.tensor([names_every_part(sp, c) for sp, c in zip(specs, caps)])
+            if known.any():
+                with torch.no_grad():
+                    target = torch.where(known[:, None, None], teacher(**kwargs)[0], target)
         pred = tr(**kwargs)[0]
         loss = F.mse_loss(pred, target)
         steps.optimise(loss)
@@ -164,13 +165,7 @@ def quick_check(pipe, ema, seeds: int = 2) -> dict:
 
 
 def _keep(text: str) -> dict[str, float]:
-    out = {}
-    for item in filter(None, text.split(",")):
-        part, _, p = item.partition("=")
-        if part not in KEEP:
-            raise argparse.ArgumentTypeError(f"--keep: unknown part {part!r}; expected one of {sorted(KEEP)}")
-        out[part] = float(p)
-    return out
+    return name_values(text, KEEP, "--keep")
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:

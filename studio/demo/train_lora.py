@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from . import components as C
 from .captions import all_captions, random_caption, template_caption
 from .dataset import inradius, random_spec, render, scaled
-from .trainkit import (CaptionTable, Clock, Resumable, Steps, cosine_lr, encode_latents, image_ids, log, noised,
+from .trainkit import (CaptionTable, name_values, Clock, Resumable, Steps, cosine_lr, encode_latents, image_ids, log, noised,
                        command_line, sample_packed, stage_times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -202,13 +202,7 @@ def save(pipe, effect: Effect, out: Path, meta: dict[str, str]) -> None:
 def _shapes(text: str) -> dict[str, float]:
     from .dataset import SHAPES
 
-    out = dict.fromkeys(SHAPES, 1.0)
-    for item in filter(None, text.split(",")):
-        shape, _, w = item.partition("=")
-        if shape not in out:
-            raise argparse.ArgumentTypeError(f"--focus-shapes: unknown shape {shape!r}; expected one of {list(SHAPES)}")
-        out[shape] = float(w)
-    return out
+    return name_values(text, SHAPES, "--focus-shapes", start=dict.fromkeys(SHAPES, 1.0))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -184,6 +184,19 @@ class Steps:
         return times
 
 
+def name_values(text: str, names, option: str, start: dict[str, float] | None = None) -> dict[str, float]:
+    """Parse an option of the form NAME=VALUE,... (`names`: the allowed names) onto `start`."""
+    import argparse
+
+    out = dict(start or {})
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name not in names:
+            raise argparse.ArgumentTypeError(f"{option}: unknown name {name!r}; expected one of {sorted(names)}")
+        out[name] = float(value)
+    return out
+
+
 def command_line(module: str, argv: list[str] | None) -> str:
     """The command a stage ran as, for its record: ``python -m <module> <its arguments>``."""
     return " ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)])
