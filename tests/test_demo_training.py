@@ -70,6 +70,73 @@ def test_keep_base_learns_the_other_canvases_and_keeps_the_base_at_64x64(tmp_pat
     assert not steps_on((80, 48), tmp_path / "wide")
 
 
+def test_grown_blocks_start_as_the_identity_for_the_transformer_and_its_controlnet():
+    """Appended single blocks change nothing until trained; a grown ControlNet gives them zero
+    residuals, so each trained block keeps the residual it was trained with."""
+    import copy
+
+    from diffusers import FluxControlNetModel, FluxPipeline
+
+    from studio.demo.grow import grow_controlnet, grow_transformer
+
+    pipe = FluxPipeline.from_pretrained(DEMO)
+    tr, net = pipe.transformer, FluxControlNetModel.from_pretrained(DEMO.parent / "controlnet" / "demo-union")
+    old_tr, old_net = copy.deepcopy(tr), copy.deepcopy(net)
+    trained = len(tr.single_transformer_blocks)
+    assert grow_transformer(tr, 4, seed=1) == [trained + k for k in range(4)]
+    assert tr.config.num_single_layers == trained + 4
+    assert grow_controlnet(net, trained, trained + 4) == 2 * len(old_net.single_transformer_blocks)
+    g = torch.Generator().manual_seed(0)
+    kw = dict(hidden_states=torch.randn(2, 64, 64, generator=g), timestep=torch.tensor([0.3, 0.8]),
+              pooled_projections=torch.randn(2, 64, generator=g), encoder_hidden_states=torch.randn(2, 16, 64, generator=g),
+              txt_ids=torch.zeros(16, 3), img_ids=pipe._prepare_latent_image_ids(2, 8, 8, "cpu", torch.float32),
+              return_dict=False)
+    cond = dict(controlnet_cond=torch.randn(2, 64, 64, generator=g), controlnet_mode=torch.tensor([[0], [1]]),
+                conditioning_scale=1.0)
+
+    def controlled(t, n):
+        blocks, singles = n(**cond, **kw)
+        return t(controlnet_block_samples=blocks, controlnet_single_block_samples=singles, **kw)[0]
+
+    with torch.no_grad():
+        assert torch.equal(old_tr(**kw)[0], tr(**kw)[0])
+        assert torch.equal(controlled(old_tr, old_net), controlled(tr, net))
+        assert not torch.equal(controlled(tr, net), tr(**kw)[0])
+    with pytest.raises(ValueError, match="residual mapping"):  # 2 residuals over 3 blocks: block 2 shares one
+        grow_controlnet(copy.deepcopy(old_net), 3, 7)
+
+
+def test_free_stage_trains_only_the_grown_blocks_when_asked(tmp_path):
+    from diffusers import FluxPipeline
+
+    from studio.demo import train_free
+
+    train_free.main(["--quick", "--base", str(DEMO), "--out", str(tmp_path / "demo"), "--work", str(tmp_path / "w"),
+                     "--threads", "1", "--captions", "template", "--grow-single", "2", "--train-blocks", "new"])
+    a, b = FluxPipeline.from_pretrained(DEMO).transformer, FluxPipeline.from_pretrained(tmp_path / "demo").transformer
+    n = len(a.single_transformer_blocks)
+    assert b.config.num_single_layers == n + 2
+    new = {k: v for k, v in b.state_dict().items() if k.startswith(f"single_transformer_blocks.{n}")}
+    assert new and any(v.abs().sum() > 0 for k, v in new.items() if "norm.linear" in k)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    phase = json.loads((tmp_path / "demo" / "studio.json").read_text())["training"]["phases"][-1]
+    assert (phase["grow_single"], phase["train_blocks"]) == (2, "new")
+    # and the shipped ControlNet, grown for it, loads plainly with a zero residual for the new blocks
+    import shutil
+
+    from diffusers import FluxControlNetModel
+
+    from studio.demo import grow
+
+    net_dir = tmp_path / "demo-union"
+    shutil.copytree(DEMO.parent / "controlnet" / "demo-union", net_dir)
+    grow.main(["--controlnet", str(net_dir), "--base", str(tmp_path / "demo"), "--trained", str(n)])
+    net = FluxControlNetModel.from_pretrained(net_dir)
+    assert net.config.num_single_layers == 3 and not net.controlnet_single_blocks[2].weight.any()
+    record = json.loads((net_dir / "studio.json").read_text())["training"]
+    assert record["transformer_single_blocks"] == n + 2 and record["grown"][-1]["single_layers"] == [2, 3]
+
+
 def test_text_stage_trains_only_the_text_encoders(tmp_path):
     from diffusers import FluxPipeline
 

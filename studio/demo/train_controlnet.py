@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
     wall = times["wall_time_s"]
     record = {"command": command_line("studio.demo.train_controlnet", argv),
               "steps": args.steps, "batch": args.batch, "lr": args.lr, "scenes": args.scenes,
-              "single_blocks": args.single_blocks, "ema": args.ema, "threads": args.threads, "seed": args.seed,
+              "single_blocks": args.single_blocks,
+              "transformer_single_blocks": len(pipe.transformer.single_transformer_blocks), "ema": args.ema, "threads": args.threads, "seed": args.seed,
               **times}
     save(ema, args.out, record)
     log(f"saved {args.out} ({folder_bytes(args.out) / 1e6:.2f} MB), {wall / 60:.1f} min")

@@ -36,6 +36,7 @@ from . import components as C
 from .captions import KEEP, all_captions, random_caption, template_caption
 from .cases import HELD_OUT
 from .dataset import SIZES, first_words, make_specs, render, token_words
+from .grow import grow_transformer, new_block_parameters
 from .trainkit import (CaptionTable, name_values, Clock, Resumable, Steps, cosine_lr, ema_update, encode_latents, image_ids, log,
                        command_line, noised, sample_packed, stage_times, with_phase)
 
@@ -106,7 +107,8 @@ def train(pipe, ema, buckets, weights, table, args, work: Path, teacher=None) ->
     what the base draws stays; other canvases and captions that leave parts out are learned."""
     tr = pipe.transformer
     tr.train()
-    opt = torch.optim.AdamW(tr.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    params = [p for p in tr.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     gen = torch.Generator().manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     state = Resumable(work, transformer=tr, ema=ema, opt=opt, gen=gen, rng=rng)
@@ -115,7 +117,7 @@ def train(pipe, ema, buckets, weights, table, args, work: Path, teacher=None) ->
     ids = [image_ids(pipe, b.mean.shape[2], b.mean.shape[3]) for b in buckets]
     txt_ids = torch.zeros(C.TEXT_LEN, 3)
     total = args.steps + args.detail_steps
-    steps = Steps(opt, tr.parameters(), state, clock, start, total, args.ckpt_every)
+    steps = Steps(opt, params, state, clock, start, total, args.ckpt_every)
     for step in range(start, total):
         detail = step >= args.steps
         if step == args.steps and args.detail_steps:
@@ -205,6 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--keep-base", action="store_true",
                     help="where the base already draws the picture (64x64, every part named) learn its own prediction "
                          "(a frozen copy), not the render: what the base draws stays, the rest is learned")
+    ap.add_argument("--grow-single", type=int, default=0, metavar="N",
+                    help="append N single blocks that start as the identity (studio.demo.grow): more capacity, "
+                         "the same pictures at step 0, and every adapter's blocks keep their indices")
+    ap.add_argument("--train-blocks", choices=("all", "new"), default="all",
+                    help="new: train only the grown blocks (the trained ones stay exactly as they are)")
     ap.add_argument("--sizes", type=_sizes, default=list(BUCKET_WEIGHTS), metavar="WxH,...",
                     help="the canvases to train on (default: all of studio.demo.dataset.SIZES)")
     ap.add_argument("--images-scale", type=float, default=1.0, help="x the bucket image counts")
@@ -232,14 +239,23 @@ def main(argv: list[str] | None = None) -> dict:
     weights = np.array([BUCKET_WEIGHTS[(b.width, b.height)] for b in buckets])
     table = CaptionTable(pipe, [] if args.quick else all_captions())
     log(f"{len(table.index)} captions encoded ({len(HELD_OUT)} eval prompts never drawn)")
+    teacher = copy.deepcopy(pipe.transformer).eval().requires_grad_(False) if args.keep_base else None
+    if args.train_blocks == "new" and not args.grow_single:
+        ap.error("--train-blocks new needs --grow-single N")
+    first = len(pipe.transformer.single_transformer_blocks)
+    grow_transformer(pipe.transformer, args.grow_single, args.seed)
+    if args.train_blocks == "new":
+        pipe.transformer.requires_grad_(False)
+        for p in new_block_parameters(pipe.transformer, first):
+            p.requires_grad_(True)
     ema = copy.deepcopy(pipe.transformer).eval().requires_grad_(False)
     before = setup.totals()  # this run's set-up
-    teacher = copy.deepcopy(pipe.transformer).eval().requires_grad_(False) if args.keep_base else None
     times = stage_times(before, train(pipe, ema, buckets, weights / weights.sum(), table, args, args.work, teacher))
     wall = times["wall_time_s"]
     phase = {"stage": args.phase, "command": command_line("studio.demo.train_free", argv),
              "transformer_steps": args.steps, "lr": args.lr, "captions": args.captions, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
-             "detail_noise_shift": args.detail_noise_shift, "keep_base": args.keep_base, "batch": args.batch, "threads": args.threads,
+             "detail_noise_shift": args.detail_noise_shift, "keep_base": args.keep_base,
+             "grow_single": args.grow_single, "train_blocks": args.train_blocks, "batch": args.batch, "threads": args.threads,
              "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
              **times}
     training = with_phase(base_meta.get("training", {}), phase)
