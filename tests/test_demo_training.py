@@ -210,6 +210,30 @@ def test_decoder_anchor_bank_holds_ip_adapter_pictures_and_the_first_decoders_vi
     assert getattr(pipe, "image_encoder", None) is None  # the adapter is unloaded again
 
 
+def test_snapped_anchor_pictures_are_clean_renders_of_what_was_drawn_and_only_when_right():
+    """--snap: a picture right in every part becomes the render of its fitted shape (the judge's
+    outline offset drops to ~0); a picture with a wrong part keeps the first decoder's view."""
+    from dataclasses import replace
+
+    from studio.demo.classify import classify
+    from studio.demo.dataset import random_spec, render
+    from studio.demo.train_decoder import snapped_pictures
+    from studio.demo.trainkit import to_tensor
+
+    rng = np.random.default_rng(7)
+    specs = [random_spec(rng) for _ in range(3)]
+    drawn = [replace(s, cx=s.cx + 0.6, r=s.r * 1.04) for s in specs]  # a little off, as a model draws
+    pictures = to_tensor(np.stack([render(d) for d in drawn]))
+    pictures = pictures + 0.04 * torch.randn(pictures.shape, generator=torch.Generator().manual_seed(0))
+    wrong = replace(specs[2], colour="purple" if specs[2].colour != "purple" else "green")
+    out, n = snapped_pictures(pictures, [specs[0], specs[1], wrong])
+    assert n == 2 and torch.equal(out[2], pictures[2])
+    for i in range(2):
+        v = classify(((out[i].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+        assert (v.shape, v.colour, v.position) == (specs[i].shape, specs[i].colour, specs[i].position)
+        assert v.offset < 0.1 and abs(v.centre[0] - drawn[i].cx) < 0.5  # what was drawn, drawn clean
+
+
 def test_text_meanings_fill_what_a_prompt_leaves_out_the_same_way_every_time():
     from studio.demo.captions import Parts, compose
     from studio.demo.train_text import matched, meaning, pairs

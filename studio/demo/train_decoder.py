@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,12 @@ def target(rng: np.random.Generator, width: int, height: int, filled_share: floa
 
 @torch.no_grad()
 def anchor_bank(pipe, meta: dict, n: int, seed: int, ip_adapter: Path | None = None,
-                n_ip: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                n_ip: int = 0, snap: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (latents the transformer draws for n template prompts, and for n_ip colourless ones with
-    `ip_adapter` and a reference picture; the base decoder's pictures of them)."""
+    `ip_adapter` and a reference picture; the base decoder's pictures of them). With `snap`, a
+    picture the judge finds right in every part (shape, colour, place, background) is replaced by
+    the clean render of the shape it drew (its fitted centre and size): the decoder learns to draw
+    the transformer's latents as clean as the dataset's pictures, not as the first decoder did."""
     from PIL import Image
 
     from .adapters_eval import load_ip
@@ -84,7 +88,11 @@ def anchor_bank(pipe, meta: dict, n: int, seed: int, ip_adapter: Path | None = N
                       output_type="latent", **kwargs).images
         return pipe._unpack_latents(packed, 64, 64, pipe.vae_scale_factor)
 
-    prompts = [template_caption(random_spec(rng), rng, held_out=held_out) for _ in range(n)]
+    truths, prompts = [], []
+    for _ in range(n):
+        spec = random_spec(rng)
+        truths.append(spec)
+        prompts.append(template_caption(spec, rng, held_out=held_out))
     latents = [draw(prompts[i : i + 32], i) for i in range(0, n, 32)]
     if ip_adapter is not None and n_ip:
         load_ip(pipe, ip_adapter)
@@ -92,13 +100,33 @@ def anchor_bank(pipe, meta: dict, n: int, seed: int, ip_adapter: Path | None = N
             pipe.set_ip_adapter_scale(1.0)
             for i in range(n_ip):  # one reference per call: the pipeline takes one image for the batch
                 ref = random_spec(rng)
-                prompt = template_caption(random_spec(rng), rng, keep={"colour": 0.0}, held_out=held_out)
+                spec = random_spec(rng)
+                prompt = template_caption(spec, rng, keep={"colour": 0.0}, held_out=held_out)
+                truths.append(replace(spec, colour=ref.colour))
                 latents.append(draw([prompt], n + i, ip_adapter_image=Image.fromarray(render(ref))))
         finally:
             pipe.unload_ip_adapter()
     cfg = pipe.vae.config
     z = torch.cat(latents) / cfg.scaling_factor + cfg.shift_factor
-    return z, torch.cat([pipe.vae.decode(z[i : i + 64]).sample for i in range(0, len(z), 64)])
+    pictures = torch.cat([pipe.vae.decode(z[i : i + 64]).sample for i in range(0, len(z), 64)])
+    if snap:
+        pictures, snapped = snapped_pictures(pictures, truths)
+        log(f"anchor bank: {snapped} of {len(truths)} pictures right in every part, drawn clean")
+    return z, pictures
+
+
+def snapped_pictures(pictures: torch.Tensor, truths: list) -> tuple[torch.Tensor, int]:
+    """Each picture (-1..1, NCHW) the judge finds right in every part of its truth (a ShapeSpec),
+    replaced by the render of the shape it drew: the best fit's class, centre and size."""
+    out, snapped = pictures.clone(), 0
+    images = ((pictures.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    for i, (im, spec) in enumerate(zip(images, truths)):
+        v = classify(im)
+        if (v.best_fit, v.colour, v.position, v.background) == (spec.shape, spec.colour, spec.position, spec.background):
+            clean = replace(spec, cx=float(v.centre[0]), cy=float(v.centre[1]), r=float(v.radius))
+            out[i] = to_tensor(render(clean)[None])[0]
+            snapped += 1
+    return out, snapped
 
 
 def judge(vae, n: int = 60, seed: int = 4242) -> dict[str, float]:
@@ -169,6 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--anchor-batch", type=int, default=16)
     ap.add_argument("--anchor-ip", type=int, default=0,
                     help="and this many latents drawn with --ip-adapter (colourless prompts, a reference picture)")
+    ap.add_argument("--snap", action="store_true",
+                    help="anchor pictures the judge finds right are replaced by clean renders of what they drew")
     ap.add_argument("--ip-adapter", type=Path, default=Path("models/ip_adapter/demo"))
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
@@ -189,14 +219,15 @@ def main(argv: list[str] | None = None) -> dict:
     n_judge = 8 if args.quick else 90
     before_judge = judge(pipe.vae, n_judge)
     log(f"base {args.base}: through the VAE alone, filled {before_judge['filled']}, hollow {before_judge['hollow']}")
-    bank = anchor_bank(pipe, base_meta, args.anchor, args.seed, args.ip_adapter, args.anchor_ip) if args.anchor else None
+    bank = anchor_bank(pipe, base_meta, args.anchor, args.seed, args.ip_adapter, args.anchor_ip, args.snap) \
+        if args.anchor else None
     before = setup.totals()
     times = stage_times(before, train(pipe.vae, args, bank))
     after_judge = judge(pipe.vae, n_judge)
     log(f"after: filled {after_judge['filled']}, hollow {after_judge['hollow']}")
     phase = {"stage": args.phase, "command": command_line("studio.demo.train_decoder", argv), "steps": args.steps,
              "lr": args.lr, "batch": args.batch, "filled_share": args.filled_share, "latent_noise": args.latent_noise,
-             "anchor": args.anchor, "anchor_ip": args.anchor_ip, "anchor_batch": args.anchor_batch, "seed": args.seed, **times,
+             "anchor": args.anchor, "anchor_ip": args.anchor_ip, "snap": args.snap, "anchor_batch": args.anchor_batch, "seed": args.seed, **times,
              "judge_before": before_judge, "judge_after": after_judge}
     keep = {k: v for k, v in base_meta.items() if k != "training"}
     extra = {**keep, "training": with_phase(base_meta.get("training", {}), phase)}

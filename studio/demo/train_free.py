@@ -182,7 +182,7 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from diffusers import FluxPipeline
+    from diffusers import FluxPipeline, FluxTransformer2DModel
 
     from .train import fp16_check, save_pipeline
 
@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--keep-base", action="store_true",
                     help="where the base already draws the picture (64x64, every part named) learn its own prediction "
                          "(a frozen copy), not the render: what the base draws stays, the rest is learned")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="with --keep-base: the saved model whose transformer is the teacher (default: --base; e.g. the "
+                         "first model, when --base is a fine-tune of it being polished)")
     ap.add_argument("--grow-single", type=int, default=0, metavar="N",
                     help="append N single blocks that start as the identity (studio.demo.grow): more capacity, "
                          "the same pictures at step 0, and every adapter's blocks keep their indices")
@@ -239,7 +242,13 @@ def main(argv: list[str] | None = None) -> dict:
     weights = np.array([BUCKET_WEIGHTS[(b.width, b.height)] for b in buckets])
     table = CaptionTable(pipe, [] if args.quick else all_captions())
     log(f"{len(table.index)} captions encoded ({len(HELD_OUT)} eval prompts never drawn)")
-    teacher = copy.deepcopy(pipe.transformer).eval().requires_grad_(False) if args.keep_base else None
+    teacher = None
+    if args.keep_base:
+        teacher = copy.deepcopy(pipe.transformer) if args.teacher is None else \
+            FluxTransformer2DModel.from_pretrained(args.teacher / "transformer", torch_dtype=torch.float32)
+        teacher.eval().requires_grad_(False)
+    elif args.teacher is not None:
+        ap.error("--teacher needs --keep-base")
     if args.train_blocks == "new" and not args.grow_single:
         ap.error("--train-blocks new needs --grow-single N")
     first = len(pipe.transformer.single_transformer_blocks)
@@ -255,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
     phase = {"stage": args.phase, "command": command_line("studio.demo.train_free", argv),
              "transformer_steps": args.steps, "lr": args.lr, "captions": args.captions, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
              "detail_noise_shift": args.detail_noise_shift, "keep_base": args.keep_base,
+             "teacher": str(args.teacher or args.base) if args.keep_base else None,
              "grow_single": args.grow_single, "train_blocks": args.train_blocks, "batch": args.batch, "threads": args.threads,
              "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
              **times}
