@@ -27,8 +27,9 @@ import torch
 from diffusers.models.transformers.transformer_flux import FluxSingleTransformerBlock
 
 
-def identity_single_block(transformer, seed: int) -> FluxSingleTransformerBlock:
-    cfg = transformer.config
+def identity_single_block(model, seed: int) -> FluxSingleTransformerBlock:
+    """A single block for `model` (a FLUX transformer or ControlNet) that returns its input."""
+    cfg = model.config
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         block = FluxSingleTransformerBlock(dim=cfg.num_attention_heads * cfg.attention_head_dim,
@@ -37,7 +38,7 @@ def identity_single_block(transformer, seed: int) -> FluxSingleTransformerBlock:
     with torch.no_grad():
         block.norm.linear.weight.zero_()
         block.norm.linear.bias.zero_()
-    p = next(transformer.parameters())
+    p = next(model.parameters())
     return block.to(device=p.device, dtype=p.dtype)
 
 
@@ -71,20 +72,15 @@ def grow_controlnet(controlnet, trained: int, transformer_single: int, seed: int
     if trained % interval or -(-transformer_single // want) != interval:
         raise ValueError(f"{transformer_single} single blocks cannot keep the residual mapping of "
                          f"{have} residuals over {trained} blocks")
-    cfg = controlnet.config
     for k in range(want - have):
-        with torch.random.fork_rng():
-            torch.manual_seed(seed + k)
-            block = FluxSingleTransformerBlock(dim=cfg.num_attention_heads * cfg.attention_head_dim,
-                                               num_attention_heads=cfg.num_attention_heads,
-                                               attention_head_dim=cfg.attention_head_dim)
-            out = torch.nn.Linear(block.proj_out.out_features, block.proj_out.out_features)
+        block = identity_single_block(controlnet, seed + k)  # its residual is zero whatever it computes
+        dim = block.proj_out.out_features
+        out = torch.nn.Linear(dim, dim).to(next(controlnet.parameters()))
         with torch.no_grad():
             out.weight.zero_()
             out.bias.zero_()
-        p = next(controlnet.parameters())
-        controlnet.single_transformer_blocks.append(block.to(device=p.device, dtype=p.dtype))
-        controlnet.controlnet_single_blocks.append(out.to(device=p.device, dtype=p.dtype))
+        controlnet.single_transformer_blocks.append(block)
+        controlnet.controlnet_single_blocks.append(out)
     controlnet.register_to_config(num_single_layers=want)
     return want
 
