@@ -218,7 +218,7 @@ def test_snapped_anchor_pictures_are_clean_renders_of_what_was_drawn_and_only_wh
     from studio.demo.classify import classify
     from studio.demo.dataset import random_spec, render
     from studio.demo.train_decoder import snapped_pictures
-    from studio.demo.trainkit import to_tensor
+    from studio.demo.trainkit import to_tensor, to_uint8
 
     rng = np.random.default_rng(7)
     specs = [random_spec(rng) for _ in range(3)]
@@ -228,8 +228,8 @@ def test_snapped_anchor_pictures_are_clean_renders_of_what_was_drawn_and_only_wh
     wrong = replace(specs[2], colour="purple" if specs[2].colour != "purple" else "green")
     out, n = snapped_pictures(pictures, [specs[0], specs[1], wrong])
     assert n == 2 and torch.equal(out[2], pictures[2])
-    for i in range(2):
-        v = classify(((out[i].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+    for i, im in enumerate(to_uint8(out[:2])):
+        v = classify(im)
         assert (v.shape, v.colour, v.position) == (specs[i].shape, specs[i].colour, specs[i].position)
         assert v.offset < 0.1 and abs(v.centre[0] - drawn[i].cx) < 0.5  # what was drawn, drawn clean
 

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 
 from .classify import classify  # noqa: E402
 from .dataset import SHAPES, eval_prompts, make_dataset  # noqa: E402
+from .trainkit import to_tensor, to_uint8  # noqa: E402
 
 
 def load(model_dir: str | Path):
@@ -113,9 +114,9 @@ def line(acc: dict, sec: float) -> str:
 def vae_round_trip(vae, images: np.ndarray, batch: int = 50) -> np.ndarray:
     """images through the model's own VAE (encode -> mean latent -> decode), uint8 like the input."""
     with torch.inference_mode():
-        x = torch.from_numpy(images).float().permute(0, 3, 1, 2) / 127.5 - 1
+        x = to_tensor(images)
         rec = torch.cat([vae.decode(vae.encode(x[i : i + batch]).latent_dist.mean).sample for i in range(0, len(x), batch)])
-    return ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return to_uint8(rec)
 
 
 def validate(model_dir: str | Path | None, n: int = 600, seed: int = 99, n_misses: int = 40) -> str:

@@ -19,7 +19,6 @@ bit for bit what the trained one drew, and every adapter trained on it still fin
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
 
@@ -88,7 +87,8 @@ def grow_controlnet(controlnet, trained: int, transformer_single: int, seed: int
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxControlNetModel
 
-    from .trainkit import command_line, log, publish
+    from .train_controlnet import save
+    from .trainkit import command_line, log
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--controlnet", type=Path, default=Path("models/controlnet/demo-union"))
@@ -104,14 +104,12 @@ def main(argv: list[str] | None = None) -> dict:
     net = FluxControlNetModel.from_pretrained(args.controlnet, torch_dtype=torch.float32)
     before = len(net.single_transformer_blocks)
     now = grow_controlnet(net, trained, single)
-    tmp = args.controlnet.with_name(args.controlnet.name + ".tmp")
-    copy.deepcopy(net).to(torch.float16).save_pretrained(tmp)
-    meta["training"]["transformer_single_blocks"] = single
-    meta["training"].setdefault("grown", []).append(
+    record = meta["training"]
+    record["transformer_single_blocks"] = single
+    record.setdefault("grown", []).append(
         {"command": command_line("studio.demo.grow", argv), "single_layers": [before, now],
          "transformer_single_blocks": [trained, single]})
-    (tmp / "studio.json").write_text(json.dumps(meta, indent=2) + "\n")
-    publish(tmp, args.controlnet)
+    save(net, args.controlnet, record)  # as the ControlNet stage saves it: fp16, studio.json, all or nothing
     log(f"{args.controlnet}: {before} -> {now} single layers for a transformer with {single} single blocks")
     return {"single_layers": now}
 

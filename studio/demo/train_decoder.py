@@ -40,7 +40,7 @@ from .classify import classify
 from .eval import vae_round_trip
 from .dataset import SIZES, inradius, random_spec, render, scaled
 from .trainkit import (Clock, Resumable, Steps, command_line, cosine_lr, log, refuse_second_pass, stage_times, to_tensor,
-                       with_phase)
+                       to_uint8, with_phase)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -119,8 +119,7 @@ def snapped_pictures(pictures: torch.Tensor, truths: list) -> tuple[torch.Tensor
     """Each picture (-1..1, NCHW) the judge finds right in every part of its truth (a ShapeSpec),
     replaced by the render of the shape it drew: the best fit's class, centre and size."""
     out, snapped = pictures.clone(), 0
-    images = ((pictures.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    for i, (im, spec) in enumerate(zip(images, truths)):
+    for i, (im, spec) in enumerate(zip(to_uint8(pictures), truths)):
         v = classify(im)
         if (v.best_fit, v.colour, v.position, v.background) == (spec.shape, spec.colour, spec.position, spec.background):
             clean = replace(spec, cx=float(v.centre[0]), cy=float(v.centre[1]), r=float(v.radius))

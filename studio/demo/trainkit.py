@@ -41,6 +41,11 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def to_uint8(pictures: torch.Tensor) -> np.ndarray:
+    """float NCHW in [-1, 1] (what a VAE decodes) -> uint8 NHWC, rounded as the pipelines round."""
+    return ((pictures.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
 def noise_levels(batch: int, gen: torch.Generator, shift: float = C.SCHEDULER_SHIFT) -> torch.Tensor:
     """80% logit-normal(0, 1) + 20% uniform, then a static shift.
 
