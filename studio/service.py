@@ -97,7 +97,8 @@ class Studio:
         nets = controls.nets_for(self.registry, entry, request)
         plan = replace(self._plan(entry, request, nets), loras=lora_paths, fuse_loras=self.lora_fuse)
         request = request.replace(image_prompts=tuple(       # the adapter each used, by name (re-generate: the same)
-            replace(p, adapter=self.registry.ip_adapter(p.adapter, entry).name) for p in request.image_prompts))
+            replace(p, adapter=self.registry.ip_adapter(p.adapter, entry).name) for p in request.image_prompts),
+            controls=tuple(replace(u, model=net.name) for u, (net, _) in zip(request.controls, nets, strict=True)))
         if plan.union_pipes:
             spec = binders.check(entry.family, active, union=True)
         size = self._output_size(entry, request)

@@ -68,5 +68,7 @@ def test_inpaint_with_a_net_through_the_handler(cn_server, shapes, tmp_path):
     got = np.asarray(Image.open(images[0]["image"]).convert("RGB"), dtype=np.int16)
     row = studio.sink.store.get(ids[0])
     assert row.task == "inpaint" and row.controls[0].map.startswith("inputs/")
+    # the unit named no net: the row names the one that ran, so re-generate uses it even if the default moves
+    assert row.controls[0].model == studio.registry.controlnet("", studio.registry.get(row.model_id), "canny").name != ""
     assert np.abs(got[:, 48:] - np.array([200, 40, 40])).max() <= 2        # beyond the mask's blur: the start image
     assert np.abs(got[:, :16] - np.array([200, 40, 40])).mean() > 10       # inside: redrawn

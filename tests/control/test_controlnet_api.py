@@ -20,11 +20,14 @@ def run_example(url: str) -> dict:
 def test_the_readme_example_runs_as_written(cn_server):
     url, studio = cn_server
     scope = run_example(url)
-    assert 'ControlNet 0: "Module: canny, Model: canny, Weight: 0.8, Guidance Start: 0, Guidance End: 0.8' in \
-        scope["infotext"]
-    assert 'ControlNet 1: "Module: none, Model: depth, Weight: 0.5' in scope["infotext"]
     row = studio.sink.store.get(scope["image_ids"][0])
-    assert [(u.type, u.preprocessor) for u in row.controls] == [("canny", "canny"), ("depth", "none")]
+    entry = studio.registry.get(row.model_id)
+    canny, depth = (studio.registry.controlnet("", entry, kind).name for kind in ("canny", "depth"))
+    # the units named no net: the infotext and the row name the net that ran (the model's own)
+    assert f'ControlNet 0: "Module: canny, Model: {canny}, Weight: 0.8, Guidance Start: 0, Guidance End: 0.8' in \
+        scope["infotext"]
+    assert f'ControlNet 1: "Module: none, Model: {depth}, Weight: 0.5' in scope["infotext"]
+    assert [(u.type, u.preprocessor, u.model) for u in row.controls] == [("canny", "canny", canny), ("depth", "none", depth)]
 
 
 def test_only_prompt_and_image_are_required_and_returns_are_labeled(cn_server):
@@ -55,4 +58,5 @@ def demo_server(tmp_path_factory):
 
 def test_the_readme_example_runs_on_the_demo_model(demo_server):
     scope = run_example(demo_server)
-    assert "ControlNet 0:" in scope["infotext"] and "ControlNet 1:" in scope["infotext"] and scope["image_ids"]
+    assert 'ControlNet 0: "Module: canny, Model: demo-union,' in scope["infotext"] and "ControlNet 1:" in scope["infotext"]
+    assert scope["image_ids"]
