@@ -8,9 +8,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import contextlib  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -119,6 +121,32 @@ def offline_studio(models_dir: Path, outputs_dir: Path, **settings):
 
     return build_studio(Settings(models_dir=models_dir, outputs_dir=outputs_dir, offline=True, device="cpu",
                                  **settings))
+
+
+@contextlib.contextmanager
+def serving(models_dir: Path, outputs_dir: Path, **settings):
+    """A real studio server, wired and launched as app.py does it, offline on the CPU on 127.0.0.1
+    (a free port) -> Served(url, studio, settings, demo); closed when the block ends."""
+    from studio.config import Settings
+    from studio.ui.app import build_app, launch_kwargs
+    from studio.wiring import build_studio
+
+    config = Settings(models_dir=models_dir, outputs_dir=outputs_dir, offline=True, device="cpu", port=free_port(),
+                      **settings)
+    studio = build_studio(config)
+    demo = build_app(studio, config)
+    demo.launch(**launch_kwargs(config, studio), prevent_thread_lock=True, quiet=True)
+    try:
+        yield Served(f"http://127.0.0.1:{config.port}/", studio, config, demo)
+    finally:
+        demo.close()
+
+
+class Served(NamedTuple):
+    url: str
+    studio: Any
+    settings: Any
+    demo: Any
 
 
 def free_port() -> int:

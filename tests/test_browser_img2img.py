@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import free_port, launch_chromium, search_gallery_and_pick, wait_until
+from tests.conftest import launch_chromium, search_gallery_and_pick, serving, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not "
                                                                                        "installed (launch.sh test installs it)")]
@@ -21,21 +21,15 @@ PROMPT = "a yellow square at the right on a blue background"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from studio.config import ROOT, Settings
+    from studio.config import ROOT
     from studio.requests import GenerationRequest
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
 
     root = tmp_path_factory.mktemp("i2i-browser")
-    settings = Settings(models_dir=ROOT / "models", outputs_dir=root / "outputs", offline=True, device="cpu",
-                        port=free_port())
-    studio = build_studio(settings)
-    picture = root / "red-circle.png"
-    studio.generate(GenerationRequest("a red circle at the left on a blue background", seed=11)).images[0].save(picture)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio, picture
-    demo.close()
+    with serving(ROOT / "models", root / "outputs") as served:
+        picture = root / "red-circle.png"
+        served.studio.generate(GenerationRequest("a red circle at the left on a blue background",
+                                                 seed=11)).images[0].save(picture)
+        yield served.url, served.studio, picture
 
 
 def open_img2img(browser, url: str, sub_tab: str):

@@ -8,28 +8,17 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import free_port, launch_chromium, png_files, wait_until
+from tests.conftest import launch_chromium, png_files, serving, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(1)
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
     root = tmp_path_factory.mktemp("public")
-    settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", offline=True, device="cpu",
-                        port=free_port(), default_model="tiny-random", public=True, max_steps=6, max_size=128)
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings, studio), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}", studio
-    demo.close()
+    with serving(root / "models", root / "outputs", default_model="tiny-random", public=True, max_steps=6,
+                 max_size=128) as served:
+        yield served.url.rstrip("/"), served.studio
 
 
 def _client(url: str):

@@ -7,23 +7,17 @@ import re
 
 import pytest
 
-from tests.conftest import free_port, readme_python, run_readme_python
+from tests.conftest import readme_python, run_readme_python, serving
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from studio.config import ROOT, Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
+    from studio.config import ROOT
 
-    settings = Settings(models_dir=ROOT / "models", outputs_dir=tmp_path_factory.mktemp("readme-outputs"),
-                        offline=True, device="cpu", port=free_port())
-    demo = build_app(build_studio(settings), settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/"
-    demo.close()
+    with serving(ROOT / "models", tmp_path_factory.mktemp("readme-outputs")) as served:
+        yield served.url
 
 
 def test_the_readme_api_examples_run_as_written(server, tmp_path, monkeypatch):

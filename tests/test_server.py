@@ -8,24 +8,15 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port, launch_chromium, open_gallery_and_pick
+from tests.conftest import launch_chromium, open_gallery_and_pick, serving
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def server(tiny_models_dir, tmp_path_factory):
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
-    out = tmp_path_factory.mktemp("server-outputs")
-    settings = Settings(models_dir=tiny_models_dir, outputs_dir=out, offline=True, device="cpu",
-                        port=free_port(), default_model="tiny-flux")
-    demo = build_app(build_studio(settings), settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", settings
-    demo.close()
+    with serving(tiny_models_dir, tmp_path_factory.mktemp("server-outputs"), default_model="tiny-flux") as served:
+        yield served.url, served.settings
 
 
 def test_txt2img_endpoint_with_only_a_prompt(server):

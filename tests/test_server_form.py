@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import free_port, launch_chromium, open_gallery_and_pick, search_gallery_and_pick, wait_until
+from tests.conftest import launch_chromium, open_gallery_and_pick, search_gallery_and_pick, serving, wait_until
 
 pytestmark = pytest.mark.e2e
 needs_chromium = pytest.mark.skipif(not shutil.which("chromium"),
@@ -19,17 +19,8 @@ needs_chromium = pytest.mark.skipif(not shutil.which("chromium"),
 
 @pytest.fixture(scope="module")
 def server(tiny_models_dir, sd15_lora_named, tmp_path_factory):
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
-    settings = Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path_factory.mktemp("form-outputs"),
-                        offline=True, device="cpu", port=free_port(), default_model="tiny-flux")
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio
-    demo.close()
+    with serving(tiny_models_dir, tmp_path_factory.mktemp("form-outputs"), default_model="tiny-flux") as served:
+        yield served.url, served.studio
 
 
 def raw_call(url: str, data_json: str) -> tuple[str, str]:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from studio.errors import InvalidRequest
-from tests.conftest import free_port, png_files
+from tests.conftest import png_files, serving
 
 pytestmark = pytest.mark.e2e
 MODELS = ["tiny-sdxl", "tiny-sd15", "tiny-sd3"]
@@ -48,17 +48,8 @@ def test_editor_helpers(tmp_path):
 
 @pytest.fixture(scope="module")
 def server(tiny_models_dir, tmp_path_factory):
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
-    settings = Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path_factory.mktemp("i2i-tab-outputs"),
-                        offline=True, device="cpu", port=free_port(), default_model="tiny-sd15")
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio, demo
-    demo.close()
+    with serving(tiny_models_dir, tmp_path_factory.mktemp("i2i-tab-outputs"), default_model="tiny-sd15") as served:
+        yield served.url, served.studio, served.demo
 
 
 def ui_generate(demo):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import free_port, offline_studio
+from tests.conftest import offline_studio, serving
 
 OWN_NETS = {"tiny-flux": {"canny": "flux-union", "depth": "flux-union", "pose": "flux-union"},
             "tiny-sdxl": {"canny": "sdxl-canny", "depth": "sdxl-depth"},
@@ -75,14 +75,5 @@ def shapes(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def cn_server(cn_models, tmp_path_factory):
     """A real server on the ControlNet models (default model tiny-flux) -> (url, studio)."""
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
-    settings = Settings(models_dir=cn_models, outputs_dir=tmp_path_factory.mktemp("cn-server-outputs"),
-                        offline=True, device="cpu", port=free_port(), default_model="tiny-flux")
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio
-    demo.close()
+    with serving(cn_models, tmp_path_factory.mktemp("cn-server-outputs"), default_model="tiny-flux") as served:
+        yield served.url, served.studio

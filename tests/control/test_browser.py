@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import free_port, launch_chromium, wait_until
+from tests.conftest import launch_chromium, serving, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not shutil.which("chromium"),
                                                   reason="Debian's chromium is not installed (launch.sh test installs it)")]
@@ -19,21 +19,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not shutil.which("chromium"),
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
     """(url, studio, prompt): the demo model with its union net when it is there, else tiny-flux."""
-    from studio.config import ROOT, Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
+    from studio.config import ROOT
 
     if not (ROOT / "models" / "controlnet" / "demo-union" / "config.json").is_file():
         url, studio = request.getfixturevalue("cn_server")
         yield url, studio, "a cat"
         return
-    settings = Settings(models_dir=ROOT / "models", outputs_dir=tmp_path_factory.mktemp("cn-browser"),
-                        offline=True, device="cpu", port=free_port())
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio, "a red circle at the right on a blue background"
-    demo.close()
+    with serving(ROOT / "models", tmp_path_factory.mktemp("cn-browser")) as served:
+        yield served.url, served.studio, "a red circle at the right on a blue background"
 
 
 def test_upload_preview_the_map_and_generate(server, shapes, tmp_path):

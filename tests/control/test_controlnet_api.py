@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import free_port, readme_python, run_readme_python
+from tests.conftest import readme_python, run_readme_python, serving
 
 pytestmark = pytest.mark.e2e
 DEMO_UNION = "models/controlnet/demo-union"
@@ -42,18 +42,12 @@ def test_only_prompt_and_image_are_required_and_returns_are_labeled(cn_server):
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
-    from studio.config import ROOT, Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
+    from studio.config import ROOT
 
     if not (ROOT / DEMO_UNION / "config.json").is_file():
         pytest.skip(f"{DEMO_UNION}/ is not here yet (the demo family brings it); this runs once it is")
-    settings = Settings(models_dir=ROOT / "models", outputs_dir=tmp_path_factory.mktemp("cn-demo-outputs"),
-                        offline=True, device="cpu", port=free_port())
-    demo = build_app(build_studio(settings), settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/"
-    demo.close()
+    with serving(ROOT / "models", tmp_path_factory.mktemp("cn-demo-outputs")) as served:
+        yield served.url
 
 
 def test_the_readme_example_runs_on_the_demo_model(demo_server):

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import serving
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(1)
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     root = tmp_path_factory.mktemp("tabs")
-    settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", offline=True, device="cpu",
-                        port=free_port(), default_model="tiny-random")
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio
-    demo.close()
+    with serving(root / "models", root / "outputs", default_model="tiny-random") as served:
+        yield served.url, served.studio
 
 
 def test_png_info_and_regenerate_endpoints(server):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import free_port, offline_studio
+from tests.conftest import offline_studio, serving
 
 KINDS = {"tiny-flux": "flux", "tiny-sdxl": "sdxl", "tiny-sd15": "sd15"}
 
@@ -83,17 +83,8 @@ def refs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def ip_server(ip_models, tmp_path_factory):
     """A real server on the IP-Adapter models (default model tiny-flux) -> (url, studio)."""
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
-    settings = Settings(models_dir=ip_models, outputs_dir=tmp_path_factory.mktemp("ip-server-outputs"),
-                        offline=True, device="cpu", port=free_port(), default_model="tiny-flux")
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio
-    demo.close()
+    with serving(ip_models, tmp_path_factory.mktemp("ip-server-outputs"), default_model="tiny-flux") as served:
+        yield served.url, served.studio
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import free_port, launch_chromium, search_gallery_and_pick, wait_until
+from tests.conftest import launch_chromium, search_gallery_and_pick, serving, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not shutil.which("chromium"),
                                                   reason="Debian's chromium is not installed (launch.sh test installs it)")]
@@ -22,9 +22,7 @@ def server(request, tmp_path_factory):
     """(url, studio, prompt, reference): the demo model with its adapter when it is there, else tiny-flux."""
     from PIL import Image
 
-    from studio.config import ROOT, Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
+    from studio.config import ROOT
 
     reference = tmp_path_factory.mktemp("ip-browser-ref") / "reference.png"
     if not (ROOT / "models" / "ip_adapter" / "demo" / "image_encoder" / "config.json").is_file():
@@ -37,13 +35,8 @@ def server(request, tmp_path_factory):
     cx, cy = POSITIONS["top"]
     Image.fromarray(render(ShapeSpec("square", "red", "white", "top", cx, cy, 15.0,
                                      POSITION_PHRASES["top"][0]))).save(reference)
-    settings = Settings(models_dir=ROOT / "models", outputs_dir=tmp_path_factory.mktemp("ip-browser"),
-                        offline=True, device="cpu", port=free_port())
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio, "a circle at the left on a blue background", reference
-    demo.close()
+    with serving(ROOT / "models", tmp_path_factory.mktemp("ip-browser")) as served:
+        yield served.url, served.studio, "a circle at the left on a blue background", reference
 
 
 def test_upload_a_reference_generate_and_send_one_back(server, tmp_path):

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import free_port, launch_chromium, png_files, wait_until
+from tests.conftest import launch_chromium, png_files, serving, wait_until
 from tests.loras.conftest import save_docs_shot
 
 pytestmark = pytest.mark.e2e
@@ -17,17 +17,8 @@ needs_chromium = pytest.mark.skipif(not shutil.which("chromium"),
 
 @pytest.fixture(scope="module")
 def server(lora_models, tmp_path_factory):
-    from studio.config import Settings
-    from studio.ui.app import build_app, launch_kwargs
-    from studio.wiring import build_studio
-
-    settings = Settings(models_dir=lora_models, outputs_dir=tmp_path_factory.mktemp("loras-out"), offline=True,
-                        device="cpu", port=free_port(), default_model="tiny-flux")
-    studio = build_studio(settings)
-    demo = build_app(studio, settings)
-    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/", studio
-    demo.close()
+    with serving(lora_models, tmp_path_factory.mktemp("loras-out"), default_model="tiny-flux") as served:
+        yield served.url, served.studio
 
 
 def test_the_loras_endpoint_lists_the_library_with_metadata_and_fit(server):
