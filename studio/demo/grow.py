@@ -74,7 +74,8 @@ def grow_controlnet(controlnet, trained: int, transformer_single: int, seed: int
     for k in range(want - have):
         block = identity_single_block(controlnet, seed + k)  # its residual is zero whatever it computes
         dim = block.proj_out.out_features
-        out = torch.nn.Linear(dim, dim).to(next(controlnet.parameters()))
+        with torch.random.fork_rng():  # its random init is zeroed: leave the caller's RNG as it was
+            out = torch.nn.Linear(dim, dim).to(next(controlnet.parameters()))
         with torch.no_grad():
             out.weight.zero_()
             out.bias.zero_()
