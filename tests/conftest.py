@@ -80,13 +80,9 @@ def tiny_flux_controlnet(tiny_models_dir, tmp_path_factory) -> Path:
 @pytest.fixture
 def make_studio(tiny_models_dir, tmp_path):
     """Build a Studio exactly as app.py does, on the tiny models and a fresh outputs folder."""
-    from studio.config import Settings
-    from studio.wiring import build_studio
 
     def make(**overrides):
-        settings = Settings(models_dir=tiny_models_dir, outputs_dir=tmp_path / "outputs",
-                            cache_dir=tmp_path / "cache", offline=True, device="cpu", **overrides)
-        return build_studio(settings)
+        return offline_studio(tiny_models_dir, tmp_path / "outputs", cache_dir=tmp_path / "cache", **overrides)
 
     return make
 
@@ -114,25 +110,28 @@ def run_readme_python(code: str, url: str, scope: dict | None = None) -> dict:
     return scope
 
 
+def offline_settings(models_dir: Path, outputs_dir: Path, **settings):
+    """The studio's Settings, offline on the CPU, on ``models_dir``."""
+    from studio.config import Settings
+
+    return Settings(models_dir=models_dir, outputs_dir=outputs_dir, offline=True, device="cpu", **settings)
+
+
 def offline_studio(models_dir: Path, outputs_dir: Path, **settings):
     """A Studio wired as app.py wires it, offline on the CPU, on ``models_dir``."""
-    from studio.config import Settings
     from studio.wiring import build_studio
 
-    return build_studio(Settings(models_dir=models_dir, outputs_dir=outputs_dir, offline=True, device="cpu",
-                                 **settings))
+    return build_studio(offline_settings(models_dir, outputs_dir, **settings))
 
 
 @contextlib.contextmanager
 def serving(models_dir: Path, outputs_dir: Path, **settings):
     """A real studio server, wired and launched as app.py does it, offline on the CPU on 127.0.0.1
     (a free port) -> Served(url, studio, settings, demo); closed when the block ends."""
-    from studio.config import Settings
     from studio.ui.app import build_app, launch_kwargs
     from studio.wiring import build_studio
 
-    config = Settings(models_dir=models_dir, outputs_dir=outputs_dir, offline=True, device="cpu", port=free_port(),
-                      **settings)
+    config = offline_settings(models_dir, outputs_dir, port=free_port(), **settings)
     studio = build_studio(config)
     demo = build_app(studio, config)
     demo.launch(**launch_kwargs(config, studio), prevent_thread_lock=True, quiet=True)
