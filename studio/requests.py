@@ -1,4 +1,5 @@
-"""What the UI (or the Python API) asks for, and what it gets back.
+"""What the UI (or the Python API) asks for: one request shape for every tab, a task plus modifiers
+(``studio.modifiers``), checked against ``studio.fields``; what it gets back is in ``studio.results``.
 
 Requests are frozen and check themselves on creation: a bad value raises
 ``InvalidRequest`` naming the field. Fields left ``None`` mean "the model's default"; the
@@ -10,38 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from studio.errors import InvalidRequest
-
-# Seeds are 64-bit, as torch.Generator.manual_seed takes them (0..2^64-1): Fooocus writes seeds up to
-# 2^63-1, ComfyUI up to 2^64-1, A1111 and InvokeAI up to 2^32-1. Seeds the studio draws itself stay
-# within RANDOM_SEED_MAX (A1111's habit: short enough to type).
-MAX_SEED = 2**64 - 1
-RANDOM_SEED_MAX = 2**32 - 1
-MAX_SIDE = 4096
-MIN_SIDE = 16
-# The one source of every numeric bound: requests check them, the UI shows them (never clamps).
-LIMITS: dict[str, tuple[int, int]] = {
-    "width": (MIN_SIDE, MAX_SIDE), "height": (MIN_SIDE, MAX_SIDE), "steps": (1, 200), "guidance": (0, 50),
-    "seed": (0, MAX_SEED), "batch_size": (1, 16), "batch_count": (1, 100), "mask_blur": (0, 64),
-    "mask_padding": (0, 1024), "outpaint": (0, MAX_SIDE),
-    "lora_weight": (-2, 2),          # the LoRA mixer's range, and what every request takes
-    "ip_scale": (0, 2),              # an IP-Adapter's scale
-    "true_cfg_scale": (1, 20),       # FLUX: true CFG with the negative prompt (XLabs' IP-Adapter recipe)
-}
-# IP-Adapter layers a scale goes to (SD/SDXL): every one, or InstantStyle's style / layout blocks
-IP_BLOCKS = {"all": "All layers", "style": "Style only", "layout": "Layout only", "style_layout": "Style and layout"}
-
-
-# img2img / inpaint choices, A1111's names in the UI and infotext (the API takes these values)
-RESIZE_MODES = {"just_resize": "Just resize", "crop_and_resize": "Crop and resize", "resize_and_fill": "Resize and fill"}
-MASK_MODES = {"masked": "Inpaint masked", "not_masked": "Inpaint not masked"}
-INPAINT_AREAS = {"whole": "Whole picture", "only_masked": "Only masked"}
-SCALE_LIMITS = (0.05, 4.0)       # scale_by: the init image's size times this, when no width/height is given
+# the bounds and modifiers are part of the request's shape: importable from here as well
+from studio.fields import (  # noqa: F401
+    INPAINT_AREAS, IP_BLOCKS, LIMITS, MASK_MODES, MAX_SEED, MAX_SIDE, MIN_SIDE, RANDOM_SEED_MAX, RESIZE_MODES,
+    SCALE_LIMITS, check_float, check_image, check_int,
+)
+from studio.modifiers import (  # noqa: F401
+    ControlUnit, ImagePrompt, LoraSpec, check_lora_weights, check_unique_loras, merge_prompt_loras,
+)
 
 REQUEST_VERSION = 2          # 1: task "controlnet", one image_prompt, ControlUnit(control_type, preprocess)
 MAX_REFERENCES = 10          # per request; a family may take fewer (catalog)
@@ -57,163 +39,6 @@ class Task(str, Enum):
     TXT2IMG = "txt2img"
     IMG2IMG = "img2img"
     INPAINT = "inpaint"     # outpaint = inpaint on a padded canvas
-
-
-def _check_float(name: str, value: Any, lo: float, hi: float, *, low_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value > hi or value < lo or (low_open and value == lo):
-        low = f"{lo:g} (exclusive)" if low_open else f"{lo:g}"
-        raise InvalidRequest(name, f"must be a number within {low}..{hi:g}, got {value!r}")
-
-
-def _check_image(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(name, f"needs an image (a file path), got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class LoraSpec:
-    """One LoRA of a mix. ``hash``: A1111's LoRA hash (sha256 of the file's tensor bytes, hex),
-    filled when the request is resolved (or read from foreign metadata, 12 digits), so a
-    re-generate finds the same file after a rename. The weight's range is the request's
-    (``LIMITS["lora_weight"]``): a spec read from an old row or a foreign image may lie outside."""
-
-    name: str
-    weight: float = 1.0
-    hash: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InvalidRequest("loras", "a LoRA needs a name")
-        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
-                or not math.isfinite(self.weight):
-            raise InvalidRequest("loras", f"weight of {self.name!r} must be a finite number, got {self.weight!r}")
-        if not isinstance(self.hash, str) or (self.hash and not all(c in "0123456789abcdef" for c in self.hash)):
-            raise InvalidRequest("loras", f"hash of {self.name!r} must be hex digits, got {self.hash!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class ControlUnit:
-    """One ControlNet input. ``image`` is what the user gave; ``preprocessor`` turns it into the
-    map the net reads ("none": it is a map already). The resolved request also carries ``map``,
-    the stored map that was used, so a re-generate skips the preprocessor."""
-
-    type: str                          # what the map shows: canny | depth | pose | ...
-    image: str
-    model: str = ""                    # a ControlNet in models/controlnet/; "" = the family's net for the type
-    mode: str = ""                     # union nets: the control mode; "" = the type
-    scale: float = 1.0
-    start: float = 0.0
-    end: float = 1.0
-    preprocessor: str = "none"
-    resolution: int = 512              # the preprocessor's working size (A1111 "Processor Res")
-    map: str = ""                      # filled when resolved: the stored control map
-    pixel_perfect: bool = False        # resolution from the output size (set when resolved)
-    threshold_a: float | None = None   # the preprocessor's settings (canny: low, high); None = its default
-    threshold_b: float | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.type, str) or not self.type:
-            raise InvalidRequest("controls", f"a control unit needs a type (canny, depth, pose...), got {self.type!r}")
-        _check_image("controls", self.image)
-        _check_float("controls", self.scale, 0.0, 5.0)
-        numbers = all(not isinstance(x, bool) and isinstance(x, (int, float)) for x in (self.start, self.end))
-        if not (numbers and 0.0 <= self.start < self.end <= 1.0):
-            raise InvalidRequest("controls", f"guidance start/end must satisfy 0 <= start < end <= 1, got "
-                                             f"start {self.start} and end {self.end}")
-        _check_int("controls", self.resolution, 64, MAX_SIDE)
-        if not isinstance(self.pixel_perfect, bool):
-            raise InvalidRequest("controls", f"pixel_perfect must be true or false, got {self.pixel_perfect!r}")
-        for name in ("threshold_a", "threshold_b"):
-            if getattr(self, name) is not None:
-                _check_float("controls", getattr(self, name), -1e6, 1e6)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ControlUnit:
-        """Also reads version 1 units: ``control_type`` and ``preprocess: bool``."""
-        data = dict(data)
-        if "control_type" in data:
-            data["type"] = data.pop("control_type")
-            data["preprocessor"] = data["type"] if data.pop("preprocess", True) else "none"
-        return cls(**_known(cls, data, "controls"))
-
-
-@dataclass(frozen=True, slots=True)
-class ImagePrompt:
-    """IP-Adapter: one adapter and its reference image(s)."""
-
-    images: tuple[str, ...]
-    adapter: str = ""                  # an IP-Adapter in models/ip_adapter/ or the catalog; "" = the model's default
-    scale: float = 0.6
-    blocks: str = "all"                # SD/SDXL: where the scale goes (IP_BLOCKS)
-
-    def __post_init__(self) -> None:
-        images = (self.images,) if isinstance(self.images, str) else tuple(self.images or ())
-        object.__setattr__(self, "images", images)
-        if not images:
-            raise InvalidRequest("image_prompts", "an image prompt needs at least one image")
-        for image in images:
-            _check_image("image_prompts", image)
-        lo, hi = LIMITS["ip_scale"]
-        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not lo <= self.scale <= hi:
-            raise InvalidRequest("image_prompts", f"an IP-Adapter's scale must be within {lo}..{hi}, got {self.scale!r}")
-        if self.blocks not in IP_BLOCKS:
-            raise InvalidRequest("image_prompts", f"blocks must be one of {list(IP_BLOCKS)}, got {self.blocks!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImagePrompt:
-        data = dict(data)
-        if "image" in data:                                   # version 1
-            data["images"] = (data.pop("image"),)
-        return cls(**_known(cls, data, "image_prompts"))
-
-
-def check_unique_loras(loras: tuple[LoraSpec, ...]) -> None:
-    """Each LoRA once (a request, and a gallery row imported from foreign metadata, both check)."""
-    names = [lora.name for lora in loras]
-    if len(set(names)) != len(names):
-        raise InvalidRequest("loras", f"each LoRA may appear once, got {names}")
-
-
-def merge_prompt_loras(prompt: str, loras: tuple[LoraSpec, ...]) -> tuple[str, tuple[LoraSpec, ...]]:
-    """``<lora:name:w>`` tags out of the prompt, into the LoRAs (A1111's syntax, ``studio.loras.tags``).
-    A tag and a listed LoRA of the same name must agree on the weight."""
-    from studio.loras.tags import take
-
-    clean, tagged = take(prompt)
-    if not tagged:
-        return prompt, loras
-    listed = {lora.name: lora for lora in loras}
-    out = list(loras)
-    for name, weight in tagged:
-        if name not in listed:
-            out.append(LoraSpec(name, weight))
-        elif listed[name].weight != weight:
-            raise InvalidRequest("loras", f"<lora:{name}:{weight:g}> in the prompt and {name}:{listed[name].weight:g} "
-                                          "in the LoRAs disagree; change one of them")
-    return clean, tuple(out)
-
-
-def check_lora_weights(loras: tuple[LoraSpec, ...]) -> None:
-    lo, hi = LIMITS["lora_weight"]
-    for lora in loras:
-        if not lo <= lora.weight <= hi:
-            raise InvalidRequest("loras", f"weight of {lora.name!r} must be within {lo}..{hi}, got {lora.weight:g}")
-
-
-def _known(cls, data: dict[str, Any], name: str) -> dict[str, Any]:
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise InvalidRequest(name, f"unknown field(s) {unknown}")
-    return data
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(name, f"must be a whole number, got {value!r}")
-    if not lo <= value <= hi:
-        raise InvalidRequest(name, f"must be within {lo}..{hi}, got {value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,27 +86,27 @@ class GenerationRequest:
             value = getattr(self, name)
             if value is None:
                 continue
-            _check_int(name, value, *LIMITS[name])
+            check_int(name, value, *LIMITS[name])
             if value % 16:
                 lower, upper = value // 16 * 16, value // 16 * 16 + 16
                 raise InvalidRequest(name, f"must be a multiple of 16, got {value} (try {lower or 16} or {upper})")
         if self.steps is not None:
-            _check_int("steps", self.steps, *LIMITS["steps"])
+            check_int("steps", self.steps, *LIMITS["steps"])
         if self.guidance is not None:
-            _check_float("guidance", self.guidance, *LIMITS["guidance"])
+            check_float("guidance", self.guidance, *LIMITS["guidance"])
         if self.seed is not None:
-            _check_int("seed", self.seed, *LIMITS["seed"])
+            check_int("seed", self.seed, *LIMITS["seed"])
         if self.true_cfg_scale is not None:
-            _check_float("true_cfg_scale", self.true_cfg_scale, *LIMITS["true_cfg_scale"])
-        _check_int("batch_size", self.batch_size, *LIMITS["batch_size"])
-        _check_int("batch_count", self.batch_count, *LIMITS["batch_count"])
-        _check_int("mask_blur", self.mask_blur, *LIMITS["mask_blur"])
+            check_float("true_cfg_scale", self.true_cfg_scale, *LIMITS["true_cfg_scale"])
+        check_int("batch_size", self.batch_size, *LIMITS["batch_size"])
+        check_int("batch_count", self.batch_count, *LIMITS["batch_count"])
+        check_int("mask_blur", self.mask_blur, *LIMITS["mask_blur"])
         for name, choices in (("resize_mode", RESIZE_MODES), ("mask_mode", MASK_MODES),
                               ("inpaint_area", INPAINT_AREAS)):
             if getattr(self, name) not in choices:
                 raise InvalidRequest(name, f"must be one of {list(choices)}, got {getattr(self, name)!r}")
-        _check_float("scale_by", self.scale_by, *SCALE_LIMITS)
-        _check_int("mask_padding", self.mask_padding, *LIMITS["mask_padding"])
+        check_float("scale_by", self.scale_by, *SCALE_LIMITS)
+        check_int("mask_padding", self.mask_padding, *LIMITS["mask_padding"])
         self._check_inputs()
         for name, kind in (("loras", LoraSpec), ("controls", ControlUnit), ("image_prompts", ImagePrompt)):
             value = tuple(getattr(self, name) or ())
@@ -294,7 +119,7 @@ class GenerationRequest:
         check_lora_weights(self.loras)
         object.__setattr__(self, "references", tuple(self.references or ()))
         for image in self.references:
-            _check_image("references", image)
+            check_image("references", image)
         if len(self.references) > MAX_REFERENCES:
             raise InvalidRequest("references", f"at most {MAX_REFERENCES} reference images, got {len(self.references)}")
         if len(self.controls) > MAX_CONTROLS:
@@ -310,13 +135,13 @@ class GenerationRequest:
                 if getattr(self, name) is not None:
                     raise InvalidRequest(name, f"txt2img takes no {name}; use img2img or inpaint")
             return
-        _check_image("init_image", self.init_image)
+        check_image("init_image", self.init_image)
         if self.task is Task.INPAINT:
-            _check_image("mask_image", self.mask_image)
+            check_image("mask_image", self.mask_image)
         elif self.mask_image is not None:
             raise InvalidRequest("mask_image", "img2img takes no mask; use inpaint")
         if self.strength is not None:
-            _check_float("strength", self.strength, 0.0, 1.0, low_open=True)
+            check_float("strength", self.strength, 0.0, 1.0, low_open=True)
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -426,40 +251,3 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         data["controls"] = [ControlUnit.from_dict(c) if isinstance(c, dict) else c for c in data.get("controls") or ()]
         data["version"] = REQUEST_VERSION
     return data
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    step: int                 # steps done in the current call (1-based)
-    total: int                # steps of the current call
-    batch: int = 0            # which call (0-based) of batch_count
-    batches: int = 1
-    elapsed: float = 0.0      # seconds since the request started
-    eta: float | None = None  # seconds left for the whole request, when known
-
-    @property
-    def fraction(self) -> float:
-        return (self.batch * self.total + self.step) / max(1, self.batches * self.total)
-
-
-@dataclass(frozen=True, slots=True)
-class SavedImage:
-    path: str
-    seed: int
-    image_id: int | None = None   # gallery row, when a gallery records it
-    infotext: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationResult:
-    request: GenerationRequest            # resolved: every default filled in
-    images: tuple[Any, ...]               # PIL images, native size
-    seeds: tuple[int, ...]
-    saved: tuple[SavedImage, ...] = ()
-    timings: tuple[tuple[str, float], ...] = ()
-    cancelled: bool = False
-    message: str = ""
-    notices: tuple[str, ...] = ()         # things the user should know that are not errors
-
-    def timing(self, name: str) -> float:
-        return dict(self.timings).get(name, 0.0)

@@ -27,8 +27,8 @@ from studio.models.ip_adapters import check_prompts
 from studio.models.manager import LeasePlan
 from studio.models.registry import ModelEntry, Registry
 from studio.public import PublicMode
-from studio.requests import (RANDOM_SEED_MAX, ControlUnit, GenerationRequest, GenerationResult, LoraSpec,
-                             SavedImage, Task, check_lora_weights)
+from studio.requests import RANDOM_SEED_MAX, ControlUnit, GenerationRequest, LoraSpec, Task, check_lora_weights
+from studio.results import GenerationResult, SavedImage
 
 
 class ImageSink(Protocol):

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from studio.requests import ProgressEvent
+from studio.results import ProgressEvent
 
 ProgressFn = Callable[[ProgressEvent], None]
 

@@ -23,7 +23,7 @@ from studio.gallery.presence import LocalFiles, Presence
 from studio.gallery.readers import NAMES
 from studio.gallery.store import GalleryQuery, GalleryStore, ImageRecord, Page
 from studio.models.filehash import HashCache
-from studio.requests import GenerationResult
+from studio.results import GenerationResult
 
 PER_PAGE = 48
 MISSING_CAPTION = "file missing"

@@ -18,7 +18,8 @@ from studio.gallery.files import encode_png, sha256_bytes, sha256_file, write_at
 from studio.gallery.infotext import format_infotext
 from studio.gallery.inputs import InputStore
 from studio.gallery.store import GalleryStore, NewImage
-from studio.requests import GenerationRequest, SavedImage
+from studio.requests import GenerationRequest
+from studio.results import SavedImage
 
 
 class ModelFingerprints:

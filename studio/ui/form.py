@@ -18,7 +18,8 @@ from pathlib import Path
 import gradio as gr
 
 from studio import forms
-from studio.requests import GenerationRequest, LoraSpec, SavedImage, Task
+from studio.requests import GenerationRequest, LoraSpec, Task
+from studio.results import SavedImage
 from studio.service import Studio
 from studio.ui.errors import shown_as_gr_error
 from studio.ui.visitors import owner_of

@@ -10,7 +10,8 @@ import threading
 
 import gradio as gr
 
-from studio.requests import LIMITS, ProgressEvent
+from studio.requests import LIMITS
+from studio.results import ProgressEvent
 from studio.service import Studio
 
 GPU_QUEUE = "gpu"   # every generating listener shares this concurrency_id
