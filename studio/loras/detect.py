@@ -1,6 +1,6 @@
 """Which family a LoRA is for, its layout and rank, from tensor names and shapes (no torch).
 
-The catalog (``studio.models.catalog.LORA_FAMILIES``) says, as data, which tensor names each
+The catalog (``studio.loras.families.LORA_FAMILIES``) says, as data, which tensor names each
 family's LoRAs have in the diffusers/peft, kohya and BFL/ComfyUI layouts. A file is a candidate of
 a family when every one of its names fits that family; the input width of the layers the family
 names (``width_key``) narrows shared layouts for real models, and kohya's / ModelSpec's metadata
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from studio.models.catalog import LORA_FAMILIES
+from studio.loras.families import LORA_FAMILIES
 
 PREFIXES = ("base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer.", "unet.")
 DOWN = (".lora_A.weight", ".lora_down.weight", ".lora.down.weight", ".lora_linear_layer.down.weight")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from studio.loras.families import LORA_FAMILIES
 from studio.loras.library import LoraInfo, LoraLibrary
 from studio.loras.mix import MixEntry
-from studio.models.catalog import LORA_FAMILIES, Family
+from studio.models.catalog import Family
 from studio.models.memory import fmt_bytes
 from studio.requests import LoraSpec
 
