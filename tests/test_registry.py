@@ -48,6 +48,24 @@ def test_local_checkpoints_are_listed_with_their_family(tmp_path):
     assert not mystery.available and "mystery.json" in mystery.reason
 
 
+def test_a_truncated_checkpoint_or_controlnet_is_named_before_anything_loads_it(tmp_path):
+    """One header reader for checkpoints, ControlNets, IP-Adapters and LoRAs (studio.models.header):
+    a download cut short is listed as truncated, not offered and then failing to load."""
+    ckpt, nets = tmp_path / "checkpoints", tmp_path / "controlnet"
+    ckpt.mkdir(), nets.mkdir()
+    for path, key in ((ckpt / "cut.safetensors", "model.diffusion_model.label_emb.0.0.weight"),
+                      (nets / "cutnet.safetensors", "controlnet_x_embedder.weight")):
+        write_fake_safetensors(path, [key, "b"])
+        path.write_bytes(path.read_bytes()[:-1])
+    reg = Registry(Settings(models_dir=tmp_path, offline=True))
+    cut = reg.get("cut")
+    assert not cut.available and "truncated" in cut.reason and "cut.safetensors" in cut.reason
+    from studio.models.controlnets import inspect_local
+
+    net = inspect_local(nets / "cutnet.safetensors", {})
+    assert "truncated" in net.reason and net.group is None
+
+
 def test_offline_hub_model_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     reg = Registry(Settings(models_dir=tmp_path, offline=True))

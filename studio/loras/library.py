@@ -26,7 +26,7 @@ from studio.errors import InvalidRequest, ModelUnavailable
 from studio.gallery.files import sha256_file
 from studio.loras.detect import detect, family_label
 from studio.loras.facts import Facts, read_facts
-from studio.loras.header import BadFile, read_header
+from studio.models.header import BadFile, read_header
 from studio.models.catalog import Family
 
 SUFFIX = ".safetensors"

@@ -11,11 +11,11 @@ numbering up to the net's own mode count. No torch: configs and headers only.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.models.catalog import FAMILIES, Family, HubControlNet
+from studio.models.header import read_header
 
 GROUP_LABELS = {"flux": "FLUX.1", "sdxl": "SDXL", "sd15": "SD 1.5", "sd3": "SD 3"}
 
@@ -59,14 +59,6 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _header(path: Path) -> dict:
-    with path.open("rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        if size > 100_000_000:
-            raise ValueError("not a safetensors header")
-        return json.loads(handle.read(size))
-
-
 def _from_config(cfg: dict) -> tuple[str | None, str, int]:
     """(group, class, number of union modes) from a diffusers ControlNet config."""
     cls = str(cfg.get("_class_name", ""))
@@ -80,11 +72,11 @@ def _from_config(cfg: dict) -> tuple[str | None, str, int]:
     return None, cls, 0
 
 
-def _from_keys(header: dict) -> tuple[str | None, str, int]:
+def _from_keys(shapes: dict[str, list[int]]) -> tuple[str | None, str, int]:
     """(group, class, number of union modes) from a single file's tensor names and shapes."""
-    keys = {k for k in header if k != "__metadata__"}
+    keys = set(shapes)
     if "controlnet_x_embedder.weight" in keys or any(k.startswith("controlnet_single_blocks") for k in keys):
-        shape = (header.get("controlnet_mode_embedder.weight") or {}).get("shape") or [0]
+        shape = shapes.get("controlnet_mode_embedder.weight") or [0]
         return "flux", "FluxControlNetModel", int(shape[0])
     if "pos_embed_input.proj.weight" in keys:
         return "sd3", "SD3ControlNetModel", 0
@@ -93,7 +85,7 @@ def _from_keys(header: dict) -> tuple[str | None, str, int]:
         return None, "", 0
     sdxl = any("label_emb" in k or k.startswith("add_embedding") for k in keys)
     union = "task_embedding" in keys or "control_model.task_embedding" in keys
-    shape = (header.get("control_add_embedding.linear_1.weight") or {}).get("shape")
+    shape = shapes.get("control_add_embedding.linear_1.weight")
     return ("sdxl" if sdxl else "sd15"), ("ControlNetUnionModel" if union else "ControlNetModel"), \
         (6 if union and not shape else 0)
 
@@ -109,7 +101,7 @@ def inspect_local(path: Path, family_modes: dict[str, int]) -> ControlNetInfo:
             if not cfg:
                 reason = f"{path.name} has no config.json: not a diffusers ControlNet folder"
         else:
-            group, cls, num = _from_keys(_header(path))
+            group, cls, num = _from_keys(read_header(path).shapes)
     except (OSError, ValueError) as err:
         group, cls, num, reason = None, "", 0, f"{path.name} cannot be read ({err})"
     named = side.get("family")           # a group ("flux", "sdxl", "sd15") or a model family ("flux-schnell")

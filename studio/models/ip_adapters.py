@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import InvalidRequest, ModelUnavailable
 from studio.models.catalog import FAMILIES
+from studio.models.header import read_header
 
 HUB = "hub:"
 ARCH_LABELS = {"flux1": "FLUX.1", "sdxl": "SDXL", "sd15": "SD 1.5"}
@@ -86,15 +86,6 @@ class IPAdapterInfo:
         return f"{self.label or self.name} ({where}){state}"
 
 
-def _header(path: Path) -> dict[str, list[int]]:
-    with path.open("rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        if size > 100_000_000:
-            raise ValueError("not a safetensors header")
-        data = json.loads(handle.read(size))
-    return {k: list(v.get("shape") or ()) for k, v in data.items() if k != "__metadata__" and isinstance(v, dict)}
-
-
 def arch_from_keys(shapes: dict[str, list[int]]) -> tuple[str | None, int | None]:
     """(architecture, the width image tokens enter with) from an adapter's tensor names and shapes."""
     keys = list(shapes)
@@ -137,7 +128,7 @@ def inspect_local(path: Path) -> IPAdapterInfo:
         reason = f"{path.name} has no .safetensors file"
     else:
         try:
-            arch, width = arch_from_keys(_header(file))
+            arch, width = arch_from_keys(read_header(file).shapes)
         except (OSError, ValueError) as err:
             reason = f"{file.name} cannot be read ({err})"
         if not reason and width is None and arch is None:

@@ -7,13 +7,7 @@ components: ControlNets, LoRAs, IP-Adapters, image encoders, preprocessors (``lo
 ``place_component`` / ``unplace_component`` move them between the tiers). Every failure becomes a
 ``ModelUnavailable`` (or ``UnsupportedOnDevice``) whose message says what to do.
 
-Placements, heaviest first (``PLACEMENTS``):
-
-- ``gpu``: every component on the accelerator (fastest; needs the whole model in VRAM)
-- ``model_offload``: one component at a time on the accelerator (``enable_model_cpu_offload``)
-- ``group_offload``: blocks streamed to the accelerator (``enable_group_offload``, block level)
-- ``sequential_offload``: layer by layer (leaf-level group offload; slowest, least VRAM)
-- ``cpu``: no accelerator; the pipeline runs where it was loaded
+Placements (``PLACEMENTS``, what each does): ``studio.models.placement``.
 """
 
 from __future__ import annotations
@@ -28,22 +22,15 @@ from typing import Any
 import torch
 
 from studio.errors import ModelUnavailable, StudioError, UnsupportedOnDevice
-from studio.models.registry import ModelEntry, safetensors_keys
+from studio.models.placement import PLACEMENTS, streamed
+from studio.models.header import read_header
+from studio.models.registry import ModelEntry
 from studio.requests import Task
 
 log = logging.getLogger(__name__)
 
 
-PLACEMENTS = ("gpu", "model_offload", "group_offload", "sequential_offload")
 COMPONENT_KINDS = ("controlnet", "lora", "ip_adapter", "image_encoder", "preprocessor")
-
-
-def lighter(placement: str) -> str | None:
-    """The next placement that needs less accelerator memory, or None."""
-    if placement not in PLACEMENTS:
-        return None
-    i = PLACEMENTS.index(placement)
-    return PLACEMENTS[i + 1] if i + 1 < len(PLACEMENTS) else None
 
 
 def nf4_config(dtype: torch.dtype):
@@ -62,14 +49,6 @@ def check_quantize(quantize: str, device: str) -> None:
         raise UnsupportedOnDevice(f"--quantize nf4 needs a CUDA GPU, and this studio runs on {device!r} "
                                   "(bitsandbytes 4-bit through diffusers refuses to load without one); "
                                   "drop --quantize nf4, or use --placement model_offload on a small GPU")
-
-
-def streamed(device: torch.device) -> dict:
-    """Group offload options: on CUDA, pinned host memory and a side stream that copies the next
-    group while this one runs (diffusers' ``use_stream``; 17-19x faster than without on an H100,
-    ../shared/GPU.md). ``record_stream`` stays off: it saves a sync but can hold freed VRAM longer.
-    Elsewhere (CPU, MPS) there is no stream to use."""
-    return {"use_stream": True, "non_blocking": True} if device.type == "cuda" else {}
 
 
 def compile_denoiser(pipe, cache_dir: Path) -> bool:
@@ -153,7 +132,7 @@ class Loader:
         path = Path(entry.spec.source)
         config = entry.spec.config or entry.family.base_repo
         local = self.offline or Path(config).is_dir()
-        keys = safetensors_keys(path)
+        keys = set(read_header(path).shapes)
         has_vae = any(k.startswith(("vae.", "first_stage_model.")) for k in keys)
         if entry.family.transformer_files and not has_vae:
             # a transformer-only file (the usual FLUX download): the rest comes from the base repo

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from studio.loras.presets import PresetStore
 from studio.models.catalog import (FAMILIES, FIRST_LAYER_KEYS, HUB_MODELS, TINY_RANDOM, Family, ModelSpec,
                                    detect_family, inpaint_variant)
 from studio.models.controlnets import GROUP_LABELS, ControlNetInfo, group_of, hub_info, inspect_local
+from studio.models.header import read_header
 from studio.models.ip_adapters import IPAdapterInfo, IPAdapters
 
 DEMO_ID = "demo"
@@ -56,22 +56,7 @@ class ModelEntry:
         return getattr(self.family, name)
 
 
-def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from a .safetensors header, without reading the weights."""
-    with path.open("rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        if size > 100_000_000:
-            raise ValueError(f"{path.name}: header of {size} bytes is not a safetensors header")
-        header = json.loads(handle.read(size))
-    return {k: tuple(v.get("shape") or ()) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
-
-
-def safetensors_keys(path: Path) -> set[str]:
-    """Tensor names from a .safetensors header, without reading the weights."""
-    return set(safetensors_shapes(path))
-
-
-def _first_layer_channels(shapes: dict[str, tuple[int, ...]]) -> int | None:
+def _first_layer_channels(shapes: dict[str, list[int]]) -> int | None:
     """Input channels of a single file's first layer (conv: [out, in, k, k]; linear: [out, in])."""
     for key in FIRST_LAYER_KEYS:
         for name in (key, f"transformer.{key}", f"model.diffusion_model.{key}"):
@@ -359,7 +344,7 @@ class Registry:
         reason = ""
         if not family_name:
             try:
-                shapes = safetensors_shapes(path)
+                shapes = read_header(path).shapes
                 family_name = detect_family(frozenset(shapes))
                 if family_name:
                     family_name = inpaint_variant(family_name, _first_layer_channels(shapes))

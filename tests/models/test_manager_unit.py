@@ -380,7 +380,8 @@ def test_group_offload_streams_on_cuda_and_not_elsewhere():
     on CPU there is no stream. A real CUDA run is bench/gpu.py's job."""
     import torch
 
-    from studio.models.loader import Loader, streamed
+    from studio.models.loader import Loader
+    from studio.models.placement import streamed
 
     assert streamed(torch.device("cuda")) == {"use_stream": True, "non_blocking": True}
     assert streamed(torch.device("cpu")) == {}
