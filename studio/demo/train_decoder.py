@@ -180,7 +180,7 @@ def train(vae, args, bank: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxPipeline
 
-    from .train import save_pipeline
+    from .saving import save_pipeline
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, default=Path("models/demo"), help="the saved model whose decoder learns")

@@ -166,7 +166,7 @@ def train(pipe, teacher, texts, targets, args, work: Path) -> tuple[dict[str, fl
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxPipeline
 
-    from .train import save_pipeline
+    from .saving import save_pipeline
     from .train_free import extend_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
