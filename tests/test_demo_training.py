@@ -137,6 +137,25 @@ def test_free_stage_trains_only_the_grown_blocks_when_asked(tmp_path):
     assert record["transformer_single_blocks"] == n + 2 and record["grown"][-1]["single_layers"] == [2, 3]
 
 
+def test_free_stage_can_train_a_fresh_wider_transformer(tmp_path):
+    from diffusers import FluxPipeline
+
+    from studio.demo import train_free
+
+    train_free.main(["--quick", "--base", str(DEMO), "--out", str(tmp_path / "demo"), "--work", str(tmp_path / "w"),
+                     "--threads", "1", "--captions", "template", "--fresh-heads", "6", "--keep-base"])
+    a, b = FluxPipeline.from_pretrained(DEMO), FluxPipeline.from_pretrained(tmp_path / "demo")
+    ca, cb = a.transformer.config, b.transformer.config
+    assert (cb.num_attention_heads, cb.attention_head_dim) == (6, 32) and ca.num_attention_heads == 4
+    assert (cb.num_layers, cb.num_single_layers) == (ca.num_layers, ca.num_single_layers)
+    # only the transformer is new: the text encoders and the VAE are the base's, bit for bit
+    for part in ("text_encoder", "text_encoder_2", "vae"):
+        sa, sb = getattr(a, part).state_dict(), getattr(b, part).state_dict()
+        assert all(torch.equal(v, sb[k]) for k, v in sa.items()), part
+    phase = json.loads((tmp_path / "demo" / "studio.json").read_text())["training"]["phases"][-1]
+    assert phase["fresh_heads"] == 6 and phase["keep_base"]
+
+
 def test_text_stage_trains_only_the_text_encoders(tmp_path):
     from diffusers import FluxPipeline
 

@@ -142,8 +142,9 @@ def build_vae(seed: int = 0) -> AutoencoderKL:
     )
 
 
-def build_transformer(seed: int = 0, num_layers: int = 2, num_single_layers: int = 4) -> FluxTransformer2DModel:
-    """Schnell-style (no guidance embedding) tiny FLUX transformer: 128 wide, 4 heads of 32."""
+def build_transformer(seed: int = 0, num_layers: int = 2, num_single_layers: int = 4,
+                      heads: int = 4) -> FluxTransformer2DModel:
+    """Schnell-style (no guidance embedding) tiny FLUX transformer: ``heads`` heads of 32 (128 wide)."""
     torch.manual_seed(seed)
     return FluxTransformer2DModel(
         patch_size=1,
@@ -151,7 +152,7 @@ def build_transformer(seed: int = 0, num_layers: int = 2, num_single_layers: int
         num_layers=num_layers,
         num_single_layers=num_single_layers,
         attention_head_dim=32,
-        num_attention_heads=4,
+        num_attention_heads=heads,
         joint_attention_dim=TEXT_DIM,
         pooled_projection_dim=TEXT_DIM,
         guidance_embeds=False,

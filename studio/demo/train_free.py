@@ -184,7 +184,7 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxPipeline, FluxTransformer2DModel
 
-    from .train import fp16_check, save_pipeline
+    from .saving import fp16_check, save_pipeline
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, default=Path("models/demo"), help="the saved model to train further")
@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--grow-single", type=int, default=0, metavar="N",
                     help="append N single blocks that start as the identity (studio.demo.grow): more capacity, "
                          "the same pictures at step 0, and every adapter's blocks keep their indices")
+    ap.add_argument("--fresh-heads", type=int, default=0, metavar="N",
+                    help="train a fresh transformer N heads of 32 wide (as many blocks as the base's) in place of the "
+                         "base's; text encoders, VAE and tokenizers stay (6: 192 wide, stop 25)")
     ap.add_argument("--train-blocks", choices=("all", "new"), default="all",
                     help="new: train only the grown blocks (the trained ones stay exactly as they are)")
     ap.add_argument("--sizes", type=_sizes, default=list(BUCKET_WEIGHTS), metavar="WxH,...",
@@ -249,6 +252,13 @@ def main(argv: list[str] | None = None) -> dict:
         teacher.eval().requires_grad_(False)
     elif args.teacher is not None:
         ap.error("--teacher needs --keep-base")
+    if args.fresh_heads:
+        if args.grow_single:
+            ap.error("--fresh-heads and --grow-single: give the fresh transformer its blocks instead")
+        old = pipe.transformer.config
+        pipe.transformer = C.build_transformer(args.seed, old.num_layers, old.num_single_layers, args.fresh_heads)
+        log(f"fresh transformer: {args.fresh_heads} heads of 32, {old.num_layers} + {old.num_single_layers} blocks, "
+            f"{sum(p.numel() for p in pipe.transformer.parameters()) / 1e6:.2f}M parameters")
     if args.train_blocks == "new" and not args.grow_single:
         ap.error("--train-blocks new needs --grow-single N")
     first = len(pipe.transformer.single_transformer_blocks)
@@ -265,7 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
              "transformer_steps": args.steps, "lr": args.lr, "captions": args.captions, "detail_steps": args.detail_steps, "detail_lr": args.detail_lr,
              "detail_noise_shift": args.detail_noise_shift, "keep_base": args.keep_base,
              "teacher": str(args.teacher or args.base) if args.keep_base else None,
-             "grow_single": args.grow_single, "train_blocks": args.train_blocks, "batch": args.batch, "threads": args.threads,
+             "grow_single": args.grow_single, "fresh_heads": args.fresh_heads, "train_blocks": args.train_blocks, "batch": args.batch, "threads": args.threads,
              "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
              **times}
     training = with_phase(base_meta.get("training", {}), phase)
@@ -275,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"quick check: {phase['quick_check']}")
     save_pipeline(pipe, ema, args.out, extra)
     extra["fp16_check"] = fp16_check(pipe, ema, args.out, n_prompts=4 if args.quick else 16)
-    from .train import write_studio_json
+    from .saving import write_studio_json
 
     write_studio_json(args.out, extra)
     log(f"saved {args.out}; fp16 check {extra['fp16_check']}; {wall / 60:.1f} min")
