@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -403,3 +404,27 @@ def test_resumable_state_restores_modules_optimizer_and_random_streams(tmp_path)
     assert (step, extra) == (7, {"wall_time_s": 1.0})
     assert torch.equal(torch.randn(2, generator=gen2), expect[0]) and rng2.random() == expect[1]
     assert torch.equal(net.weight, expect[2])
+
+
+def test_lora_band_per_shape_sets_the_outline_target_and_is_recorded(tmp_path):
+    from safetensors import safe_open
+
+    from studio.demo import train_lora as T
+    from studio.demo.dataset import inradius, random_spec
+
+    rng = np.random.default_rng(0)
+    spec = next(s for s in (random_spec(rng) for _ in range(100)) if s.shape == "triangle")
+    wide = replace(T.EFFECTS["outline"], bands=(("triangle", 0.46),))
+    rho = inradius("triangle", spec.r)
+    assert wide.spec_and_band(spec, 1.0)[1] == pytest.approx(0.46 * rho)
+    assert T.EFFECTS["outline"].spec_and_band(spec, 1.0)[1] == pytest.approx(T.BAND_RHO * rho)
+    assert wide.spec_and_band(spec, 0.0)[1] == pytest.approx(rho)          # weight 0: the filled shape
+    work, out = tmp_path / "w", tmp_path / "demo-outline.safetensors"
+    common = ["--effect", "outline", "--quick", "--base", str(DEMO), "--work", str(work), "--out", str(out),
+              "--threads", "1"]
+    with pytest.raises(SystemExit):                                     # 0.8x the inradius is no longer hollow
+        T.main([*common, "--band", "triangle=0.9"])
+    record = T.main([*common, "--band", "triangle=0.46"])
+    assert record["band"] == {"triangle": 0.46}
+    with safe_open(out, framework="pt") as f:
+        assert "0.46x for triangles" in f.metadata()["modelspec.description"]

@@ -17,6 +17,7 @@ with the finished outline LoRA on at a random weight too, toward both effects.
 Targets are rendered and VAE-encoded at every step, captions drawn freely (studio.demo.captions).
 `--focus-steps N --focus-shapes triangle=3` then trains N more steps (a fresh cosine from --focus-lr)
 drawing one shape more often: the shipped outline's triangles, whose thin bands broke (docs/demo.md).
+`--band triangle=0.46` widens one shape's band at weight 1 (the shipped outline: triangles 0.46x).
 """
 
 from __future__ import annotations
@@ -52,13 +53,14 @@ class Effect:
     name: str
     title: str
     description: str
+    bands: tuple[tuple[str, float], ...] = ()   # outline: band at weight 1 per shape (x inradius), else BAND_RHO
 
     def spec_and_band(self, spec, w: float) -> tuple[object, float]:
         """The target at weight w: (spec to render, outline band width in px; 0 = filled)."""
         if self.name == "big":
             return scaled(spec, 1 + BIG * w), 0.0
         rho = inradius(spec.shape, spec.r)
-        return spec, rho * (1 - w) + BAND_RHO * rho * w
+        return spec, rho * (1 - w) + dict(self.bands).get(spec.shape, BAND_RHO) * rho * w
 
 
 EFFECTS = {
@@ -115,7 +117,7 @@ def train(pipe, effect: Effect, table, args, compose_with: str | None) -> dict[s
         weights = [w]
         if compose_with:
             u = float(rng.uniform(0.25, 1.0)) if rng.random() < args.compose else 0.0
-            effects.append((EFFECTS[compose_with], u))
+            effects.append((replace(EFFECTS[compose_with], bands=effect.bands), u))
             weights.append(u)
         tr.set_adapters(names, weights)
         for p in tr.parameters():
@@ -205,6 +207,15 @@ def _shapes(text: str) -> dict[str, float]:
     return name_values(text, SHAPES, "--focus-shapes", start=dict.fromkeys(SHAPES, 1.0))
 
 
+def _bands(text: str) -> dict[str, float]:
+    from .dataset import SHAPES
+
+    bands = name_values(text, SHAPES, "--band", start={})
+    if any(not 0 < v < 0.8 for v in bands.values()):   # a band of 0.8x the inradius is no longer hollow to the judge
+        raise argparse.ArgumentTypeError(f"--band: a share of the inradius in (0, 0.8), got {bands}")
+    return bands
+
+
 def main(argv: list[str] | None = None) -> dict:
     from diffusers import FluxPipeline
 
@@ -226,6 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--focus-lr", type=float, default=3e-4)
     ap.add_argument("--focus-shapes", type=_shapes, default=_shapes(""), metavar="SHAPE=W,...",
                     help="how often each shape is drawn in the focus steps, relative to the others, e.g. triangle=3")
+    ap.add_argument("--band", type=_bands, default={}, metavar="SHAPE=RHO,...",
+                    help=f"outline band at weight 1 per shape, x its inradius (default {BAND_RHO} for every shape); "
+                         "for big, the composed outline's")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7171)
@@ -234,7 +248,10 @@ def main(argv: list[str] | None = None) -> dict:
                          "base that reads only the template (the first demo model)")
     ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny batch (tests)")
     args = ap.parse_args(argv)
-    effect = EFFECTS[args.effect]
+    effect = replace(EFFECTS[args.effect], bands=tuple(sorted(args.band.items())))
+    if args.band and effect.name == "outline":
+        said = ", ".join(f"{v:g}x for {k}s" for k, v in sorted(args.band.items()))
+        effect = replace(effect, description=effect.description.replace("the inradius)", f"the inradius; {said})"))
     args.out = args.out or Path(f"models/loras/demo-{effect.name}.safetensors")
     args.work = args.work or Path(f".cache/demo-train/lora-{effect.name}")
     if args.compose_with is None and effect.name == "big":
@@ -261,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
     wall = times["wall_time_s"]
     record = {"command": command_line("studio.demo.train_lora", argv),
               "steps": args.steps, "focus_steps": args.focus_steps, "focus_lr": args.focus_lr,
-              "focus_shapes": args.focus_shapes, "batch": args.batch, "lr": args.lr, "rank": args.rank,
+              "focus_shapes": args.focus_shapes, "band": args.band, "batch": args.batch, "lr": args.lr, "rank": args.rank,
               "threads": args.threads,
               "compose_with": str(args.compose_with) if args.compose_with else None, "captions": args.captions,
               "seed": args.seed,
