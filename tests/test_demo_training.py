@@ -422,8 +422,8 @@ def test_lora_band_per_shape_sets_the_outline_target_and_is_recorded(tmp_path):
     work, out = tmp_path / "w", tmp_path / "demo-outline.safetensors"
     common = ["--effect", "outline", "--quick", "--base", str(DEMO), "--work", str(work), "--out", str(out),
               "--threads", "1"]
-    with pytest.raises(SystemExit):                                     # 0.8x the inradius is no longer hollow
-        T.main([*common, "--band", "triangle=0.9"])
+    with pytest.raises(SystemExit):                     # a hole of (1 - 0.6)^2 = 16%: the judge sees it filled
+        T.main([*common, "--band", "triangle=0.6"])
     record = T.main([*common, "--band", "triangle=0.46"])
     assert record["band"] == {"triangle": 0.46}
     with safe_open(out, framework="pt") as f:

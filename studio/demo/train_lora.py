@@ -210,9 +210,13 @@ def _shapes(text: str) -> dict[str, float]:
 def _bands(text: str) -> dict[str, float]:
     from .dataset import SHAPES
 
+    from .classify import HOLLOW_BELOW
+
+    # a band b x the inradius leaves a hole (1 - b)^2 of the shape: past this the judge sees it filled
+    widest = 1 - (1 - HOLLOW_BELOW) ** 0.5
     bands = name_values(text, SHAPES, "--band", start={})
-    if any(not 0 < v < 0.8 for v in bands.values()):   # a band of 0.8x the inradius is no longer hollow to the judge
-        raise argparse.ArgumentTypeError(f"--band: a share of the inradius in (0, 0.8), got {bands}")
+    if any(not 0 < v < widest for v in bands.values()):
+        raise argparse.ArgumentTypeError(f"--band: a share of the inradius in (0, {widest:.2f}), got {bands}")
     return bands
 
 
