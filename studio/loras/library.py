@@ -26,8 +26,8 @@ from studio.errors import InvalidRequest, ModelUnavailable
 from studio.gallery.files import sha256_file
 from studio.loras.detect import detect, family_label
 from studio.loras.facts import Facts, read_facts
-from studio.models.header import BadFile, read_header
 from studio.models.catalog import Family
+from studio.models.header import BadFile, read_header
 
 SUFFIX = ".safetensors"
 PICKLES = (".ckpt", ".pt", ".pth", ".bin")

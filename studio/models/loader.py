@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from studio.errors import ModelUnavailable, StudioError, UnsupportedOnDevice
-from studio.models.placement import PLACEMENTS, streamed
 from studio.models.header import read_header
+from studio.models.placement import PLACEMENTS, streamed
 from studio.models.registry import ModelEntry
 from studio.requests import Task
 
