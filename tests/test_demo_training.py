@@ -31,15 +31,27 @@ def test_free_stage_trains_buckets_and_keeps_the_vae(tmp_path):
     from studio.demo import train_free
 
     train_free.main(["--quick", "--base", str(DEMO), "--out", str(tmp_path / "demo"), "--work", str(tmp_path / "w"),
-                     "--threads", "1"])
+                     "--threads", "1", "--bucket-weights", "64x64=0.7"])
     meta = json.loads((tmp_path / "demo" / "studio.json").read_text())
     assert meta["sizes"] == [[64, 64], [80, 48], [48, 80]]
     phase = meta["training"]["phases"][-1]
     assert phase["stage"] == "free wording and sizes" and phase["cpu_time_s"] >= 0
+    assert phase["bucket_weights"] == {"64x64": 0.7, "80x48": 0.25, "48x80": 0.25}
     a, b = FluxPipeline.from_pretrained(DEMO), FluxPipeline.from_pretrained(tmp_path / "demo")
     assert all(torch.equal(x, y) for x, y in zip(a.vae.state_dict().values(), b.vae.state_dict().values()))
     b.set_progress_bar_config(disable=True)
     assert run(b, ["a red shape"], [0], 80, 48).shape == (1, 1, 48, 80, 3)
+
+
+def test_bucket_weights_name_trained_canvases_and_are_positive():
+    import argparse
+
+    from studio.demo.train_free import _bucket_weights
+
+    assert _bucket_weights("64x64=0.7,48x80=0.1") == {(64, 64): 0.7, (80, 48): 0.25, (48, 80): 0.1}
+    for bad, why in (("96x96=1", "unknown name '96x96'"), ("64x64=0", "above 0")):
+        with pytest.raises(argparse.ArgumentTypeError, match=why):
+            _bucket_weights(bad)
 
 
 def test_keep_base_learns_the_other_canvases_and_keeps_the_base_at_64x64(tmp_path):

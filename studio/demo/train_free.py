@@ -170,6 +170,15 @@ def _keep(text: str) -> dict[str, float]:
     return name_values(text, KEEP, "--keep")
 
 
+def _bucket_weights(text: str) -> dict[tuple[int, int], float]:
+    """--bucket-weights 64x64=0.7,80x48=0.15: each named canvas's share of the steps (the rest keep
+    BUCKET_WEIGHTS'; the shares are normalised over the canvases trained)."""
+    given = name_values(text, {f"{w}x{h}" for w, h in BUCKET_WEIGHTS}, "--bucket-weights")
+    if any(v <= 0 for v in given.values()):
+        raise argparse.ArgumentTypeError("--bucket-weights: every weight must be above 0")
+    return {**BUCKET_WEIGHTS, **{tuple(int(n) for n in k.split("x")): v for k, v in given.items()}}
+
+
 def _sizes(text: str) -> list[tuple[int, int]]:
     out = []
     for item in filter(None, text.split(",")):
@@ -220,6 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="new: train only the grown blocks (the trained ones stay exactly as they are)")
     ap.add_argument("--sizes", type=_sizes, default=list(BUCKET_WEIGHTS), metavar="WxH,...",
                     help="the canvases to train on (default: all of studio.demo.dataset.SIZES)")
+    ap.add_argument("--bucket-weights", type=_bucket_weights, default=dict(BUCKET_WEIGHTS), metavar="WxH=W,...",
+                    help="how often each canvas is drawn (default 64x64=0.5,80x48=0.25,48x80=0.25)")
     ap.add_argument("--images-scale", type=float, default=1.0, help="x the bucket image counts")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
@@ -242,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     added = extend_text(pipe, args.seed)
     log(f"base {args.base}; words added: {added or 'none'}")
     buckets = build_buckets(pipe.vae, counts, args.seed)
-    weights = np.array([BUCKET_WEIGHTS[(b.width, b.height)] for b in buckets])
+    weights = np.array([args.bucket_weights[(b.width, b.height)] for b in buckets])
     table = CaptionTable(pipe, [] if args.quick else all_captions())
     log(f"{len(table.index)} captions encoded ({len(HELD_OUT)} eval prompts never drawn)")
     teacher = None
@@ -276,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
              "detail_noise_shift": args.detail_noise_shift, "keep_base": args.keep_base,
              "teacher": str(args.teacher or args.base) if args.keep_base else None,
              "grow_single": args.grow_single, "fresh_heads": args.fresh_heads, "train_blocks": args.train_blocks, "batch": args.batch, "threads": args.threads,
-             "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()}, "seed": args.seed,
+             "buckets": {f"{w}x{h}": n for (w, h), n in counts.items()},
+             "bucket_weights": {f"{w}x{h}": args.bucket_weights[(w, h)] for w, h in counts}, "seed": args.seed,
              **times}
     training = with_phase(base_meta.get("training", {}), phase)
     extra = {"sizes": [[w, h] for w, h in counts], "training": training}
