@@ -52,8 +52,14 @@ BIG = 0.5  # weight 1: 1.5x larger
 class Effect:
     name: str
     title: str
-    description: str
+    text: str  # the description; "{band}" stands for the outline band it draws at weight 1
     bands: tuple[tuple[str, float], ...] = ()   # outline: band at weight 1 per shape (x inradius), else BAND_RHO
+
+    @property
+    def description(self) -> str:
+        """The LoRA's description (its metadata), with the bands this effect was trained with."""
+        said = ", ".join(f"{v:g}x for {k}s" for k, v in self.bands)
+        return self.text.format(band=f"a band {BAND_RHO:g}x the inradius" + (f"; {said}" if said else ""))
 
     def spec_and_band(self, spec, w: float) -> tuple[object, float]:
         """The target at weight w: (spec to render, outline band width in px; 0 = filled)."""
@@ -64,7 +70,7 @@ class Effect:
 
 
 EFFECTS = {
-    "outline": Effect("outline", "Demo outline", "Draws hollow outlines (a band 0.4x the inradius) instead of filled "
+    "outline": Effect("outline", "Demo outline", "Draws hollow outlines ({band}) instead of filled "
                                                  "shapes; weight 0.5 draws a band halfway to the filled shape."),
     "big": Effect("big", "Demo big", "Draws shapes 1.5x larger (kept inside the canvas); weight 0.5 draws 1.25x. "
                                      "Trained to combine with demo-outline (both at 1: big hollow shapes)."),
@@ -208,9 +214,8 @@ def _shapes(text: str) -> dict[str, float]:
 
 
 def _bands(text: str) -> dict[str, float]:
-    from .dataset import SHAPES
-
     from .classify import HOLLOW_BELOW
+    from .dataset import SHAPES
 
     # a band b x the inradius leaves a hole (1 - b)^2 of the shape: past this the judge sees it filled
     widest = 1 - (1 - HOLLOW_BELOW) ** 0.5
@@ -253,9 +258,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="a few steps (unless --steps) on a tiny batch (tests)")
     args = ap.parse_args(argv)
     effect = replace(EFFECTS[args.effect], bands=tuple(sorted(args.band.items())))
-    if args.band and effect.name == "outline":
-        said = ", ".join(f"{v:g}x for {k}s" for k, v in sorted(args.band.items()))
-        effect = replace(effect, description=effect.description.replace("the inradius)", f"the inradius; {said})"))
     args.out = args.out or Path(f"models/loras/demo-{effect.name}.safetensors")
     args.work = args.work or Path(f".cache/demo-train/lora-{effect.name}")
     if args.compose_with is None and effect.name == "big":
