@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sizes", type=_sizes, default=list(BUCKET_WEIGHTS), metavar="WxH,...",
                     help="the canvases to train on (default: all of studio.demo.dataset.SIZES)")
     ap.add_argument("--bucket-weights", type=_bucket_weights, default=dict(BUCKET_WEIGHTS), metavar="WxH=W,...",
-                    help="how often each canvas is drawn (default 64x64=0.5,80x48=0.25,48x80=0.25)")
+                    help="how often each canvas is drawn (default "
+                         f"{','.join(f'{w}x{h}={v:g}' for (w, h), v in BUCKET_WEIGHTS.items())})")
     ap.add_argument("--images-scale", type=float, default=1.0, help="x the bucket image counts")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
